@@ -1,0 +1,24 @@
+// Build step (wrangler [build], npm test, npm run typecheck): policies folder → generated/policy-bundle.ts.
+// RUNPASS_POLICIES_DIR selects the folder (default policies/); RUNPASS_DEV=1 makes a dev bundle.
+
+import { resolve } from "node:path";
+import { bundleModule, formatProblem, loadPolicyFolder, writeIfChanged } from "../src/cli/build.ts";
+
+const root = resolve(import.meta.dirname, "..");
+const dir = resolve(root, process.env.RUNPASS_POLICIES_DIR || "policies");
+const dev = process.env.RUNPASS_DEV === "1";
+const port = Number(process.env.PORT || 8787);
+const out = resolve(root, "generated/policy-bundle.ts");
+
+const result = await loadPolicyFolder({ root, dir, dev, port });
+for (const path of result.ignored) console.error(`${path}: warning: ignored (policy files end in .yaml)`);
+for (const problem of result.problems) console.error(formatProblem(problem));
+for (const notice of result.notices) console.error(`note: ${notice}`);
+if (!result.bundle) {
+  console.error(`runpass: the policies in ${dir} did not compile; nothing was built`);
+  process.exit(1);
+}
+const changed = await writeIfChanged(out, bundleModule(result.bundle));
+console.error(
+  `runpass: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers from ${dir} (${dev ? "development" : "production"} build, ${result.bundle.version.slice(0, 19)}…)${changed ? "" : " unchanged"}`,
+);

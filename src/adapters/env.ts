@@ -1,0 +1,71 @@
+// The Worker's bindings and variables, and their parsing into a runtime config (fails closed, naming what to fix).
+
+import { DEFAULT_MAX_LEASE_TTL_SECONDS } from "../constants.ts";
+import { parseDuration } from "../core/duration.ts";
+import { checkIssuerUrl } from "../core/oidc/issuers.ts";
+import { ConfigError } from "../errors.ts";
+import type { RunLedger } from "./run-ledger.ts";
+
+/** Bindings and vars (DESIGN §6). Everything string-typed is optional here and checked where it is needed. */
+export interface Env {
+  RUN_LEDGER: DurableObjectNamespace<RunLedger>;
+  AUDIT_DB: D1Database;
+  RUNPASS_ISSUER_URL?: string;
+  RUNPASS_AUDIENCE?: string;
+  RUNPASS_SIGNING_KEYS?: string;
+  RUNPASS_AUDIT_KEY?: string;
+  RUNPASS_ADMIN_TOKEN?: string;
+  RUNPASS_EXPLAIN?: string;
+  RUNPASS_DEV?: string;
+  RUNPASS_MAX_LEASE_TTL?: string;
+}
+
+export interface RuntimeConfig {
+  dev: boolean;
+  /** runpass's own public URL (`iss` of its tokens). */
+  issuerUrl: string;
+  /** Default audience CI tokens must carry (policies may name their own). */
+  audience: string;
+  explainFull: boolean;
+  /** Hard cap on leases, seconds. */
+  maxLeaseTtl: number;
+}
+
+/** Parses the request-path config. Throws ConfigError with the variable to fix. */
+export function readConfig(env: Env): RuntimeConfig {
+  const dev = env.RUNPASS_DEV === "1";
+  const issuerUrl = env.RUNPASS_ISSUER_URL?.replace(/\/+$/, "");
+  if (!issuerUrl)
+    throw new ConfigError(
+      "RUNPASS_ISSUER_URL is not set (runpass's public URL, e.g. https://runpass.acme.dev)",
+    );
+  const problem = checkIssuerUrl(issuerUrl, dev);
+  if (problem) throw new ConfigError(`RUNPASS_ISSUER_URL: ${problem}`);
+  let maxLeaseTtl = DEFAULT_MAX_LEASE_TTL_SECONDS;
+  if (env.RUNPASS_MAX_LEASE_TTL) {
+    const secs = parseDuration(env.RUNPASS_MAX_LEASE_TTL);
+    if (secs === undefined) throw new ConfigError("RUNPASS_MAX_LEASE_TTL must be a duration such as 6h");
+    maxLeaseTtl = secs;
+  }
+  if (env.RUNPASS_EXPLAIN !== undefined && !["", "owner", "full"].includes(env.RUNPASS_EXPLAIN)) {
+    throw new ConfigError('RUNPASS_EXPLAIN must be "owner" (default) or "full"');
+  }
+  return {
+    dev,
+    issuerUrl,
+    audience: env.RUNPASS_AUDIENCE || issuerUrl,
+    explainFull: env.RUNPASS_EXPLAIN === "full",
+    maxLeaseTtl,
+  };
+}
+
+/** RUNPASS_AUDIT_KEY, required before anything is decided (every decision is audited with keyed digests). */
+export function requireAuditKey(env: Env): string {
+  const key = env.RUNPASS_AUDIT_KEY;
+  if (!key || key.length < 32) {
+    throw new ConfigError(
+      "RUNPASS_AUDIT_KEY is not set or shorter than 32 characters (a random secret for audit digests)",
+    );
+  }
+  return key;
+}

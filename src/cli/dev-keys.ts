@@ -1,0 +1,64 @@
+// Local development secrets, generated on first start into .dev/ (git-ignored): signing keys, audit key, admin token, dev issuer key.
+
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
+import { base64url } from "../core/encoding.ts";
+import type { IssuerConfig } from "../core/oidc/issuers.ts";
+import { DEV_ISSUER_NAME } from "../core/oidc/issuers.ts";
+
+export interface DevKeys {
+  signingKeys: JWK[];
+  auditKey: string;
+  adminToken: string;
+  devIssuer: { privateJwk: JWK; publicJwk: JWK };
+}
+
+/** Where dev state lives, relative to the project root. */
+export const DEV_DIR = ".dev";
+
+function secret(bytes: number): string {
+  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+async function keyPair(alg: "ES256" | "RS256", kid: string): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const privateJwk = { ...(await exportJWK(privateKey)), kid, alg, use: "sig" };
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
+  return { privateJwk, publicJwk };
+}
+
+/** Loads .dev/keys.json, creating it (mode 0600) on first use. */
+export async function ensureDevKeys(root: string): Promise<DevKeys> {
+  const dir = join(root, DEV_DIR);
+  const file = join(dir, "keys.json");
+  if (existsSync(file)) return JSON.parse(await readFile(file, "utf8")) as DevKeys;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const signing = await keyPair("ES256", `dev-${secret(6)}`);
+  const keys: DevKeys = {
+    signingKeys: [signing.privateJwk],
+    auditKey: secret(32),
+    adminToken: `dev-admin-${secret(24)}`,
+    devIssuer: await keyPair("RS256", `dev-issuer-${secret(6)}`),
+  };
+  await writeFile(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+  return keys;
+}
+
+/** The broker's local base URL for a port. */
+export function devBaseUrl(port: number): string {
+  return `http://127.0.0.1:${port}`;
+}
+
+/** The dev issuer as compiled into a dev bundle: loopback URL, static public key, github-kind claims. */
+export function devIssuerConfig(keys: DevKeys, port: number): IssuerConfig {
+  return {
+    name: DEV_ISSUER_NAME,
+    url: `${devBaseUrl(port)}/dev/oidc`,
+    kind: "github",
+    maxTokenAge: 10 * 60,
+    algorithms: ["RS256"],
+    jwks: { keys: [keys.devIssuer.publicJwk] },
+  };
+}

@@ -1,0 +1,164 @@
+// The `runpass` command: policy check, policy explain, dev token.
+
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { parseDuration } from "../core/duration.ts";
+import { errorMessage } from "../errors.ts";
+import { formatProblem, loadPolicyFolder } from "./build.ts";
+import { mintDevToken, readDevState } from "./dev-token.ts";
+import { offlineExplain, readJwksFile } from "./explain.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+const USAGE = `usage: runpass <command> [options]
+
+commands:
+  policy check   [--policies DIR]
+      Validates every policy and issuers.yaml (schema and load-time rules).
+      Exit 0 when all load, 1 on any error (printed as file:line:col).
+  policy explain --policy NAME --token FILE [--policies DIR] [--jwks FILE] [--at ISO8601] [--audience AUD]
+      Decides offline, as the server would: prints {decision, error?, reasons, claims}.
+      Exit 0 on allow, 1 on deny, 2 on usage or key errors.
+  dev token      [--repo OWNER/NAME] [--owner-id ID] [--repo-id ID] [--ref REF] [--event NAME]
+                 [--run-id ID] [--run-attempt N] [--aud AUD] [--ttl 10m] [--self-hosted] [--claim K=V ...]
+      Mints a GitHub-shaped token from the local dev issuer (needs \`npm start\`, RUNPASS_DEV=1).
+
+RUNPASS_POLICIES_DIR sets the default policies folder; RUNPASS_DEV=1 allows loopback http issuers.`;
+
+class UsageError extends Error {}
+
+function policiesDir(flag: string | undefined): string {
+  return resolve(flag ?? process.env.RUNPASS_POLICIES_DIR ?? resolve(ROOT, "policies"));
+}
+
+async function policyCheck(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { policies: { type: "string" } }, strict: true });
+  const dir = policiesDir(values.policies);
+  const dev = process.env.RUNPASS_DEV === "1";
+  const result = await loadPolicyFolder({ root: ROOT, dir, dev, port: Number(process.env.PORT || 8787) });
+  for (const path of result.ignored) console.log(`${path}: warning: ignored (policy files end in .yaml)`);
+  for (const p of result.problems) console.log(formatProblem(p));
+  for (const n of result.notices) console.log(`note: ${n}`);
+  if (!result.bundle) {
+    const errors = result.problems.filter((p) => p.severity === "error").length;
+    console.log(`${errors} error${errors === 1 ? "" : "s"} in ${dir}`);
+    return 1;
+  }
+  console.log(
+    `ok: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers (${result.bundle.version})`,
+  );
+  return 0;
+}
+
+async function policyExplain(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      policies: { type: "string" },
+      policy: { type: "string" },
+      token: { type: "string" },
+      jwks: { type: "string" },
+      at: { type: "string" },
+      audience: { type: "string" },
+    },
+    strict: true,
+  });
+  if (!values.policy || !values.token)
+    throw new UsageError("policy explain needs --policy NAME and --token FILE");
+  let now = Date.now();
+  if (values.at !== undefined) {
+    now = Date.parse(values.at);
+    if (Number.isNaN(now)) throw new UsageError(`--at "${values.at}" is not an ISO 8601 time`);
+  }
+  const dir = policiesDir(values.policies);
+  const loaded = await loadPolicyFolder({
+    root: ROOT,
+    dir,
+    dev: process.env.RUNPASS_DEV === "1",
+    port: Number(process.env.PORT || 8787),
+  });
+  if (!loaded.bundle) {
+    for (const p of loaded.problems) console.error(formatProblem(p));
+    throw new UsageError(`the policies in ${dir} do not load (run \`runpass policy check\`)`);
+  }
+  const token = (await readFile(values.token, "utf8")).trim();
+  const audience = values.audience ?? process.env.RUNPASS_AUDIENCE;
+  const result = await offlineExplain({
+    bundle: loaded.bundle,
+    policy: values.policy,
+    token,
+    clock: () => now,
+    ...(values.jwks ? { jwks: await readJwksFile(values.jwks) } : {}),
+    ...(audience ? { audience } : {}),
+  });
+  console.log(JSON.stringify(result, null, 2));
+  if (result.error === "temporarily_unavailable") return 2;
+  return result.decision === "allow" ? 0 : 1;
+}
+
+async function devToken(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      repo: { type: "string", default: "acme/api" },
+      "owner-id": { type: "string", default: "1000001" },
+      "repo-id": { type: "string", default: "2000001" },
+      ref: { type: "string", default: "refs/heads/main" },
+      event: { type: "string", default: "push" },
+      "run-id": { type: "string" },
+      "run-attempt": { type: "string", default: "1" },
+      aud: { type: "string" },
+      ttl: { type: "string", default: "10m" },
+      "self-hosted": { type: "boolean", default: false },
+      claim: { type: "string", multiple: true, default: [] },
+    },
+    strict: true,
+  });
+  const ttlSeconds = parseDuration(values.ttl);
+  if (ttlSeconds === undefined) throw new UsageError(`--ttl "${values.ttl}" is not a duration such as 10m`);
+  if (!/^[^/\s]+\/[^/\s]+$/.test(values.repo)) throw new UsageError("--repo must be OWNER/NAME");
+  const extra: Record<string, string> = {};
+  for (const kv of values.claim) {
+    const i = kv.indexOf("=");
+    if (i < 1) throw new UsageError(`--claim "${kv}" must be NAME=VALUE`);
+    extra[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const { keys, state } = await readDevState(ROOT);
+  const token = await mintDevToken(keys, state, {
+    repo: values.repo,
+    ownerId: values["owner-id"],
+    repoId: values["repo-id"],
+    ref: values.ref,
+    event: values.event,
+    runId: values["run-id"] ?? String(Math.floor(Math.random() * 9e9) + 1e9),
+    runAttempt: values["run-attempt"],
+    ttlSeconds,
+    runnerEnvironment: values["self-hosted"] ? "self-hosted" : "github-hosted",
+    extra,
+    ...(values.aud ? { audience: values.aud } : {}),
+  });
+  process.stdout.write(`${token}\n`);
+  return 0;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [group, command, ...rest] = argv;
+  try {
+    if (group === "policy" && command === "check") return await policyCheck(rest);
+    if (group === "policy" && command === "explain") return await policyExplain(rest);
+    if (group === "dev" && command === "token") return await devToken(rest);
+    if (group === undefined || group === "help" || group === "--help" || group === "-h") {
+      console.log(USAGE);
+      return 0;
+    }
+    throw new UsageError(`unknown command "${[group, command].filter(Boolean).join(" ")}"`);
+  } catch (e) {
+    console.error(`runpass: ${errorMessage(e)}`);
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(USAGE);
+    }
+    return 2;
+  }
+}

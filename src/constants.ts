@@ -1,0 +1,71 @@
+// Every limit and default runpass applies, each with the reason for its number.
+
+/** Largest OIDC token accepted. Real GitHub/GitLab tokens are 1–3 KiB; the cap is checked before any parsing or crypto. */
+export const MAX_TOKEN_BYTES = 16 * 1024;
+
+/** Largest request body accepted, checked from Content-Length and again while reading, before JSON parsing. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Clock skew tolerated on exp/nbf/iat. CI runners and issuers are NTP-synced; a minute covers the rest. */
+export const CLOCK_SKEW_SECONDS = 60;
+
+/** Default token age bound (now − iat) per issuer kind, in seconds (DESIGN §4.1). */
+export const DEFAULT_MAX_TOKEN_AGE_SECONDS = {
+  /** GitHub mints ID tokens on demand, so a fresh token is never older than a few seconds. */
+  github: 10 * 60,
+  /** GitLab mints `id_tokens` at job start and they stay valid for the job. */
+  gitlab: 12 * 60 * 60,
+  /** Generic issuers (CircleCI, Buildkite …) mostly mint at job start with one-hour tokens. */
+  generic: 60 * 60,
+} as const;
+
+/** Upper bound for `max_token_age` in issuers.yaml: no CI job token should be trusted for longer than a day. */
+export const MAX_CONFIGURABLE_TOKEN_AGE_SECONDS = 24 * 60 * 60;
+
+/** Largest discovery document or JWKS accepted. GitHub's JWKS is ~5 KiB; 128 KiB leaves room for many keys, not for abuse. */
+export const MAX_JWKS_BYTES = 128 * 1024;
+
+/** Most keys accepted in one key set; more is junk (or an attempt to make us import thousands of keys). */
+export const MAX_JWKS_KEYS = 64;
+
+/** Time budget for one discovery or JWKS fetch. An exchange must never hang on a slow issuer. */
+export const JWKS_FETCH_TIMEOUT_MS = 3_000;
+
+/** How long a fetched key set is used without refetching. Issuers rotate keys with weeks of overlap. */
+export const JWKS_FRESH_MS = 10 * 60 * 1000;
+
+/** A token with an unknown `kid` triggers at most one refetch per this interval per issuer (forged kids cannot make us hammer the issuer). */
+export const JWKS_UNKNOWN_KID_COOLDOWN_MS = 60 * 1000;
+
+/** After a failed fetch, wait this long before trying again; requests in between use stale keys or get 503. */
+export const JWKS_FAILURE_BACKOFF_MS = 15 * 1000;
+
+/** How long keys may be served past freshness while the issuer is unreachable. Long enough to ride out an outage, short enough that a removed key stops working the same day. */
+export const JWKS_STALE_WINDOW_MS = 6 * 60 * 60 * 1000;
+
+/** Default lease length when a policy sets no `ttl`. */
+export const DEFAULT_LEASE_TTL_SECONDS = 60 * 60;
+
+/** Default hard cap on any lease (RUNPASS_MAX_LEASE_TTL overrides). A GitHub-hosted job runs at most 6 h; 12 h covers slow self-hosted jobs. */
+export const DEFAULT_MAX_LEASE_TTL_SECONDS = 12 * 60 * 60;
+
+/** Largest `ttl` a policy may declare; the runtime cap applies on top. */
+export const MAX_POLICY_TTL_SECONDS = 24 * 60 * 60;
+
+/** Default lifetime of a `token` grant when the policy sets none (still capped by the lease). */
+export const DEFAULT_TOKEN_GRANT_TTL_SECONDS = 15 * 60;
+
+/** Longest glob pattern in a policy: keeps the O(n·m) matcher's worst case tiny. */
+export const MAX_PATTERN_LENGTH = 512;
+
+/** A run's in-memory reservation of a jti (between reserve and commit) is forgotten after this, so a crashed request cannot block a retry for long. */
+export const RESERVATION_TTL_MS = 30 * 1000;
+
+/** How many audit records the run ledger ships to D1 per batch. */
+export const AUDIT_SHIP_BATCH = 100;
+
+/** Most audit records one admin query returns. */
+export const MAX_AUDIT_PAGE = 1000;
+
+/** Retry-After (seconds) sent with 503s for storage problems. */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;

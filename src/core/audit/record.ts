@@ -1,0 +1,109 @@
+// Audit records: one per decision, identifiers as keyed digests, never a token, credential or secret value.
+
+import type { ErrorCode, Reason } from "../../errors.ts";
+import type { AuditHasher } from "../crypto.ts";
+import { randomId } from "../crypto.ts";
+import type { VerifiedToken } from "../oidc/verify.ts";
+import type { GrantName } from "../policy/types.ts";
+
+export type AuditEvent = "exchange" | "explain";
+
+/** One issued credential, by digest. */
+export interface AuditGrant {
+  type: GrantName;
+  /** `hmac-sha256:` digest of the credential's identifier (e.g. the issued JWT's jti). */
+  id: string;
+  expires_at: string;
+}
+
+export interface AuditRecord {
+  id: string;
+  /** ISO 8601. */
+  ts: string;
+  request_id: string;
+  event: AuditEvent;
+  decision: "allow" | "deny";
+  error?: ErrorCode;
+  /** The full trace of failed checks (expected values are policy data, never token values). */
+  reasons: Reason[];
+  policy?: string;
+  policy_version?: string;
+  policy_set_version: string;
+  issuer?: string;
+  run?: string;
+  lease_id?: string;
+  subject?: string;
+  owner_id?: string;
+  owner?: string;
+  repository_id?: string;
+  project_id?: string;
+  repository?: string;
+  ref?: string;
+  /** `hmac-sha256:` digest of the token's single-use id. */
+  token_id?: string;
+  grants?: AuditGrant[];
+  /** Records aggregated under floods carry how many decisions they stand for. */
+  count: number;
+}
+
+export interface AuditBase {
+  requestId: string;
+  event: AuditEvent;
+  policySetVersion: string;
+  now: number;
+  policy?: { name: string; version: string };
+}
+
+/** Builds a record for `token` (which may be unverified/absent for early denials). */
+export async function auditRecord(
+  base: AuditBase,
+  hasher: AuditHasher,
+  decision: { decision: "allow" | "deny"; error?: ErrorCode; reasons: Reason[] },
+  token?: VerifiedToken,
+): Promise<AuditRecord> {
+  const record: AuditRecord = {
+    id: randomId("aud"),
+    ts: new Date(base.now).toISOString(),
+    request_id: base.requestId,
+    event: base.event,
+    decision: decision.decision,
+    ...(decision.error ? { error: decision.error } : {}),
+    reasons: decision.reasons,
+    ...(base.policy ? { policy: base.policy.name, policy_version: base.policy.version } : {}),
+    policy_set_version: base.policySetVersion,
+    count: 1,
+  };
+  if (token) {
+    const id = token.identity;
+    record.issuer = id.issuer;
+    if (id.runKey) record.run = id.runKey;
+    record.subject = id.subject;
+    if (id.ownerId !== undefined) record.owner_id = id.ownerId;
+    if (id.ownerName !== undefined) record.owner = id.ownerName;
+    if (id.repositoryId !== undefined) {
+      if (id.kind === "gitlab") record.project_id = id.repositoryId;
+      else record.repository_id = id.repositoryId;
+    }
+    if (id.repositoryName !== undefined) record.repository = id.repositoryName;
+    if (id.ref !== undefined) record.ref = id.ref;
+    record.token_id = await hasher.digest(token.singleUseId);
+  }
+  return record;
+}
+
+/** The record a refused commit leaves instead of the allow record it would have written. */
+export function refusedRecord(allow: AuditRecord, reason: "replayed" | "run_ended"): AuditRecord {
+  const { lease_id: _lease, grants: _grants, ...rest } = allow;
+  return {
+    ...rest,
+    id: `${allow.id}-refused`,
+    decision: "deny",
+    error: reason === "replayed" ? "token_replayed" : "access_denied",
+    reasons: [{ code: reason }],
+  };
+}
+
+/** One JSON line for Workers Logs (SIEM-friendly); records never hold secrets, so they can be logged whole. */
+export function auditLogLine(record: AuditRecord): string {
+  return JSON.stringify({ type: "runpass.audit", ...record });
+}

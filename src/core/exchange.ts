@@ -1,0 +1,325 @@
+// The exchange and explain pipelines: verify → policy → (ledger) → grants → durable audit → response.
+
+import { CLOCK_SKEW_SECONDS } from "../constants.ts";
+import { type ErrorCode, type Reason, RunpassError } from "../errors.ts";
+import { type AuditBase, type AuditRecord, auditRecord } from "./audit/record.ts";
+import type { Clock } from "./clock.ts";
+import { type AuditHasher, randomId, sha256 } from "./crypto.ts";
+import { base64url, utf8 } from "./encoding.ts";
+import type { Signer } from "./grants/signer.ts";
+import { mintTokenGrant } from "./grants/token.ts";
+import type { AuditSink, Ledger } from "./ledger.ts";
+import { type VerifiedToken, type VerifierOptions, verifyToken } from "./oidc/verify.ts";
+import type { CompiledPolicy, PolicySet } from "./policy/compile.ts";
+import { type Evaluation, evaluatePolicy, reasonsVisible } from "./policy/match.ts";
+import type { GrantName } from "./policy/types.ts";
+
+export interface ExchangeDeps {
+  policies: PolicySet;
+  verifier: VerifierOptions;
+  /** runpass's own issuer URL. */
+  issuerUrl: string;
+  /** RUNPASS_AUDIENCE (policies without `audience` use it). */
+  defaultAudience: string;
+  explainFull: boolean;
+  /** Hard cap on any lease, seconds. */
+  maxLeaseTtl: number;
+  signer: Signer;
+  hasher: AuditHasher;
+  ledger: Ledger;
+  audit: AuditSink;
+  clock: Clock;
+}
+
+export interface ExchangeInput {
+  requestId: string;
+  token: string | undefined;
+  policy: string;
+  grants?: GrantName[];
+  /** Requested lease length, seconds (can only shorten). */
+  ttl?: number;
+}
+
+export interface ExchangeResponse {
+  policy: string;
+  policy_version: string;
+  policy_set_version: string;
+  lease: { id: string; run: string; expires_at: string; revoke_token: string };
+  credentials: { token?: { token: string; expires_at: string } };
+}
+
+export interface ExplainResponse {
+  decision: "allow" | "deny";
+  error?: ErrorCode;
+  policy: string;
+  reasons?: Reason[];
+  claims?: Record<string, unknown>;
+}
+
+interface Authorized {
+  token: VerifiedToken;
+  policy: CompiledPolicy;
+  grants: GrantName[];
+  evaluation: Evaluation;
+  visible: boolean;
+}
+
+export type Authorization =
+  | { ok: true; value: Authorized }
+  | { ok: false; error: RunpassError; token?: VerifiedToken; policy?: CompiledPolicy };
+
+/** The same sentence for "no such policy" and "not matched", so policies cannot be enumerated. */
+function deniedDescription(policy: string): string {
+  return `access denied: this token may not use policy "${policy}"`;
+}
+
+/** What deciding needs (the offline CLI has only this). */
+export type DecisionDeps = Pick<ExchangeDeps, "policies" | "verifier" | "defaultAudience" | "explainFull">;
+
+/** Verification and matching, shared by exchange, explain and the offline CLI. Never touches the ledger. */
+export async function authorize(
+  input: Pick<ExchangeInput, "token" | "policy" | "grants">,
+  deps: DecisionDeps,
+): Promise<Authorization> {
+  if (!input.token) {
+    return {
+      ok: false,
+      error: new RunpassError(
+        "invalid_token",
+        "an OIDC token is required as `Authorization: Bearer <token>`",
+        {
+          reasons: [{ code: "token_missing" }],
+          reasonsVisible: deps.explainFull,
+        },
+      ),
+    };
+  }
+  const verified = await verifyToken(input.token, deps.verifier);
+  if (!verified.ok) {
+    const f = verified.error;
+    return {
+      ok: false,
+      error: new RunpassError(f.code, f.description, {
+        reasons: [f.reason],
+        reasonsVisible: deps.explainFull,
+        ...(f.retryAfter !== undefined ? { retryAfter: f.retryAfter } : {}),
+      }),
+    };
+  }
+  const token = verified.value;
+  const policy = deps.policies.policies.get(input.policy);
+  if (!policy) {
+    return {
+      ok: false,
+      token,
+      error: new RunpassError("access_denied", deniedDescription(input.policy), {
+        reasons: [{ code: "policy_unknown" }],
+        reasonsVisible: deps.explainFull,
+      }),
+    };
+  }
+  const visible = reasonsVisible(policy, token, deps.explainFull);
+  const evaluation = evaluatePolicy(policy, token, deps.defaultAudience);
+  const offered = Object.keys(policy.def.grants) as GrantName[];
+  const grants = input.grants ?? offered;
+  for (const g of grants) {
+    if (!offered.includes(g)) evaluation.reasons.push({ code: "grant_not_allowed", grant: g });
+  }
+  evaluation.allowed = evaluation.reasons.length === 0;
+  if (!evaluation.allowed) {
+    return {
+      ok: false,
+      token,
+      policy,
+      error: new RunpassError("access_denied", deniedDescription(input.policy), {
+        reasons: evaluation.reasons,
+        reasonsVisible: visible,
+      }),
+    };
+  }
+  return { ok: true, value: { token, policy, grants, evaluation, visible } };
+}
+
+function auditBase(
+  input: ExchangeInput,
+  deps: ExchangeDeps,
+  event: AuditBase["event"],
+  policy?: CompiledPolicy,
+): AuditBase {
+  return {
+    requestId: input.requestId,
+    event,
+    policySetVersion: deps.policies.version,
+    now: deps.clock(),
+    ...(policy ? { policy: { name: policy.def.name, version: policy.def.version } } : {}),
+  };
+}
+
+async function recordDenial(
+  input: ExchangeInput,
+  deps: ExchangeDeps,
+  event: AuditBase["event"],
+  failure: { error: RunpassError; token?: VerifiedToken; policy?: CompiledPolicy },
+): Promise<void> {
+  const record = await auditRecord(
+    auditBase(input, deps, event, failure.policy),
+    deps.hasher,
+    { decision: "deny", error: failure.error.code, reasons: failure.error.reasons },
+    failure.token,
+  );
+  if (!failure.policy && input.policy) record.policy = input.policy;
+  deps.audit.write(record);
+}
+
+/** The run ledger key (DESIGN §5); tokens that name no run get a key of their own from issuer + single-use id. */
+export async function ledgerKey(token: VerifiedToken): Promise<string> {
+  if (token.identity.runKey) return token.identity.runKey;
+  const digest = await sha256(`${token.issuer.url}\n${token.singleUseId}`);
+  return `token:${token.issuer.name}:${digest.slice("sha256:".length)}`;
+}
+
+/** Lease ids carry their run key so `DELETE /v1/leases/{id}` can find the run's ledger without a lookup table. */
+export function leaseIdFor(runKey: string): string {
+  return `lse_${base64url(utf8(runKey))}.${randomId("r").slice(2)}`;
+}
+
+/** POST /v1/exchange: issues credentials or throws a RunpassError (after auditing it). */
+export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promise<ExchangeResponse> {
+  const auth = await authorize(input, deps);
+  if (!auth.ok) {
+    await recordDenial(input, deps, "exchange", auth);
+    throw auth.error;
+  }
+  const { token, policy, grants, visible } = auth.value;
+  const nowMs = deps.clock();
+  const now = Math.floor(nowMs / 1000);
+  const runKey = await ledgerKey(token);
+  const leaseTtl = Math.min(policy.def.ttl, deps.maxLeaseTtl, input.ttl ?? Number.POSITIVE_INFINITY);
+  const lease = { id: leaseIdFor(runKey), run: runKey, expiresAt: now + leaseTtl };
+  const revokeToken = randomId("rvk", 32);
+
+  const credentials: ExchangeResponse["credentials"] = {};
+  const auditGrants: NonNullable<AuditRecord["grants"]> = [];
+  if (grants.includes("token") && policy.def.grants.token) {
+    const minted = await mintTokenGrant(policy.def.grants.token, {
+      signer: deps.signer,
+      issuerUrl: deps.issuerUrl,
+      source: token,
+      lease,
+      policy: { name: policy.def.name, version: policy.def.version },
+      now,
+    });
+    credentials.token = { token: minted.token, expires_at: new Date(minted.expiresAt * 1000).toISOString() };
+    auditGrants.push({
+      type: "token",
+      id: await deps.hasher.digest(minted.id),
+      expires_at: credentials.token.expires_at,
+    });
+  }
+
+  const record = await auditRecord(
+    auditBase(input, deps, "exchange", policy),
+    deps.hasher,
+    { decision: "allow", reasons: [] },
+    token,
+  );
+  record.run = runKey;
+  record.lease_id = lease.id;
+  record.grants = auditGrants;
+
+  let outcome: Awaited<ReturnType<Ledger["commit"]>>;
+  try {
+    outcome = await deps.ledger.commit(runKey, {
+      singleUse: await sha256(token.singleUseId),
+      singleUseExpiresAt: (token.standard.exp + CLOCK_SKEW_SECONDS) * 1000,
+      lease: {
+        id: lease.id,
+        revokeHash: await sha256(revokeToken),
+        policy: policy.def.name,
+        createdAt: nowMs,
+        expiresAt: lease.expiresAt * 1000,
+        grants: auditGrants,
+      },
+      audit: record,
+    });
+  } catch {
+    const error = new RunpassError(
+      "temporarily_unavailable",
+      "the run ledger is unavailable, so nothing was issued; retry shortly",
+      { retryAfter: 5 },
+    );
+    await recordDenial(input, deps, "exchange", { error, token, policy });
+    throw error;
+  }
+  if (!outcome.ok) {
+    if (outcome.reason === "replayed") {
+      throw new RunpassError(
+        "token_replayed",
+        "this token has already been exchanged; request a fresh OIDC token",
+        {
+          reasons: [{ code: "replayed" }],
+          reasonsVisible: visible,
+        },
+      );
+    }
+    throw new RunpassError("access_denied", "access denied: the CI run this token belongs to has ended", {
+      reasons: [{ code: "run_ended" }],
+      reasonsVisible: visible,
+    });
+  }
+
+  return {
+    policy: policy.def.name,
+    policy_version: policy.def.version,
+    policy_set_version: deps.policies.version,
+    lease: {
+      id: lease.id,
+      run: runKey,
+      expires_at: new Date(lease.expiresAt * 1000).toISOString(),
+      revoke_token: revokeToken,
+    },
+    credentials,
+  };
+}
+
+/** POST /v1/explain: the decision exchange would make, without issuing anything or consuming the token. */
+export async function explain(input: ExchangeInput, deps: ExchangeDeps): Promise<ExplainResponse> {
+  const auth = await authorize(input, deps);
+  let response: ExplainResponse;
+  if (!auth.ok) {
+    // Request-level problems stay errors; decisions about the token become a deny document.
+    if (!["invalid_token", "access_denied"].includes(auth.error.code)) throw auth.error;
+    await recordDenial(input, deps, "explain", auth);
+    response = { decision: "deny", error: auth.error.code, policy: input.policy };
+    if (auth.error.reasonsVisible) {
+      response.reasons = auth.error.reasons;
+      if (auth.token) response.claims = auth.token.claims;
+    }
+    return response;
+  }
+  const { token, policy, visible } = auth.value;
+  const runKey = await ledgerKey(token);
+  const state = await deps.ledger.peek(runKey, await sha256(token.singleUseId));
+  const reasons: Reason[] = [];
+  if (state.runEnded) reasons.push({ code: "run_ended" });
+  if (state.replayed) reasons.push({ code: "replayed" });
+  const decision = reasons.length === 0 ? "allow" : "deny";
+  const record = await auditRecord(
+    auditBase(input, deps, "explain", policy),
+    deps.hasher,
+    {
+      decision,
+      ...(decision === "deny" ? { error: state.runEnded ? "access_denied" : "token_replayed" } : {}),
+      reasons,
+    },
+    token,
+  );
+  deps.audit.write(record);
+  response = { decision, policy: policy.def.name };
+  if (decision === "deny") response.error = state.runEnded ? "access_denied" : "token_replayed";
+  if (visible) {
+    response.reasons = reasons;
+    response.claims = token.claims;
+  }
+  return response;
+}

@@ -1,0 +1,155 @@
+// OIDC token verification, in the order DESIGN §4.1 fixes: size, issuer allow-list, header, that issuer's key, signature, claims, time.
+
+import { compactVerify, decodeJwt, decodeProtectedHeader, errors as joseErrors } from "jose";
+import { CLOCK_SKEW_SECONDS, MAX_TOKEN_BYTES } from "../../constants.ts";
+import type { Reason } from "../../errors.ts";
+import type { Clock } from "../clock.ts";
+import { sha256 } from "../crypto.ts";
+import { err, ok, type Result } from "../result.ts";
+import { type Identity, identityOf, StandardClaims } from "./claims.ts";
+import type { IssuerConfig } from "./issuers.ts";
+import type { KeySource } from "./key-source.ts";
+
+export interface VerifierOptions {
+  /** Trusted issuers keyed by their exact `iss` string. */
+  issuers: ReadonlyMap<string, IssuerConfig>;
+  keys: KeySource;
+  /** Every audience some policy (or RUNPASS_AUDIENCE) accepts. */
+  audiences: ReadonlySet<string>;
+  clock: Clock;
+}
+
+/** A token whose signature, issuer, audience and lifetime all check out. Its claims are data for policies. */
+export interface VerifiedToken {
+  issuer: IssuerConfig;
+  claims: Record<string, unknown>;
+  standard: StandardClaims;
+  identity: Identity;
+  /** What makes this token single-use: its jti, or its SHA-256 for generic issuers without one. */
+  singleUseId: string;
+}
+
+export interface TokenFailure {
+  code: "invalid_token" | "request_too_large" | "temporarily_unavailable";
+  reason: Reason;
+  description: string;
+  retryAfter?: number;
+  /** The matched issuer when the failure came after the allow-list (for audit). */
+  issuer?: IssuerConfig;
+}
+
+/** Header parameters that name keys or key locations. runpass never uses them; a token carrying one is refused. */
+const FORBIDDEN_HEADERS = ["jku", "x5u", "jwk", "x5c"] as const;
+
+const DESCRIPTIONS: Record<string, string> = {
+  token_missing: "an OIDC token is required as `Authorization: Bearer <token>`",
+  token_too_large: "the token is larger than runpass accepts",
+  malformed: "the token is not a well-formed signed JWT",
+  issuer_untrusted: "the token's issuer or audience is not accepted by this broker",
+  audience_invalid:
+    "the token's issuer or audience is not accepted by this broker (it needs exactly one audience)",
+  alg_not_allowed: "the token's signature algorithm is not accepted for its issuer",
+  forbidden_header: "the token header names a key or key URL (jku, x5u, jwk, x5c), which runpass never uses",
+  unknown_key: "the token was signed with a key its issuer does not publish",
+  signature_invalid: "the token's signature does not verify",
+  claim_missing: "the token lacks a required claim, or a required claim has the wrong type",
+  expired: "the token has expired",
+  not_yet_valid: "the token is not valid yet (nbf or iat is in the future)",
+  token_too_old: "the token is older than its issuer's maximum token age",
+  keys_unavailable: "the issuer's signing keys cannot be fetched right now; retry shortly",
+};
+
+function fail(reason: Reason, extra: Partial<TokenFailure> = {}): { ok: false; error: TokenFailure } {
+  const code =
+    reason.code === "token_too_large"
+      ? "request_too_large"
+      : reason.code === "keys_unavailable"
+        ? "temporarily_unavailable"
+        : "invalid_token";
+  let description = DESCRIPTIONS[reason.code] ?? "the token is not valid";
+  if (reason.code === "claim_missing" && reason.claim) {
+    description = `the token lacks the required claim "${reason.claim}", or it has the wrong type`;
+  }
+  return err({ code, reason, description, ...extra });
+}
+
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** Verifies an OIDC token. Never fetches anything for an issuer that is not on the allow-list. */
+export async function verifyToken(
+  token: string,
+  options: VerifierOptions,
+): Promise<Result<VerifiedToken, TokenFailure>> {
+  if (token.length > MAX_TOKEN_BYTES) return fail({ code: "token_too_large" });
+  if (token.length === 0) return fail({ code: "token_missing" });
+  if (!COMPACT_JWS.test(token)) return fail({ code: "malformed" });
+
+  let header: Record<string, unknown>;
+  let unverified: Record<string, unknown>;
+  try {
+    header = decodeProtectedHeader(token) as Record<string, unknown>;
+    unverified = decodeJwt(token) as Record<string, unknown>;
+  } catch {
+    return fail({ code: "malformed" });
+  }
+
+  // The allow-list lookup is an exact string match: no normalisation, no discovery for strangers.
+  if (typeof unverified.iss !== "string") return fail({ code: "claim_missing", claim: "iss" });
+  const issuer = options.issuers.get(unverified.iss);
+  if (!issuer) return fail({ code: "issuer_untrusted" });
+
+  const alg = header.alg;
+  if (typeof alg !== "string" || !issuer.algorithms.includes(alg))
+    return fail({ code: "alg_not_allowed" }, { issuer });
+  if (FORBIDDEN_HEADERS.some((h) => h in header)) return fail({ code: "forbidden_header" }, { issuer });
+  if (header.kid !== undefined && typeof header.kid !== "string")
+    return fail({ code: "malformed" }, { issuer });
+
+  const key = await options.keys.getKey(issuer, header.kid as string | undefined, alg);
+  if (!key.ok) {
+    if (key.error.reason === "keys_unavailable") {
+      return fail({ code: "keys_unavailable" }, { issuer, retryAfter: key.error.retryAfter });
+    }
+    return fail({ code: "unknown_key" }, { issuer });
+  }
+
+  let claims: Record<string, unknown>;
+  try {
+    const { payload } = await compactVerify(token, key.value, { algorithms: [alg] });
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(payload));
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      return fail({ code: "malformed" }, { issuer });
+    claims = parsed as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof joseErrors.JWSSignatureVerificationFailed)
+      return fail({ code: "signature_invalid" }, { issuer });
+    return fail({ code: "malformed" }, { issuer });
+  }
+
+  if (Array.isArray(claims.aud)) return fail({ code: "audience_invalid" }, { issuer });
+  const std = StandardClaims.safeParse(claims);
+  if (!std.success) {
+    const claim = String(std.error.issues[0]?.path[0] ?? "");
+    return fail({ code: "claim_missing", claim }, { issuer });
+  }
+  const standard = std.data;
+  if (issuer.kind !== "generic") {
+    if (standard.jti === undefined) return fail({ code: "claim_missing", claim: "jti" }, { issuer });
+    if (standard.nbf === undefined) return fail({ code: "claim_missing", claim: "nbf" }, { issuer });
+  }
+  if (!options.audiences.has(standard.aud)) return fail({ code: "audience_invalid" }, { issuer });
+
+  const now = Math.floor(options.clock() / 1000);
+  if (now - CLOCK_SKEW_SECONDS >= standard.exp) return fail({ code: "expired" }, { issuer });
+  if (standard.iat > now + CLOCK_SKEW_SECONDS)
+    return fail({ code: "not_yet_valid", claim: "iat" }, { issuer });
+  if (standard.nbf !== undefined && standard.nbf > now + CLOCK_SKEW_SECONDS) {
+    return fail({ code: "not_yet_valid", claim: "nbf" }, { issuer });
+  }
+  if (standard.exp <= standard.iat) return fail({ code: "malformed" }, { issuer });
+  if (now - standard.iat > issuer.maxTokenAge + CLOCK_SKEW_SECONDS)
+    return fail({ code: "token_too_old" }, { issuer });
+
+  const singleUseId = standard.jti !== undefined ? `jti:${standard.jti}` : `sha:${await sha256(token)}`;
+  return ok({ issuer, claims, standard, identity: identityOf(issuer, claims), singleUseId });
+}

@@ -1,0 +1,89 @@
+// Anchored globs without regular expressions: `*` within one /-segment, `**` across segments, `?` one non-/ char.
+// Matching simulates the pattern as an NFA over its tokens, so time is O(pattern × input) whatever the input.
+
+type Token = { t: "lit"; c: string } | { t: "any1" } | { t: "star" } | { t: "globstar" };
+
+/** A compiled glob. */
+export interface Glob {
+  readonly source: string;
+  readonly tokens: readonly Token[];
+}
+
+/** True when a policy value is a glob rather than an exact value. */
+export function isGlob(value: string): boolean {
+  return value.includes("*") || value.includes("?");
+}
+
+/** Returns a problem with a glob pattern, or undefined when it is well-formed. */
+export function globProblem(pattern: string): string | undefined {
+  if (pattern.includes("***"))
+    return `"${pattern}": "***" is not a pattern; use "**" (any path) or "*" (one segment)`;
+  return undefined;
+}
+
+/** Compiles a glob pattern into tokens. */
+export function compileGlob(pattern: string): Glob {
+  const tokens: Token[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === "*") {
+      if (pattern[i + 1] === "*") {
+        tokens.push({ t: "globstar" });
+        i++;
+      } else {
+        tokens.push({ t: "star" });
+      }
+    } else if (c === "?") {
+      tokens.push({ t: "any1" });
+    } else {
+      tokens.push({ t: "lit", c });
+    }
+  }
+  return { source: pattern, tokens };
+}
+
+/** Tests `input` against the whole glob (anchored at both ends). */
+export function matchGlob(glob: Glob, input: string): boolean {
+  const { tokens } = glob;
+  const n = tokens.length;
+  let current = new Uint8Array(n + 1);
+  let next = new Uint8Array(n + 1);
+  current[0] = 1;
+  closeOverStars(tokens, current);
+  for (let i = 0; i < input.length; i++) {
+    const ch = input[i] as string;
+    next.fill(0);
+    let alive = false;
+    for (let s = 0; s < n; s++) {
+      if (!current[s]) continue;
+      const tok = tokens[s] as Token;
+      switch (tok.t) {
+        case "lit":
+          if (tok.c === ch) next[s + 1] = 1;
+          break;
+        case "any1":
+          if (ch !== "/") next[s + 1] = 1;
+          break;
+        case "star":
+          if (ch !== "/") next[s] = 1;
+          break;
+        case "globstar":
+          next[s] = 1;
+          break;
+      }
+    }
+    closeOverStars(tokens, next);
+    for (let s = 0; s <= n; s++) if (next[s]) alive = true;
+    if (!alive) return false;
+    [current, next] = [next, current];
+  }
+  return current[n] === 1;
+}
+
+/** Stars match the empty string, so a live state before a star also makes the state after it live. */
+function closeOverStars(tokens: readonly Token[], states: Uint8Array): void {
+  for (let s = 0; s < tokens.length; s++) {
+    const t = (tokens[s] as Token).t;
+    if (states[s] && (t === "star" || t === "globstar")) states[s + 1] = 1;
+  }
+}

@@ -1,0 +1,52 @@
+// The policy bundle: what the build compiles policies/ into and what the Worker loads.
+
+import type { IssuerConfig } from "../oidc/issuers.ts";
+
+/** A policy value: strings match string claims, booleans booleans, numbers numbers. */
+export type Scalar = string | number | boolean;
+
+/** claim → accepted values (any-of). Every key must match. */
+export type ConditionMap = Record<string, Scalar[]>;
+
+/** The token grant: a runpass-signed JWT for `audience`. */
+export interface TokenGrant {
+  audience: string;
+  /** Seconds; capped by the lease. */
+  ttl: number;
+}
+
+export interface Grants {
+  token?: TokenGrant;
+}
+
+/** Names of all grant kinds runpass knows (a request naming anything else is a 400). */
+export const GRANT_NAMES = ["token", "aws", "github", "secrets"] as const;
+export type GrantName = (typeof GRANT_NAMES)[number];
+
+/** One validated, normalised policy. */
+export interface PolicyDefinition {
+  name: string;
+  description?: string;
+  issuer: string;
+  /** Required token audience; undefined means RUNPASS_AUDIENCE. */
+  audience?: string;
+  allow: ConditionMap;
+  deny: ConditionMap[];
+  /** Lease cap in seconds. */
+  ttl: number;
+  grants: Grants;
+  /** `sha256:` of this policy's compiled form and its issuer. */
+  version: string;
+}
+
+/** Everything the Worker trusts, fixed at build time. */
+export interface PolicyBundle {
+  format: 1;
+  /** Built with RUNPASS_DEV=1 (may contain the dev issuer and loopback http issuers). */
+  dev: boolean;
+  /** `sha256:` of the whole set (policy_set_version). */
+  version: string;
+  /** Only issuers some policy references. */
+  issuers: IssuerConfig[];
+  policies: PolicyDefinition[];
+}

@@ -1,0 +1,122 @@
+// The error-code union of DESIGN §2, the reason codes behind it, and their HTTP mapping.
+
+/** Wire error codes (DESIGN §2). Callers switch on these, never on message text. */
+export type ErrorCode =
+  | "invalid_request"
+  | "invalid_token"
+  | "access_denied"
+  | "token_replayed"
+  | "request_too_large"
+  | "unsupported_media_type"
+  | "rate_limited"
+  | "upstream_error"
+  | "temporarily_unavailable"
+  | "not_found"
+  | "server_error";
+
+/** HTTP status for each wire error code. */
+export const STATUS: Record<ErrorCode, number> = {
+  invalid_request: 400,
+  invalid_token: 401,
+  access_denied: 403,
+  not_found: 404,
+  token_replayed: 409,
+  request_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  server_error: 500,
+  upstream_error: 502,
+  temporarily_unavailable: 503,
+};
+
+/** Why a check failed. Stable codes, shown to callers only under the redaction rule, always written to audit. */
+export type ReasonCode =
+  // token-level (401 invalid_token, 413, 503)
+  | "token_missing"
+  | "token_too_large"
+  | "malformed"
+  | "issuer_untrusted"
+  | "alg_not_allowed"
+  | "forbidden_header"
+  | "unknown_key"
+  | "keys_unavailable"
+  | "signature_invalid"
+  | "claim_missing"
+  | "audience_invalid"
+  | "expired"
+  | "not_yet_valid"
+  | "token_too_old"
+  // policy-level (403 access_denied)
+  | "policy_unknown"
+  | "issuer_mismatch"
+  | "audience_mismatch"
+  | "claim_absent"
+  | "type_mismatch"
+  | "claim_mismatch"
+  | "denied_by"
+  | "grant_not_allowed"
+  // run ledger
+  | "replayed"
+  | "run_ended";
+
+/** One failed check. `expected` holds policy values, never the token's own claim values. */
+export interface Reason {
+  code: ReasonCode;
+  claim?: string;
+  /** Values the policy expected (policy data, shown only when reasons are visible). */
+  expected?: Array<string | number | boolean>;
+  /** Index of the deny rule that matched (for `denied_by`). */
+  rule?: number;
+  /** Claims of the deny rule that matched (for `denied_by`). */
+  claims?: string[];
+  /** Grant name (for `grant_not_allowed`). */
+  grant?: string;
+}
+
+/** An error that already knows its wire code; `reasons` are the full trace (redacted before leaving). */
+export class RunpassError extends Error {
+  readonly code: ErrorCode;
+  readonly reasons: Reason[];
+  readonly retryAfter: number | undefined;
+  /** Extra response fields (e.g. `retryable`). */
+  readonly extra: Record<string, unknown> | undefined;
+  /** Whether `reasons` may be shown to the caller (DESIGN §2 redaction rule). */
+  readonly reasonsVisible: boolean;
+
+  constructor(
+    code: ErrorCode,
+    description: string,
+    options: {
+      reasons?: Reason[];
+      retryAfter?: number;
+      extra?: Record<string, unknown>;
+      reasonsVisible?: boolean;
+    } = {},
+  ) {
+    super(description);
+    this.name = "RunpassError";
+    this.code = code;
+    this.reasons = options.reasons ?? [];
+    this.retryAfter = options.retryAfter;
+    this.extra = options.extra;
+    this.reasonsVisible = options.reasonsVisible ?? false;
+  }
+
+  get status(): number {
+    return STATUS[this.code];
+  }
+}
+
+/** A configuration problem an operator must fix; always fails closed as 503 naming what is wrong. */
+export class ConfigError extends RunpassError {
+  constructor(description: string) {
+    super("temporarily_unavailable", `runpass is misconfigured: ${description}`, { retryAfter: 60 });
+    this.name = "ConfigError";
+  }
+}
+
+/** Turns anything thrown into a short message without stack traces or foreign text. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

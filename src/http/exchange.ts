@@ -1,0 +1,85 @@
+// POST /v1/exchange and POST /v1/explain: edge validation, then the core pipeline.
+
+import type { Context, Hono } from "hono";
+import * as z from "zod/mini";
+import { d1AuditSink } from "../adapters/audit-sink.ts";
+import { DurableLedger } from "../adapters/ledger-client.ts";
+import { auditRecord } from "../core/audit/record.ts";
+import { parseDuration } from "../core/duration.ts";
+import { type ExchangeDeps, type ExchangeInput, exchange, explain } from "../core/exchange.ts";
+import { GRANT_NAMES } from "../core/policy/types.ts";
+import { RunpassError } from "../errors.ts";
+import { bearer, checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from "./request.ts";
+import { NO_STORE } from "./respond.ts";
+import type { AppEnv } from "./types.ts";
+
+const ExchangeBody = z.strictObject({
+  policy: z.string().check(z.minLength(1), z.maxLength(128)),
+  grants: z.optional(z.array(z.enum(GRANT_NAMES)).check(z.minLength(1), z.maxLength(GRANT_NAMES.length))),
+  ttl: z.optional(z.string().check(z.maxLength(16))),
+});
+
+async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promise<Response> {
+  const rt = c.get("runtime");
+  const requestId = c.get("requestId");
+  const ctx = rt.context(c.env);
+  const hasher = ctx.hasher();
+  const audit = d1AuditSink(c.env.AUDIT_DB, (p) => c.executionCtx.waitUntil(p));
+
+  let input: ExchangeInput;
+  let policyName: string | undefined;
+  try {
+    // Size caps come first, before the media type, the JSON parser or any crypto.
+    checkDeclaredLength(c);
+    const token = bearer(c);
+    requireMediaType(c, "application/json");
+    const body = parseJson(await readBodyBytes(c), ExchangeBody);
+    policyName = body.policy;
+    let ttl: number | undefined;
+    if (body.ttl !== undefined) {
+      ttl = parseDuration(body.ttl);
+      if (ttl === undefined)
+        throw new RunpassError("invalid_request", '"ttl" must be a duration such as 15m');
+    }
+    input = {
+      requestId,
+      token,
+      policy: body.policy,
+      ...(body.grants ? { grants: [...new Set(body.grants)] } : {}),
+      ...(ttl !== undefined ? { ttl } : {}),
+    };
+  } catch (e) {
+    if (e instanceof RunpassError) {
+      const record = await auditRecord(
+        { requestId, event, policySetVersion: rt.policies.version, now: rt.clock() },
+        hasher,
+        { decision: "deny", error: e.code, reasons: e.reasons },
+      );
+      if (policyName) record.policy = policyName;
+      audit.write(record);
+    }
+    throw e;
+  }
+
+  const deps: ExchangeDeps = {
+    policies: rt.policies,
+    verifier: ctx.verifier,
+    issuerUrl: ctx.config.issuerUrl,
+    defaultAudience: ctx.config.audience,
+    explainFull: ctx.config.explainFull,
+    maxLeaseTtl: ctx.config.maxLeaseTtl,
+    signer: event === "exchange" ? await ctx.signer() : (undefined as never),
+    hasher,
+    ledger: new DurableLedger(c.env.RUN_LEDGER),
+    audit,
+    clock: rt.clock,
+  };
+  if (event === "exchange") return c.json(await exchange(input, deps), 200, NO_STORE);
+  return c.json({ ...(await explain(input, deps)), request_id: requestId }, 200, NO_STORE);
+}
+
+/** Registers the exchange and explain routes. */
+export function exchangeRoutes(app: Hono<AppEnv>): void {
+  app.post("/v1/exchange", (c) => handle(c, "exchange"));
+  app.post("/v1/explain", (c) => handle(c, "explain"));
+}

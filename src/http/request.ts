@@ -1,0 +1,84 @@
+// Request parsing at the edge: media type, size caps before parsing, bearer tokens, strict zod bodies.
+
+import type { Context } from "hono";
+import type * as z from "zod/mini";
+import { MAX_BODY_BYTES, MAX_TOKEN_BYTES } from "../constants.ts";
+import { decodeUtf8, readCapped, TooLargeError } from "../core/read-capped.ts";
+import { RunpassError } from "../errors.ts";
+
+/** Refuses a declared Content-Length over the cap, before anything is read. */
+export function checkDeclaredLength(c: Context, cap = MAX_BODY_BYTES): void {
+  const declared = c.req.header("content-length");
+  if (declared !== undefined && Number(declared) > cap) {
+    throw new RunpassError("request_too_large", `the request body is larger than ${cap} bytes`);
+  }
+}
+
+/** Reads the raw body under the 64 KiB cap (Content-Length first, then while streaming). */
+export async function readBodyBytes(c: Context, cap = MAX_BODY_BYTES): Promise<Uint8Array> {
+  checkDeclaredLength(c, cap);
+  try {
+    return await readCapped(c.req.raw.body, cap);
+  } catch (e) {
+    if (e instanceof TooLargeError)
+      throw new RunpassError("request_too_large", `the request body is larger than ${cap} bytes`);
+    throw new RunpassError("invalid_request", "the request body could not be read");
+  }
+}
+
+/** Requires a media type (ignoring parameters such as charset). */
+export function requireMediaType(c: Context, expected: string): void {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== expected) {
+    throw new RunpassError("unsupported_media_type", `the request body must be ${expected}`);
+  }
+}
+
+/** Describes the first zod issue without echoing the input's values. */
+export function describeIssue(issues: readonly z.core.$ZodIssue[]): string {
+  const issue = issues[0];
+  if (!issue) return "the request body is not valid";
+  if (issue.code === "unrecognized_keys") return `unknown field "${issue.keys[0]}"`;
+  const field = issue.path.length ? `"${issue.path.join(".")}"` : "the body";
+  if (issue.code === "invalid_type") return `${field} must be ${issue.expected}`;
+  if (issue.code === "invalid_value")
+    return `${field} must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  return `${field} is not valid`;
+}
+
+/** Parses JSON bytes against a strict schema (400 on any problem). */
+export function parseJson<T>(bytes: Uint8Array, schema: z.ZodMiniType<T>): T {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decodeUtf8(bytes));
+  } catch {
+    throw new RunpassError("invalid_request", "the request body is not valid JSON");
+  }
+  const result = schema.safeParse(parsed);
+  if (!result.success) throw new RunpassError("invalid_request", describeIssue(result.error.issues));
+  return result.data;
+}
+
+/** The bearer credential from Authorization, size-capped before anything looks at it. Undefined when absent. */
+export function bearer(c: Context, cap = MAX_TOKEN_BYTES): string | undefined {
+  const header = c.req.header("authorization");
+  if (header === undefined) return undefined;
+  const match = /^Bearer[ ]+(\S*)\s*$/i.exec(header);
+  const token = match?.[1];
+  if (header.length > cap + 64 || (token !== undefined && token.length > cap)) {
+    throw new RunpassError("request_too_large", `the bearer token is larger than ${cap} bytes`);
+  }
+  if (!token) {
+    throw new RunpassError("invalid_token", "the Authorization header must be `Bearer <token>`", {
+      reasons: [{ code: "malformed" }],
+    });
+  }
+  return token;
+}
+
+/** Reads and parses a JSON body: size (413), media type (415), JSON and schema (400). */
+export async function jsonBody<T>(c: Context, schema: z.ZodMiniType<T>): Promise<T> {
+  checkDeclaredLength(c);
+  requireMediaType(c, "application/json");
+  return parseJson(await readBodyBytes(c), schema);
+}

@@ -1,0 +1,120 @@
+// Per-isolate state built once from the policy bundle and the Worker's env: compiled policies, key cache, signer, hasher.
+
+import type { Env, RuntimeConfig } from "../adapters/env.ts";
+import { readConfig, requireAuditKey } from "../adapters/env.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { AuditHasher } from "../core/crypto.ts";
+import { Signer } from "../core/grants/signer.ts";
+import { DEV_ISSUER_NAME, type IssuerConfig } from "../core/oidc/issuers.ts";
+import { KeySetCache, type KeySource } from "../core/oidc/key-source.ts";
+import type { VerifierOptions } from "../core/oidc/verify.ts";
+import { compilePolicySet, type PolicySet } from "../core/policy/compile.ts";
+import type { PolicyBundle } from "../core/policy/types.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+
+export interface AppOptions {
+  bundle: PolicyBundle;
+  /** Injected time (tests); defaults to the system clock. */
+  clock?: Clock;
+  /** Outbound fetch for discovery/JWKS (tests may count or fault it). */
+  fetch?: typeof fetch;
+  /** Replaces the JWKS cache entirely. */
+  keySource?: KeySource;
+}
+
+/** Config-dependent pieces, built once per distinct env. */
+export interface EnvContext {
+  config: RuntimeConfig;
+  verifier: VerifierOptions;
+  /** The signer; rejects with a ConfigError naming RUNPASS_SIGNING_KEYS when it is missing or bad. */
+  signer(): Promise<Signer>;
+  /** The audit hasher; throws a ConfigError when RUNPASS_AUDIT_KEY is missing. */
+  hasher(): AuditHasher;
+}
+
+export class Runtime {
+  readonly bundle: PolicyBundle;
+  readonly clock: Clock;
+  readonly keys: KeySource;
+  readonly #policies: PolicySet | ConfigError;
+  readonly #contexts = new Map<string, EnvContext>();
+
+  constructor(options: AppOptions) {
+    this.bundle = options.bundle;
+    this.clock = options.clock ?? systemClock;
+    this.keys =
+      options.keySource ??
+      new KeySetCache({
+        clock: this.clock,
+        dev: options.bundle.dev,
+        ...(options.fetch ? { fetch: options.fetch } : {}),
+      });
+    let policies: PolicySet | ConfigError;
+    try {
+      policies = compilePolicySet(options.bundle);
+    } catch (e) {
+      policies = new ConfigError(
+        `the policy bundle failed to load (${errorMessage(e)}); rebuild and redeploy`,
+      );
+    }
+    this.#policies = policies;
+  }
+
+  /** The compiled policy set, or the ConfigError that keeps everything closed. */
+  get policies(): PolicySet {
+    if (this.#policies instanceof ConfigError) throw this.#policies;
+    return this.#policies;
+  }
+
+  /** The local dev issuer, when this is a dev build running with RUNPASS_DEV=1. */
+  devIssuer(env: Env): IssuerConfig | undefined {
+    if (!this.bundle.dev || env.RUNPASS_DEV !== "1") return undefined;
+    return this.bundle.issuers.find((i) => i.name === DEV_ISSUER_NAME);
+  }
+
+  /** Builds (or reuses) the config-dependent context. Throws ConfigError for anything an operator must fix. */
+  context(env: Env): EnvContext {
+    if (this.bundle.dev && env.RUNPASS_DEV !== "1") {
+      throw new ConfigError(
+        "this Worker was built from a development policy bundle (RUNPASS_DEV=1) but runs without RUNPASS_DEV=1; rebuild without RUNPASS_DEV for production",
+      );
+    }
+    const policies = this.policies;
+    const cacheKey = JSON.stringify([
+      env.RUNPASS_ISSUER_URL,
+      env.RUNPASS_AUDIENCE,
+      env.RUNPASS_SIGNING_KEYS,
+      env.RUNPASS_AUDIT_KEY,
+      env.RUNPASS_EXPLAIN,
+      env.RUNPASS_DEV,
+      env.RUNPASS_MAX_LEASE_TTL,
+    ]);
+    const cached = this.#contexts.get(cacheKey);
+    if (cached) return cached;
+    const config = readConfig(env);
+    const audiences = new Set([...policies.policyAudiences, config.audience]);
+    let signer: Promise<Signer> | undefined;
+    let hasher: AuditHasher | undefined;
+    const context: EnvContext = {
+      config,
+      verifier: { issuers: policies.issuersByUrl, keys: this.keys, audiences, clock: this.clock },
+      signer: () => {
+        if (!signer) {
+          signer = Signer.fromConfig(env.RUNPASS_SIGNING_KEYS);
+          // A bad key stays bad until the env changes, but do not cache the rejection forever in a long-lived isolate.
+          signer.catch(() => {
+            signer = undefined;
+          });
+        }
+        return signer;
+      },
+      hasher: () => {
+        hasher ??= new AuditHasher(requireAuditKey(env));
+        return hasher;
+      },
+    };
+    if (this.#contexts.size > 8) this.#contexts.clear();
+    this.#contexts.set(cacheKey, context);
+    return context;
+  }
+}

@@ -1,0 +1,49 @@
+// Two projects: the pure core in plain Node, and everything touching Workers APIs inside workerd.
+// Both get their own local OIDC issuer (test/support/global-setup.ts).
+
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { exportJWK, generateKeyPair } from "jose";
+import { defineConfig } from "vitest/config";
+
+// Test-only broker secrets, generated per run (never committed).
+const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+const signingKeys = JSON.stringify([{ ...(await exportJWK(privateKey)), kid: "test-es256", alg: "ES256" }]);
+
+export default defineConfig({
+  test: {
+    reporters: ["default", ["json", { outputFile: ".ci/results/vitest.json" }]],
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                TEST_ISSUER_BASE: inject("issuerBase"),
+                RUNPASS_ISSUER_URL: "https://runpass.test",
+                RUNPASS_SIGNING_KEYS: signingKeys,
+                RUNPASS_AUDIT_KEY: "test-audit-key-0123456789abcdef0123456789",
+                RUNPASS_ADMIN_TOKEN: "test-admin-token-0123456789",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "workerd",
+          include: ["test/workerd/**/*.test.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 30_000,
+        },
+      },
+    ],
+  },
+});
