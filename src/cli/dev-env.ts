@@ -24,7 +24,10 @@ export function renderEnvFile(vars: Record<string, string>): string {
 }
 
 /** Dev defaults overlaid with passthrough variables from `processEnv` (the process wins, except RUNPASS_DEV). */
-export function devVars(defaults: Record<string, string>, processEnv: NodeJS.ProcessEnv): Record<string, string> {
+export function devVars(
+  defaults: Record<string, string>,
+  processEnv: NodeJS.ProcessEnv,
+): Record<string, string> {
   const vars: Record<string, string> = { ...defaults };
   for (const [k, v] of Object.entries(processEnv)) {
     if (v !== undefined && PASSTHROUGH.test(k)) vars[k] = v;

@@ -8,6 +8,7 @@ import { errorMessage } from "../errors.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { offlineExplain, readJwksFile } from "./explain.ts";
+import { verifyRemote } from "./verify-token.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -23,6 +24,10 @@ commands:
   dev token      [--repo OWNER/NAME] [--owner-id ID] [--repo-id ID] [--ref REF] [--event NAME]
                  [--run-id ID] [--run-attempt N] [--aud AUD] [--ttl 10m] [--self-hosted] [--claim K=V ...]
       Mints a GitHub-shaped token from the local dev issuer (needs \`npm start\`, RUNPASS_DEV=1).
+  token verify   --url BROKER_URL --audience AUD [--token FILE]
+      Verifies a runpass-signed JWT against the broker's /.well-known/jwks.json, as a downstream
+      service should. Reads the JWT (or a whole /v1/exchange response) from FILE or stdin.
+      Prints {valid, error?, claims}; exit 0 when valid, 1 when not.
 
 RUNPASS_POLICIES_DIR sets the default policies folder; RUNPASS_DEV=1 allows loopback http issuers.`;
 
@@ -142,6 +147,25 @@ async function devToken(args: string[]): Promise<number> {
   return 0;
 }
 
+async function tokenVerify(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { url: { type: "string" }, audience: { type: "string" }, token: { type: "string" } },
+    strict: true,
+  });
+  if (!values.url || !values.audience) throw new UsageError("token verify needs --url and --audience");
+  const input = values.token ? await readFile(values.token, "utf8") : await readStdin();
+  const result = await verifyRemote({ url: values.url, audience: values.audience, input });
+  console.log(JSON.stringify(result, null, 2));
+  return result.valid ? 0 : 1;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [group, command, ...rest] = argv;
@@ -149,6 +173,7 @@ export async function main(argv: string[]): Promise<number> {
     if (group === "policy" && command === "check") return await policyCheck(rest);
     if (group === "policy" && command === "explain") return await policyExplain(rest);
     if (group === "dev" && command === "token") return await devToken(rest);
+    if (group === "token" && command === "verify") return await tokenVerify(rest);
     if (group === undefined || group === "help" || group === "--help" || group === "-h") {
       console.log(USAGE);
       return 0;
