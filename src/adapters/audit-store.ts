@@ -13,6 +13,8 @@ const SCHEMA = [
     repository_id TEXT,
     project_id TEXT,
     issuer TEXT,
+    token_id TEXT,
+    lease_id TEXT,
     count INTEGER NOT NULL,
     record TEXT NOT NULL
   )`,
@@ -21,6 +23,8 @@ const SCHEMA = [
   "CREATE INDEX IF NOT EXISTS audit_by_policy ON audit_records (policy, ts DESC)",
   "CREATE INDEX IF NOT EXISTS audit_by_repository ON audit_records (repository_id, ts DESC)",
   "CREATE INDEX IF NOT EXISTS audit_by_project ON audit_records (project_id, ts DESC)",
+  "CREATE INDEX IF NOT EXISTS audit_by_token ON audit_records (token_id)",
+  "CREATE INDEX IF NOT EXISTS audit_by_lease ON audit_records (lease_id)",
 ];
 
 export interface AuditQuery {
@@ -30,6 +34,11 @@ export interface AuditQuery {
   policy?: string;
   decision?: "allow" | "deny";
   event?: string;
+  /** `hmac-sha256:` digest of a token's jti (see /v1/admin/audit-hash). */
+  token_id?: string;
+  lease_id?: string;
+  /** `hmac-sha256:` digest of an issued credential's identifier. */
+  credential?: string;
   /** Only records at or after this time (ms). */
   since?: number;
   limit: number;
@@ -81,7 +90,7 @@ export class D1AuditStore {
         records.map((r) =>
           this.db
             .prepare(
-              "INSERT OR IGNORE INTO audit_records (id, ts, event, decision, policy, run, repository_id, project_id, issuer, count, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              "INSERT OR IGNORE INTO audit_records (id, ts, event, decision, policy, run, repository_id, project_id, issuer, token_id, lease_id, count, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(
               r.id,
@@ -93,6 +102,8 @@ export class D1AuditStore {
               r.repository_id ?? null,
               r.project_id ?? null,
               r.issuer ?? null,
+              r.token_id ?? null,
+              r.lease_id ?? null,
               r.count,
               JSON.stringify(r),
             ),
@@ -105,12 +116,27 @@ export class D1AuditStore {
   async query(q: AuditQuery): Promise<AuditPage> {
     const where: string[] = [];
     const args: unknown[] = [];
-    for (const col of ["run", "repository_id", "project_id", "policy", "decision", "event"] as const) {
+    for (const col of [
+      "run",
+      "repository_id",
+      "project_id",
+      "policy",
+      "decision",
+      "event",
+      "token_id",
+      "lease_id",
+    ] as const) {
       const v = q[col];
       if (v !== undefined) {
         where.push(`${col} = ?`);
         args.push(v);
       }
+    }
+    if (q.credential !== undefined) {
+      where.push(
+        "EXISTS (SELECT 1 FROM json_each(record, '$.grants') WHERE json_extract(value, '$.id') = ?)",
+      );
+      args.push(q.credential);
     }
     if (q.since !== undefined) {
       where.push("ts >= ?");

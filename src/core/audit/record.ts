@@ -86,7 +86,8 @@ export async function auditRecord(
     }
     if (id.repositoryName !== undefined) record.repository = id.repositoryName;
     if (id.ref !== undefined) record.ref = id.ref;
-    record.token_id = await hasher.digest(token.singleUseId);
+    // The raw jti, so an admin can find a token's records with /v1/admin/audit-hash { value: jti }.
+    record.token_id = await hasher.digest(token.standard.jti ?? token.singleUseId);
   }
   return record;
 }

@@ -18,7 +18,10 @@ export interface CompiledPolicy {
   issuer: IssuerConfig;
   allow: CompiledCondition[];
   deny: CompiledCondition[][];
-  /** The exact values pinned on the owner/repository (or sub) claims: who may see this policy's reasons. */
+  /**
+   * Who may see this policy's reasons: the exact values of the owner pin (repository_owner_id /
+   * namespace_id) or, when the policy pins no owner, of the repository/project (or generic `sub`) pin.
+   */
   pins: Map<string, Set<string>>;
 }
 
@@ -51,8 +54,11 @@ export function compilePolicy(def: PolicyDefinition, issuer: IssuerConfig): Comp
   const pins = new Map<string, Set<string>>();
   for (const claim of REQUIRED_PINS[issuer.kind]) {
     const values = def.allow[claim];
-    if (values?.every((v) => typeof v === "string" && !isGlob(v)))
+    if (values?.every((v) => typeof v === "string" && !isGlob(v))) {
       pins.set(claim, new Set(values as string[]));
+      // The owner pin, when present, decides alone: the owner is who DESIGN §2 lets see reasons.
+      break;
+    }
   }
   return {
     def,
