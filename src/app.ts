@@ -6,9 +6,11 @@ import { RunpassError } from "./errors.ts";
 import { adminRoutes } from "./http/admin.ts";
 import { devIssuerRoutes } from "./http/dev-issuer.ts";
 import { exchangeRoutes } from "./http/exchange.ts";
+import { leaseRoutes } from "./http/leases.ts";
 import { codeResponse, errorResponse } from "./http/respond.ts";
 import { type AppOptions, Runtime } from "./http/runtime.ts";
 import type { AppEnv } from "./http/types.ts";
+import { webhookRoutes } from "./http/webhooks.ts";
 import { wellKnownRoutes } from "./http/well-known.ts";
 
 export type { AppOptions } from "./http/runtime.ts";
@@ -28,6 +30,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
 
   wellKnownRoutes(app);
   exchangeRoutes(app);
+  leaseRoutes(app);
+  webhookRoutes(app);
   adminRoutes(app);
   devIssuerRoutes(app);
 

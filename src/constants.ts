@@ -69,3 +69,19 @@ export const MAX_AUDIT_PAGE = 1000;
 
 /** Retry-After (seconds) sent with 503s for storage problems. */
 export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * How long an ended run's object remembers that it ended before deleting its storage. Any token for the run
+ * is refused by age long before this (max configurable token age 24 h + skew), so forgetting is safe.
+ */
+export const RUN_ENDED_RETENTION_MS = 26 * 60 * 60 * 1000;
+
+/** Upstream revocation attempts per grant before giving up (audited); backoff doubles from 5 s. */
+export const REVOCATION_MAX_ATTEMPTS = 8;
+export const REVOCATION_BACKOFF_MS = 5_000;
+
+/** Webhook bodies: workflow_run and pipeline payloads are tens of KiB; GitHub's own cap is 25 MB. */
+export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
+
+/** Run objects contacted in parallel by an admin revoke by policy/repository/issuer. */
+export const ADMIN_REVOKE_CONCURRENCY = 16;

@@ -57,7 +57,13 @@ export type ReasonCode =
   | "grant_not_allowed"
   // run ledger
   | "replayed"
-  | "run_ended";
+  | "run_ended"
+  // webhooks, lease deletion, introspection
+  | "signature_missing"
+  | "signature_invalid"
+  | "webhook_token_invalid"
+  | "duplicate_delivery"
+  | "revoke_token_invalid";
 
 /** One failed check. `expected` holds policy values, never the token's own claim values. */
 export interface Reason {

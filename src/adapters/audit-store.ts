@@ -25,6 +25,26 @@ const SCHEMA = [
   "CREATE INDEX IF NOT EXISTS audit_by_project ON audit_records (project_id, ts DESC)",
   "CREATE INDEX IF NOT EXISTS audit_by_token ON audit_records (token_id)",
   "CREATE INDEX IF NOT EXISTS audit_by_lease ON audit_records (lease_id)",
+  // The lease index: which runs hold leases of a policy, repository or issuer, so an admin revoke reaches
+  // exactly those run objects. Fed by the same outbox as the audit log (allow → row, lease_end → ended).
+  `CREATE TABLE IF NOT EXISTS lease_index (
+    lease_id TEXT PRIMARY KEY,
+    run TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    issuer TEXT,
+    repository_id TEXT,
+    project_id TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    end_reason TEXT
+  )`,
+  "CREATE INDEX IF NOT EXISTS lease_active_policy ON lease_index (policy, ended_at, expires_at)",
+  "CREATE INDEX IF NOT EXISTS lease_active_repository ON lease_index (repository_id, ended_at, expires_at)",
+  "CREATE INDEX IF NOT EXISTS lease_active_project ON lease_index (project_id, ended_at, expires_at)",
+  "CREATE INDEX IF NOT EXISTS lease_active_issuer ON lease_index (issuer, ended_at, expires_at)",
+  "CREATE INDEX IF NOT EXISTS lease_by_run ON lease_index (run)",
+  "CREATE INDEX IF NOT EXISTS lease_by_created ON lease_index (created_at DESC, lease_id DESC)",
 ];
 
 export interface AuditQuery {
@@ -43,6 +63,28 @@ export interface AuditQuery {
   since?: number;
   limit: number;
   cursor?: { ts: number; id: string };
+}
+
+/** Which leases an admin revoke or listing is about. */
+export interface LeaseFilter {
+  run?: string;
+  policy?: string;
+  repository_id?: string;
+  project_id?: string;
+  issuer?: string;
+}
+
+export interface LeaseIndexRow {
+  lease_id: string;
+  run: string;
+  policy: string;
+  issuer: string | null;
+  repository_id: string | null;
+  project_id: string | null;
+  created_at: number;
+  expires_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
 }
 
 export interface AuditPage {
@@ -82,34 +124,113 @@ export class D1AuditStore {
     }
   }
 
-  /** Inserts records idempotently (re-shipped outbox rows are ignored). */
+  /** Inserts records idempotently (re-shipped outbox rows are ignored) and keeps the lease index in step. */
   async insert(records: AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.#withSchema(() =>
-      this.db.batch(
-        records.map((r) =>
-          this.db
-            .prepare(
-              "INSERT OR IGNORE INTO audit_records (id, ts, event, decision, policy, run, repository_id, project_id, issuer, token_id, lease_id, count, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(
-              r.id,
-              Date.parse(r.ts),
-              r.event,
-              r.decision,
-              r.policy ?? null,
-              r.run ?? null,
-              r.repository_id ?? null,
-              r.project_id ?? null,
-              r.issuer ?? null,
-              r.token_id ?? null,
-              r.lease_id ?? null,
-              r.count,
-              JSON.stringify(r),
-            ),
+    await this.#withSchema(() => this.db.batch(records.flatMap((r) => this.#statements(r))));
+  }
+
+  #statements(r: AuditRecord): D1PreparedStatement[] {
+    const out = [
+      this.db
+        .prepare(
+          "INSERT OR IGNORE INTO audit_records (id, ts, event, decision, policy, run, repository_id, project_id, issuer, token_id, lease_id, count, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(
+          r.id,
+          Date.parse(r.ts),
+          r.event,
+          r.decision,
+          r.policy ?? null,
+          r.run ?? null,
+          r.repository_id ?? null,
+          r.project_id ?? null,
+          r.issuer ?? null,
+          r.token_id ?? null,
+          r.lease_id ?? null,
+          r.count,
+          JSON.stringify(r),
         ),
-      ),
+    ];
+    if (r.event === "exchange" && r.decision === "allow" && r.lease_id && r.run && r.policy) {
+      out.push(
+        this.db
+          .prepare(
+            "INSERT OR IGNORE INTO lease_index (lease_id, run, policy, issuer, repository_id, project_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          )
+          .bind(
+            r.lease_id,
+            r.run,
+            r.policy,
+            r.issuer ?? null,
+            r.repository_id ?? null,
+            r.project_id ?? null,
+            Date.parse(r.ts),
+            r.lease_expires_at ? Date.parse(r.lease_expires_at) : Date.parse(r.ts),
+          ),
+      );
+    }
+    if (r.event === "lease_end" && r.lease_id) {
+      out.push(
+        this.db
+          .prepare(
+            "UPDATE lease_index SET ended_at = ?, end_reason = ? WHERE lease_id = ? AND ended_at IS NULL",
+          )
+          .bind(Date.parse(r.ts), r.end_reason ?? null, r.lease_id),
+      );
+    }
+    return out;
+  }
+
+  /** Runs that may hold active leases matching `filter` (the index can lag the run objects by seconds). */
+  async activeRuns(filter: LeaseFilter, now: number): Promise<string[]> {
+    const { where, args } = leaseWhere(filter);
+    where.push("ended_at IS NULL", "expires_at > ?");
+    args.push(now);
+    const rows = await this.#withSchema(() =>
+      this.db
+        .prepare(`SELECT DISTINCT run FROM lease_index WHERE ${where.join(" AND ")}`)
+        .bind(...args)
+        .all<{ run: string }>(),
     );
+    return rows.results.map((r) => r.run);
+  }
+
+  /** Leases newest first (active only if asked), paged by (created_at, lease_id). */
+  async leases(
+    filter: LeaseFilter & {
+      active?: boolean;
+      now: number;
+      limit: number;
+      cursor?: { ts: number; id: string };
+    },
+  ): Promise<{ leases: LeaseIndexRow[]; next?: { ts: number; id: string } }> {
+    const { where, args } = leaseWhere(filter);
+    if (filter.active) {
+      where.push("ended_at IS NULL", "expires_at > ?");
+      args.push(filter.now);
+    }
+    if (filter.cursor) {
+      where.push("(created_at < ? OR (created_at = ? AND lease_id < ?))");
+      args.push(filter.cursor.ts, filter.cursor.ts, filter.cursor.id);
+    }
+    args.push(filter.limit + 1);
+    const rows = await this.#withSchema(() =>
+      this.db
+        .prepare(
+          `SELECT * FROM lease_index ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, lease_id DESC LIMIT ?`,
+        )
+        .bind(...args)
+        .all<LeaseIndexRow>(),
+    );
+    const page = rows.results.slice(0, filter.limit);
+    const last = page[page.length - 1];
+    return {
+      leases: page,
+      ...(rows.results.length > filter.limit && last
+        ? { next: { ts: last.created_at, id: last.lease_id } }
+        : {}),
+    };
   }
 
   /** Newest first, filtered, paged by (ts, id). */
@@ -162,4 +283,17 @@ export class D1AuditStore {
       ...(results.length > q.limit && last ? { next: { ts: last.ts, id: last.id } } : {}),
     };
   }
+}
+
+function leaseWhere(filter: LeaseFilter): { where: string[]; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  for (const col of ["run", "policy", "repository_id", "project_id", "issuer"] as const) {
+    const v = filter[col];
+    if (v !== undefined) {
+      where.push(`${col} = ?`);
+      args.push(v);
+    }
+  }
+  return { where, args };
 }

@@ -18,6 +18,10 @@ export interface Env {
   RUNPASS_EXPLAIN?: string;
   RUNPASS_DEV?: string;
   RUNPASS_MAX_LEASE_TTL?: string;
+  GITHUB_WEBHOOK_SECRET?: string;
+  GITHUB_WEBHOOK_SECRET_PREVIOUS?: string;
+  GITLAB_WEBHOOK_TOKEN?: string;
+  GITLAB_WEBHOOK_TOKEN_PREVIOUS?: string;
 }
 
 export interface RuntimeConfig {

@@ -1,7 +1,15 @@
 // The core's Ledger interface over the RunLedger Durable Object namespace: one object per run key.
 
-import type { CommitInput, CommitOutcome, Ledger } from "../core/ledger.ts";
-import type { RunLedger } from "./run-ledger.ts";
+import type {
+  CommitInput,
+  CommitOutcome,
+  EndContext,
+  EndLeaseOutcome,
+  EndRunOutcome,
+  LeaseView,
+  Ledger,
+} from "../core/ledger.ts";
+import type { RunLedger, WebhookAudit } from "./run-ledger.ts";
 
 export class DurableLedger implements Ledger {
   readonly ns: DurableObjectNamespace<RunLedger>;
@@ -20,5 +28,24 @@ export class DurableLedger implements Ledger {
 
   async peek(runKey: string, singleUse: string): Promise<{ replayed: boolean; runEnded: boolean }> {
     return await this.#stub(runKey).peek(singleUse);
+  }
+
+  /** Ends a whole run (webhook or admin revoke by run). */
+  async endRun(ctx: EndContext, webhook?: WebhookAudit): Promise<EndRunOutcome> {
+    return (await this.#stub(ctx.run).endRun(ctx, webhook)) as EndRunOutcome;
+  }
+
+  /** Ends one lease; with `revokeHash`, only if it matches the lease's. */
+  async endLease(leaseId: string, ctx: EndContext, revokeHash?: string): Promise<EndLeaseOutcome> {
+    return (await this.#stub(ctx.run).endLease(leaseId, ctx, revokeHash)) as EndLeaseOutcome;
+  }
+
+  /** Ends a run's active leases (optionally one policy's) without ending the run. */
+  async endLeases(ctx: EndContext, policy?: string): Promise<number> {
+    return await this.#stub(ctx.run).endLeases(ctx, policy);
+  }
+
+  async lease(runKey: string, leaseId: string): Promise<LeaseView | null> {
+    return (await this.#stub(runKey).lease(leaseId)) as LeaseView | null;
   }
 }

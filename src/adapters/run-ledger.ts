@@ -1,18 +1,53 @@
-// The per-run ledger (DESIGN §5): used token ids, leases, the run's state and an audit outbox, in one Durable Object per run.
+// The per-run ledger (DESIGN §5): used token ids, leases, the run's state, webhook deliveries, pending
+// upstream revocations and an audit outbox, in one Durable Object per run.
 
 import { DurableObject } from "cloudflare:workers";
-import { AUDIT_SHIP_BATCH } from "../constants.ts";
+import {
+  AUDIT_SHIP_BATCH,
+  REVOCATION_BACKOFF_MS,
+  REVOCATION_MAX_ATTEMPTS,
+  RUN_ENDED_RETENTION_MS,
+} from "../constants.ts";
 import { type AuditRecord, auditLogLine, refusedRecord } from "../core/audit/record.ts";
-import type { CommitInput, CommitOutcome } from "../core/ledger.ts";
+import { randomId } from "../core/crypto.ts";
+import { revokeGrant } from "../core/grants/revoke.ts";
+import type { LeaseEndReason, LeaseGrant } from "../core/lease.ts";
+import type {
+  CommitInput,
+  CommitOutcome,
+  EndContext,
+  EndLeaseOutcome,
+  EndRunOutcome,
+  LeaseView,
+} from "../core/ledger.ts";
 import { D1AuditStore } from "./audit-store.ts";
 import type { Env } from "./env.ts";
+import { revokersFor } from "./revokers.ts";
 
 /** Retry delay for shipping the audit outbox to D1 after a failure. */
 const SHIP_RETRY_MS = 10_000;
 
+type LeaseRow = {
+  id: string;
+  revoke_hash: string;
+  policy: string;
+  created_at: number;
+  expires_at: number;
+  ended_at: number | null;
+  end_reason: LeaseEndReason | null;
+  grants: string;
+};
+
+/** The webhook record a run-ending delivery leaves (valid signature; duplicate or not). */
+export interface WebhookAudit {
+  /** Deduplicates redeliveries when present. */
+  delivery?: string;
+  record: AuditRecord;
+}
+
 /**
  * One instance per CI run (or per token, for tokens that name no run). Single-threaded and strongly
- * consistent, so "has this jti been used?" and "issue it" cannot race.
+ * consistent, so "has this jti been used?", "has the run ended?" and "issue it" cannot race.
  */
 export class RunLedger extends DurableObject<Env> {
   readonly #sql: SqlStorage;
@@ -28,6 +63,11 @@ export class RunLedger extends DurableObject<Env> {
         ended_at INTEGER, end_reason TEXT, grants TEXT NOT NULL
       );
       CREATE TABLE IF NOT EXISTS run_state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS pending_revocations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL, grant_json TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL
+      );
       CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
     `);
   }
@@ -52,6 +92,7 @@ export class RunLedger extends DurableObject<Env> {
         input.singleUse,
         input.singleUseExpiresAt,
       );
+      this.#remember(input.audit.run);
       const l = input.lease;
       this.#sql.exec(
         "INSERT INTO leases (id, revoke_hash, policy, created_at, expires_at, grants) VALUES (?, ?, ?, ?, ?, ?)",
@@ -65,7 +106,7 @@ export class RunLedger extends DurableObject<Env> {
       this.#enqueue(input.audit);
       return { ok: true };
     });
-    await this.#scheduleAt(Date.now());
+    await this.#armAt(Date.now());
     return outcome;
   }
 
@@ -75,42 +116,223 @@ export class RunLedger extends DurableObject<Env> {
     return { replayed: used.length > 0, runEnded: this.#runEnded() };
   }
 
-  /** Active leases of this run (admin and tests). */
-  async leases(): Promise<
-    Array<{ id: string; policy: string; expires_at: number; ended_at: number | null }>
-  > {
-    return this.#sql
-      .exec<{ id: string; policy: string; expires_at: number; ended_at: number | null }>(
-        "SELECT id, policy, expires_at, ended_at FROM leases ORDER BY created_at",
-      )
-      .toArray();
+  /** This run's leases, oldest first (admin, introspection and tests). */
+  async leases(): Promise<LeaseView[]> {
+    return this.#sql.exec<LeaseRow>("SELECT * FROM leases ORDER BY created_at, id").toArray().map(leaseView);
   }
 
-  /** Expires due leases, forgets expired token ids, ships the audit outbox, and re-arms itself. */
+  /** One lease, or null. */
+  async lease(id: string): Promise<LeaseView | null> {
+    const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
+    return row ? leaseView(row) : null;
+  }
+
+  /** Whether the run has ended (webhook or admin revoke by run). */
+  async ended(): Promise<boolean> {
+    return this.#runEnded();
+  }
+
+  /**
+   * Ends the run: every active lease ends, revocations are queued, and the run is marked ended so no
+   * later exchange can succeed. A delivery id seen before changes nothing (and is recorded as a duplicate).
+   */
+  async endRun(ctx: EndContext, webhook?: WebhookAudit): Promise<EndRunOutcome> {
+    const now = Date.now();
+    const outcome = this.ctx.storage.transactionSync((): EndRunOutcome => {
+      this.#remember(ctx.run);
+      if (webhook?.delivery !== undefined) {
+        const seen = this.#sql.exec("SELECT 1 FROM deliveries WHERE id = ?", webhook.delivery).toArray();
+        if (seen.length > 0) {
+          this.#enqueue({
+            ...webhook.record,
+            decision: "deny",
+            reasons: [{ code: "duplicate_delivery" }],
+          });
+          return { duplicate: true, alreadyEnded: this.#runEnded(), ended: 0 };
+        }
+        this.#sql.exec("INSERT INTO deliveries (id, at) VALUES (?, ?)", webhook.delivery, now);
+      }
+      if (webhook) this.#enqueue(webhook.record);
+      const alreadyEnded = this.#runEnded();
+      if (!alreadyEnded) {
+        this.#sql.exec(
+          "INSERT INTO run_state (k, v) VALUES ('ended', ?)",
+          JSON.stringify({ at: now, reason: ctx.reason }),
+        );
+        this.#sql.exec(
+          "INSERT OR REPLACE INTO run_state (k, v) VALUES ('purge_at', ?)",
+          String(now + RUN_ENDED_RETENTION_MS),
+        );
+      }
+      const ended = this.#endWhere("ended_at IS NULL", [], ctx, now);
+      return { duplicate: false, alreadyEnded, ended };
+    });
+    await this.#armAt(now);
+    return outcome;
+  }
+
+  /**
+   * Ends one lease. With a revoke hash (the client's DELETE) the hash must match, compared in constant
+   * time; a mismatch answers exactly like a lease that does not exist.
+   */
+  async endLease(id: string, ctx: EndContext, revokeHash?: string): Promise<EndLeaseOutcome> {
+    const now = Date.now();
+    const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
+    if (!row) return "not_found";
+    if (revokeHash !== undefined && !constantTimeEqual(row.revoke_hash, revokeHash)) return "not_found";
+    if (row.ended_at !== null) return "already_ended";
+    this.ctx.storage.transactionSync(() => this.#endWhere("id = ? AND ended_at IS NULL", [id], ctx, now));
+    await this.#armAt(now);
+    return "ended";
+  }
+
+  /** Ends the active leases of this run (optionally only one policy's) without ending the run. */
+  async endLeases(ctx: EndContext, policy?: string): Promise<number> {
+    const now = Date.now();
+    const ended = this.ctx.storage.transactionSync(() =>
+      policy === undefined
+        ? this.#endWhere("ended_at IS NULL", [], ctx, now)
+        : this.#endWhere("ended_at IS NULL AND policy = ?", [policy], ctx, now),
+    );
+    if (ended > 0) await this.#armAt(now);
+    return ended;
+  }
+
+  /**
+   * Expires due leases, runs queued revocations, forgets expired token ids, ships the audit outbox,
+   * deletes the whole object once an ended run's retention has passed, and re-arms itself.
+   */
   override async alarm(): Promise<void> {
     const now = Date.now();
-    this.#sql.exec(
-      "UPDATE leases SET ended_at = ?, end_reason = 'expired' WHERE ended_at IS NULL AND expires_at <= ?",
-      now,
-      now,
+    this.ctx.storage.transactionSync(() =>
+      this.#endWhere(
+        "ended_at IS NULL AND expires_at <= ?",
+        [now],
+        { run: this.#runKey(), requestId: randomId("alarm", 12), policySetVersion: "", reason: "expired" },
+        now,
+      ),
     );
     this.#sql.exec("DELETE FROM used_tokens WHERE expires_at <= ?", now);
+    await this.#runRevocations(now);
     let shipRetry: number | undefined;
     try {
       await this.#ship();
     } catch {
       shipRetry = now + SHIP_RETRY_MS;
     }
+    const pendingOutbox = this.#scalar("SELECT COUNT(*) AS v FROM audit_outbox") ?? 0;
+    const pendingRevocations = this.#scalar("SELECT COUNT(*) AS v FROM pending_revocations") ?? 0;
+    const purgeAt = this.#purgeAt();
+    if (purgeAt !== undefined && now >= purgeAt && pendingOutbox === 0 && pendingRevocations === 0) {
+      // An ended run past its retention: nothing left to protect, so nothing is kept.
+      await this.ctx.storage.deleteAll();
+      return;
+    }
     const next = [
       this.#scalar("SELECT MIN(expires_at) AS v FROM leases WHERE ended_at IS NULL"),
       this.#scalar("SELECT MIN(expires_at) AS v FROM used_tokens"),
-      this.#scalar("SELECT COUNT(*) AS v FROM audit_outbox") ? (shipRetry ?? now) : null,
+      this.#scalar("SELECT MIN(next_at) AS v FROM pending_revocations"),
+      pendingOutbox > 0 ? (shipRetry ?? now) : null,
+      purgeAt ?? null,
     ].filter((t): t is number => typeof t === "number");
-    if (next.length > 0) await this.ctx.storage.setAlarm(Math.min(...next));
+    if (next.length > 0) await this.ctx.storage.setAlarm(Math.max(now, Math.min(...next)));
+  }
+
+  /** Ends matching active leases: audit record per lease, revocations queued. Call inside a transaction. */
+  #endWhere(where: string, args: unknown[], ctx: EndContext, now: number): number {
+    const rows = this.#sql.exec<LeaseRow>(`SELECT * FROM leases WHERE ${where}`, ...args).toArray();
+    for (const row of rows) {
+      this.#sql.exec(
+        "UPDATE leases SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+        now,
+        ctx.reason,
+        row.id,
+      );
+      const grants = JSON.parse(row.grants) as LeaseGrant[];
+      for (const grant of grants) {
+        this.#sql.exec(
+          "INSERT INTO pending_revocations (lease_id, grant_json, next_at) VALUES (?, ?, ?)",
+          row.id,
+          JSON.stringify(grant),
+          now,
+        );
+      }
+      this.#enqueue({
+        id: randomId("aud"),
+        ts: new Date(now).toISOString(),
+        request_id: ctx.requestId,
+        event: "lease_end",
+        decision: "allow",
+        reasons: [],
+        policy: row.policy,
+        ...(ctx.policySetVersion ? { policy_set_version: ctx.policySetVersion } : {}),
+        run: ctx.run,
+        lease_id: row.id,
+        end_reason: ctx.reason,
+        grants: grants.map(({ revocation: _r, ...g }) => g),
+        count: 1,
+      });
+    }
+    return rows.length;
+  }
+
+  async #runRevocations(now: number): Promise<void> {
+    const due = this.#sql
+      .exec<{ seq: number; lease_id: string; grant_json: string; attempts: number }>(
+        "SELECT seq, lease_id, grant_json, attempts FROM pending_revocations WHERE next_at <= ? ORDER BY seq LIMIT 50",
+        now,
+      )
+      .toArray();
+    if (due.length === 0) return;
+    const revokers = revokersFor(this.env);
+    for (const item of due) {
+      const grant = JSON.parse(item.grant_json) as LeaseGrant;
+      const result = await revokeGrant(revokers, grant);
+      const attempts = item.attempts + 1;
+      const giveUp = !result.retryable || attempts >= REVOCATION_MAX_ATTEMPTS;
+      if (result.status === "failed" && !giveUp) {
+        this.#sql.exec(
+          "UPDATE pending_revocations SET attempts = ?, next_at = ? WHERE seq = ?",
+          attempts,
+          now + REVOCATION_BACKOFF_MS * 2 ** (attempts - 1),
+          item.seq,
+        );
+        continue;
+      }
+      this.#sql.exec("DELETE FROM pending_revocations WHERE seq = ?", item.seq);
+      this.#enqueue({
+        id: randomId("aud"),
+        ts: new Date(now).toISOString(),
+        request_id: randomId("rev", 12),
+        event: "revocation",
+        decision: result.status === "failed" ? "deny" : "allow",
+        ...(result.status === "failed" ? { error: "upstream_error" as const } : {}),
+        reasons: [],
+        run: this.#runKey(),
+        lease_id: item.lease_id,
+        grants: [{ type: grant.type, id: grant.id, expires_at: grant.expires_at }],
+        ...(result.detail ? { detail: `${result.status}: ${result.detail}` } : { detail: result.status }),
+        count: 1,
+      });
+    }
+  }
+
+  #remember(run: string | undefined): void {
+    if (run) this.#sql.exec("INSERT OR IGNORE INTO run_state (k, v) VALUES ('run', ?)", run);
+  }
+
+  #runKey(): string {
+    const row = this.#sql.exec<{ v: string }>("SELECT v FROM run_state WHERE k = 'run'").toArray()[0];
+    return row?.v ?? this.ctx.id.toString();
   }
 
   #runEnded(): boolean {
     return this.#sql.exec("SELECT 1 FROM run_state WHERE k = 'ended'").toArray().length > 0;
+  }
+
+  #purgeAt(): number | undefined {
+    const row = this.#sql.exec<{ v: string }>("SELECT v FROM run_state WHERE k = 'purge_at'").toArray()[0];
+    return row ? Number(row.v) : undefined;
   }
 
   #enqueue(record: AuditRecord): void {
@@ -141,8 +363,27 @@ export class RunLedger extends DurableObject<Env> {
     }
   }
 
-  async #scheduleAt(at: number): Promise<void> {
+  async #armAt(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
+}
+
+function leaseView(row: LeaseRow): LeaseView {
+  return {
+    id: row.id,
+    policy: row.policy,
+    created_at: row.created_at,
+    expires_at: row.expires_at,
+    ended_at: row.ended_at,
+    end_reason: row.end_reason,
+  };
+}
+
+/** Equal-length hex/text comparison without early exit (both sides are sha256 strings). */
+function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }

@@ -5,9 +5,9 @@ import { type ErrorCode, type Reason, RunpassError } from "../errors.ts";
 import { type AuditBase, type AuditRecord, auditRecord } from "./audit/record.ts";
 import type { Clock } from "./clock.ts";
 import { type AuditHasher, randomId, sha256 } from "./crypto.ts";
-import { base64url, utf8 } from "./encoding.ts";
 import type { Signer } from "./grants/signer.ts";
 import { mintTokenGrant } from "./grants/token.ts";
+import { leaseIdFor } from "./lease.ts";
 import type { AuditSink, Ledger } from "./ledger.ts";
 import { type VerifiedToken, type VerifierOptions, verifyToken } from "./oidc/verify.ts";
 import type { CompiledPolicy, PolicySet } from "./policy/compile.ts";
@@ -178,11 +178,6 @@ export async function ledgerKey(token: VerifiedToken): Promise<string> {
   return `token:${token.issuer.name}:${digest.slice("sha256:".length)}`;
 }
 
-/** Lease ids carry their run key so `DELETE /v1/leases/{id}` can find the run's ledger without a lookup table. */
-export function leaseIdFor(runKey: string): string {
-  return `lse_${base64url(utf8(runKey))}.${randomId("r").slice(2)}`;
-}
-
 /** POST /v1/exchange: issues credentials or throws a RunpassError (after auditing it). */
 export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promise<ExchangeResponse> {
   const auth = await authorize(input, deps);
@@ -225,6 +220,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   );
   record.run = runKey;
   record.lease_id = lease.id;
+  record.lease_expires_at = new Date(lease.expiresAt * 1000).toISOString();
   record.grants = auditGrants;
 
   let outcome: Awaited<ReturnType<Ledger["commit"]>>;

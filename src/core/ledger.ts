@@ -1,6 +1,7 @@
 // The run ledger as the core sees it: a strongly consistent store per run key (a Durable Object in the Worker).
 
-import type { AuditGrant, AuditRecord } from "./audit/record.ts";
+import type { AuditRecord } from "./audit/record.ts";
+import type { LeaseEndReason, LeaseGrant } from "./lease.ts";
 
 export interface LeaseInput {
   id: string;
@@ -9,7 +10,7 @@ export interface LeaseInput {
   policy: string;
   createdAt: number;
   expiresAt: number;
-  grants: AuditGrant[];
+  grants: LeaseGrant[];
 }
 
 export interface CommitInput {
@@ -23,6 +24,37 @@ export interface CommitInput {
 }
 
 export type CommitOutcome = { ok: true } | { ok: false; reason: "replayed" | "run_ended" };
+
+/** Who asked for leases to end, for the audit records the ledger writes. */
+export interface EndContext {
+  /** The run key (the object's name), remembered for records the alarm writes later. */
+  run: string;
+  requestId: string;
+  policySetVersion: string;
+  reason: LeaseEndReason;
+}
+
+/** The outcome of ending a whole run (webhook or admin). */
+export interface EndRunOutcome {
+  /** The delivery id was seen before: nothing changed. */
+  duplicate: boolean;
+  /** The run had already ended before this call. */
+  alreadyEnded: boolean;
+  /** Leases this call ended. */
+  ended: number;
+}
+
+export type EndLeaseOutcome = "ended" | "already_ended" | "not_found";
+
+/** One lease as the ledger reports it (never the revoke token or revocation handles). */
+export interface LeaseView {
+  id: string;
+  policy: string;
+  created_at: number;
+  expires_at: number;
+  ended_at: number | null;
+  end_reason: LeaseEndReason | null;
+}
 
 export interface Ledger {
   /** Atomically consumes the token and records the lease and its audit record, or refuses (and records the refusal). */

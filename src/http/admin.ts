@@ -2,12 +2,14 @@
 
 import type { Hono, MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
-import { D1AuditStore } from "../adapters/audit-store.ts";
+import { D1AuditStore, type LeaseFilter } from "../adapters/audit-store.ts";
 import type { Env } from "../adapters/env.ts";
-import { MAX_AUDIT_PAGE } from "../constants.ts";
+import { DurableLedger } from "../adapters/ledger-client.ts";
+import { ADMIN_REVOKE_CONCURRENCY, MAX_AUDIT_PAGE } from "../constants.ts";
 import { timingSafeEqualText } from "../core/crypto.ts";
 import { base64url, utf8 } from "../core/encoding.ts";
 import { ConfigError, RunpassError } from "../errors.ts";
+import { auditSink, requestRecord } from "./audit.ts";
 import { bearer, describeIssue, jsonBody } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -47,6 +49,53 @@ const AuditQuerySchema = z.strictObject({
   cursor: z.optional(z.string()),
 });
 
+const RUN_KEY = /^(github|gitlab|token):[^\s]{1,900}$/;
+
+const RevokeSchema = z.strictObject({
+  run: z.optional(z.string().check(z.regex(RUN_KEY))),
+  policy: z.optional(z.string().check(z.minLength(1), z.maxLength(128))),
+  repository_id: z.optional(z.string().check(z.regex(/^[0-9]{1,20}$/))),
+  project_id: z.optional(z.string().check(z.regex(/^[0-9]{1,20}$/))),
+  issuer: z.optional(z.string().check(z.minLength(1), z.maxLength(128))),
+});
+
+const LeasesQuerySchema = z.strictObject({
+  active: z.optional(z.enum(["0", "1", "true", "false"])),
+  run: z.optional(z.string()),
+  policy: z.optional(z.string()),
+  repository_id: z.optional(z.string()),
+  project_id: z.optional(z.string()),
+  issuer: z.optional(z.string()),
+  limit: z.optional(z.string()),
+  cursor: z.optional(z.string()),
+});
+
+function parseLimit(text: string | undefined): number {
+  const limit = text === undefined ? 100 : Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
+    throw new RunpassError("invalid_request", `"limit" must be an integer from 1 to ${MAX_AUDIT_PAGE}`);
+  }
+  return limit;
+}
+
+function encodeCursor(next: { ts: number; id: string }): string {
+  return base64url(utf8(JSON.stringify(next)));
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
+
 function decodeCursor(text: string): { ts: number; id: string } {
   try {
     const json = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
@@ -72,10 +121,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       if (Number.isNaN(since))
         throw new RunpassError("invalid_request", '"since" must be an ISO 8601 timestamp');
     }
-    const limit = q.limit === undefined ? 100 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
-      throw new RunpassError("invalid_request", `"limit" must be an integer from 1 to ${MAX_AUDIT_PAGE}`);
-    }
+    const limit = parseLimit(q.limit);
     const page = await new D1AuditStore(c.env.AUDIT_DB).query({
       ...(q.run !== undefined ? { run: q.run } : {}),
       ...(q.repository_id !== undefined ? { repository_id: q.repository_id } : {}),
@@ -93,7 +139,83 @@ export function adminRoutes(app: Hono<AppEnv>): void {
     return c.json(
       {
         records: page.records,
-        ...(page.next ? { next_cursor: base64url(utf8(JSON.stringify(page.next))) } : {}),
+        ...(page.next ? { next_cursor: encodeCursor(page.next) } : {}),
+      },
+      200,
+      NO_STORE,
+    );
+  });
+
+  app.post("/v1/admin/revoke", async (c) => {
+    const body = await jsonBody(c, RevokeSchema);
+    const keys = Object.keys(body) as Array<keyof typeof body>;
+    if (keys.length !== 1) {
+      throw new RunpassError(
+        "invalid_request",
+        "name exactly one of run, policy, repository_id, project_id, issuer",
+      );
+    }
+    const rt = c.get("runtime");
+    const ledger = new DurableLedger(c.env.RUN_LEDGER);
+    const base = {
+      requestId: c.get("requestId"),
+      policySetVersion: rt.policies.version,
+      reason: "admin_revoke" as const,
+    };
+    let ended = 0;
+    let runs = 0;
+    if (body.run !== undefined) {
+      // Revoking a run also ends the run: no later exchange for it succeeds.
+      ended = (await ledger.endRun({ ...base, run: body.run })).ended;
+      runs = 1;
+    } else {
+      const filter = body as LeaseFilter;
+      const found = await new D1AuditStore(c.env.AUDIT_DB).activeRuns(filter, rt.clock());
+      const counts = await mapLimited(found, ADMIN_REVOKE_CONCURRENCY, (run) =>
+        ledger.endLeases({ ...base, run }, body.policy),
+      );
+      ended = counts.reduce((a, b) => a + b, 0);
+      runs = found.length;
+    }
+    auditSink(c).write(
+      await requestRecord(
+        c,
+        "admin_revoke",
+        { decision: "allow", reasons: [] },
+        { ...body, detail: `ended ${ended} leases in ${runs} runs` },
+      ),
+    );
+    return c.json({ ended_leases: ended, runs }, 200, NO_STORE);
+  });
+
+  app.get("/v1/admin/leases", async (c) => {
+    const parsed = LeasesQuerySchema.safeParse(c.req.query());
+    if (!parsed.success) throw new RunpassError("invalid_request", describeIssue(parsed.error.issues));
+    const { active, limit, cursor, ...filter } = parsed.data;
+    const now = c.get("runtime").clock();
+    const page = await new D1AuditStore(c.env.AUDIT_DB).leases({
+      ...filter,
+      active: active === "1" || active === "true",
+      now,
+      limit: parseLimit(limit),
+      ...(cursor !== undefined ? { cursor: decodeCursor(cursor) } : {}),
+    });
+    return c.json(
+      {
+        leases: page.leases.map((l) => ({
+          id: l.lease_id,
+          run: l.run,
+          policy: l.policy,
+          issuer: l.issuer,
+          ...(l.repository_id !== null ? { repository_id: l.repository_id } : {}),
+          ...(l.project_id !== null ? { project_id: l.project_id } : {}),
+          created_at: new Date(l.created_at).toISOString(),
+          expires_at: new Date(l.expires_at).toISOString(),
+          ended_at: l.ended_at === null ? null : new Date(l.ended_at).toISOString(),
+          end_reason: l.end_reason ?? (l.expires_at <= now ? "expired" : null),
+          active: l.ended_at === null && l.expires_at > now,
+        })),
+        ...(page.next ? { next_cursor: encodeCursor(page.next) } : {}),
       },
       200,
       NO_STORE,

@@ -2,13 +2,12 @@
 
 import type { Context, Hono } from "hono";
 import * as z from "zod/mini";
-import { d1AuditSink } from "../adapters/audit-sink.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
-import { auditRecord } from "../core/audit/record.ts";
 import { parseDuration } from "../core/duration.ts";
 import { type ExchangeDeps, type ExchangeInput, exchange, explain } from "../core/exchange.ts";
 import { GRANT_NAMES } from "../core/policy/types.ts";
 import { RunpassError } from "../errors.ts";
+import { auditRefusal, auditSink } from "./audit.ts";
 import { bearer, checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -24,7 +23,7 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
   const requestId = c.get("requestId");
   const ctx = rt.context(c.env);
   const hasher = ctx.hasher();
-  const audit = d1AuditSink(c.env.AUDIT_DB, (p) => c.executionCtx.waitUntil(p));
+  const audit = auditSink(c);
 
   let input: ExchangeInput;
   let policyName: string | undefined;
@@ -49,15 +48,8 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
       ...(ttl !== undefined ? { ttl } : {}),
     };
   } catch (e) {
-    if (e instanceof RunpassError) {
-      const record = await auditRecord(
-        { requestId, event, policySetVersion: rt.policies.version, now: rt.clock() },
-        hasher,
-        { decision: "deny", error: e.code, reasons: e.reasons },
-      );
-      if (policyName) record.policy = policyName;
-      audit.write(record);
-    }
+    if (e instanceof RunpassError)
+      throw await auditRefusal(c, event, e, policyName ? { policy: policyName } : {});
     throw e;
   }
 

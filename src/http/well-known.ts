@@ -13,6 +13,7 @@ export function wellKnownRoutes(app: Hono<AppEnv>): void {
       {
         issuer,
         jwks_uri: `${issuer}/.well-known/jwks.json`,
+        introspection_endpoint: `${issuer}/v1/introspect`,
         response_types_supported: ["id_token"],
         subject_types_supported: ["public"],
         id_token_signing_alg_values_supported: [signer.algorithm],

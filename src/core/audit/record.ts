@@ -3,18 +3,22 @@
 import type { ErrorCode, Reason } from "../../errors.ts";
 import type { AuditHasher } from "../crypto.ts";
 import { randomId } from "../crypto.ts";
+import type { LeaseEndReason, LeaseGrant } from "../lease.ts";
 import type { VerifiedToken } from "../oidc/verify.ts";
-import type { GrantName } from "../policy/types.ts";
 
-export type AuditEvent = "exchange" | "explain";
+/** What the record is about: a decision on a token, a lease ending, a webhook, an admin or client action. */
+export type AuditEvent =
+  | "exchange"
+  | "explain"
+  | "lease_end"
+  | "revocation"
+  | "webhook"
+  | "lease_delete"
+  | "admin_revoke"
+  | "introspect";
 
-/** One issued credential, by digest. */
-export interface AuditGrant {
-  type: GrantName;
-  /** `hmac-sha256:` digest of the credential's identifier (e.g. the issued JWT's jti). */
-  id: string;
-  expires_at: string;
-}
+/** One issued credential, by digest (the lease's view of a grant, minus any revocation handle). */
+export type AuditGrant = Omit<LeaseGrant, "revocation">;
 
 export interface AuditRecord {
   id: string;
@@ -28,10 +32,17 @@ export interface AuditRecord {
   reasons: Reason[];
   policy?: string;
   policy_version?: string;
-  policy_set_version: string;
+  /** Absent on records the run ledger writes on its own (alarms), which no policy set decided. */
+  policy_set_version?: string;
   issuer?: string;
   run?: string;
   lease_id?: string;
+  lease_expires_at?: string;
+  end_reason?: LeaseEndReason;
+  /** Webhook delivery id (GitHub X-GitHub-Delivery, GitLab X-Gitlab-Event-UUID). */
+  delivery?: string;
+  /** Operator-facing detail (e.g. why an upstream revocation failed); never a credential. */
+  detail?: string;
   subject?: string;
   owner_id?: string;
   owner?: string;

@@ -1,0 +1,178 @@
+// POST /v1/webhooks/github[/{issuer}] and /v1/webhooks/gitlab[/{issuer}]: a finished CI run ends its leases.
+// Authenticated first (HMAC over the raw bytes / constant-time token), then parsed; unknown events are no-ops.
+
+import { Webhooks } from "@octokit/webhooks";
+import type { Context, Hono } from "hono";
+import * as z from "zod/mini";
+import type { Env } from "../adapters/env.ts";
+import { DurableLedger } from "../adapters/ledger-client.ts";
+import { MAX_WEBHOOK_BODY_BYTES } from "../constants.ts";
+import { timingSafeEqualText } from "../core/crypto.ts";
+import type { IssuerConfig, IssuerKind } from "../core/oidc/issuers.ts";
+import { decodeUtf8 } from "../core/read-capped.ts";
+import { ConfigError, type ReasonCode, RunpassError } from "../errors.ts";
+import { auditRefusal, requestRecord } from "./audit.ts";
+import { readBodyBytes, requireMediaType } from "./request.ts";
+import { NO_STORE } from "./respond.ts";
+import type { AppEnv } from "./types.ts";
+
+// Only `sha256=` followed by exactly 64 lowercase hex digits. Checked before the library, whose parser
+// tolerates other prefixes and stray characters: no other algorithm, whatever the prefix says.
+const GITHUB_SIGNATURE = /^sha256=[0-9a-f]{64}$/;
+const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const GITLAB_TERMINAL = new Set(["success", "failed", "canceled", "skipped"]);
+
+const WorkflowRunPayload = z.object({
+  action: z.string(),
+  repository: z.object({ id: z.number().check(z.int(), z.positive()) }),
+  workflow_run: z.object({
+    id: z.number().check(z.int(), z.positive()),
+    run_attempt: z.number().check(z.int(), z.positive()),
+    status: z.string(),
+  }),
+});
+
+const PipelinePayload = z.object({
+  object_kind: z.literal("pipeline"),
+  project: z.object({ id: z.number().check(z.int(), z.positive()) }),
+  object_attributes: z.object({ id: z.number().check(z.int(), z.positive()), status: z.string() }),
+});
+
+type Platform = "github" | "gitlab";
+
+function refused(code: "invalid_token" | "invalid_request", reason: ReasonCode, description: string) {
+  return new RunpassError(code, description, { reasons: [{ code: reason }] });
+}
+
+/** The issuer a webhook path means: the preset, or a named issuer of the right kind (404 otherwise). */
+function resolveIssuer(c: Context<AppEnv>, platform: Platform): IssuerConfig | undefined {
+  const name = c.req.param("issuer") ?? platform;
+  const issuer = c.get("runtime").bundle.issuers.find((i) => i.name === name);
+  if (issuer && issuer.kind === (platform as IssuerKind)) return issuer;
+  if (name === platform) return undefined; // the preset, trusted by no policy: nothing to end
+  throw new RunpassError("not_found", `no ${platform}-kind issuer named "${name}" in issuers.yaml`);
+}
+
+function parsePayload<T>(text: string, schema: z.ZodMiniType<T>): T | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw refused("invalid_request", "malformed", "the webhook body is not valid JSON");
+  }
+  const parsed = schema.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
+async function verifyGitHub(env: Env, body: string, signature: string | undefined): Promise<void> {
+  const secrets = [env.GITHUB_WEBHOOK_SECRET, env.GITHUB_WEBHOOK_SECRET_PREVIOUS].filter(
+    (s): s is string => typeof s === "string" && s.length > 0,
+  );
+  if (!env.GITHUB_WEBHOOK_SECRET) {
+    throw new ConfigError("GITHUB_WEBHOOK_SECRET is not set; GitHub webhooks cannot be verified");
+  }
+  if (!signature) {
+    throw refused("invalid_token", "signature_missing", "X-Hub-Signature-256 is required");
+  }
+  if (!GITHUB_SIGNATURE.test(signature)) {
+    throw refused("invalid_token", "signature_invalid", "the webhook signature does not verify");
+  }
+  for (const secret of secrets) {
+    if (await new Webhooks({ secret }).verify(body, signature)) return;
+  }
+  throw refused("invalid_token", "signature_invalid", "the webhook signature does not verify");
+}
+
+async function verifyGitLab(env: Env, token: string | undefined): Promise<void> {
+  if (!env.GITLAB_WEBHOOK_TOKEN) {
+    throw new ConfigError("GITLAB_WEBHOOK_TOKEN is not set; GitLab webhooks cannot be verified");
+  }
+  if (!token) throw refused("invalid_token", "webhook_token_invalid", "X-Gitlab-Token is required");
+  // Both comparisons always run, so timing does not tell which secret (if any) matched.
+  const [current, previous] = await Promise.all([
+    timingSafeEqualText(token, env.GITLAB_WEBHOOK_TOKEN),
+    env.GITLAB_WEBHOOK_TOKEN_PREVIOUS
+      ? timingSafeEqualText(token, env.GITLAB_WEBHOOK_TOKEN_PREVIOUS)
+      : Promise.resolve(false),
+  ]);
+  if (!current && !previous) {
+    throw refused("invalid_token", "webhook_token_invalid", "the X-Gitlab-Token does not match");
+  }
+}
+
+/** Authenticates and reads the body; returns the run key to end, or undefined for a no-op. */
+async function authenticate(
+  c: Context<AppEnv>,
+  platform: Platform,
+  issuer: IssuerConfig | undefined,
+  delivery: string | undefined,
+): Promise<string | undefined> {
+  // Size before anything; then media type; then the signature over the exact bytes received.
+  const bytes = await readBodyBytes(c, MAX_WEBHOOK_BODY_BYTES);
+  requireMediaType(c, "application/json");
+  let text: string;
+  try {
+    text = decodeUtf8(bytes);
+  } catch {
+    throw refused("invalid_request", "malformed", "the webhook body is not UTF-8");
+  }
+  if (platform === "github") {
+    await verifyGitHub(c.env, text, c.req.header("x-hub-signature-256"));
+    if (!delivery) throw refused("invalid_request", "malformed", "X-GitHub-Delivery is missing or malformed");
+    const payload = parsePayload(text, WorkflowRunPayload);
+    if (c.req.header("x-github-event") !== "workflow_run" || !payload) return undefined;
+    // `completed` deliveries exist whose run is still queued: only a finished run ends anything.
+    if (payload.action !== "completed" || payload.workflow_run.status !== "completed") return undefined;
+    if (!issuer) return undefined;
+    const { repository, workflow_run: run } = payload;
+    return `github:${issuer.name}:${repository.id}:${run.id}:${run.run_attempt}`;
+  }
+  await verifyGitLab(c.env, c.req.header("x-gitlab-token"));
+  const payload = parsePayload(text, PipelinePayload);
+  if (c.req.header("x-gitlab-event") !== "Pipeline Hook" || !payload) return undefined;
+  if (!GITLAB_TERMINAL.has(payload.object_attributes.status) || !issuer) return undefined;
+  return `gitlab:${issuer.name}:${payload.project.id}:${payload.object_attributes.id}`;
+}
+
+async function handle(c: Context<AppEnv>, platform: Platform): Promise<Response> {
+  const rt = c.get("runtime");
+  rt.context(c.env).hasher(); // no audit key, no decisions
+  const rawDelivery =
+    platform === "github"
+      ? c.req.header("x-github-delivery")
+      : (c.req.header("idempotency-key") ?? c.req.header("x-gitlab-event-uuid"));
+  const delivery = rawDelivery && DELIVERY_ID.test(rawDelivery) ? rawDelivery : undefined;
+  let run: string | undefined;
+  let issuer: IssuerConfig | undefined;
+  try {
+    issuer = resolveIssuer(c, platform);
+    run = await authenticate(c, platform, issuer, delivery);
+  } catch (e) {
+    if (e instanceof RunpassError && !(e instanceof ConfigError))
+      throw await auditRefusal(c, "webhook", e, delivery ? { delivery } : {});
+    throw e;
+  }
+  if (!run) return c.json({ result: "ignored" }, 200, NO_STORE);
+
+  const requestId = c.get("requestId");
+  const record = await requestRecord(
+    c,
+    "webhook",
+    { decision: "allow", reasons: [] },
+    { run, ...(issuer ? { issuer: issuer.name } : {}), ...(delivery ? { delivery } : {}) },
+  );
+  const outcome = await new DurableLedger(c.env.RUN_LEDGER).endRun(
+    { run, requestId, policySetVersion: rt.policies.version, reason: "run_completed" },
+    delivery ? { delivery, record } : { record },
+  );
+  if (outcome.duplicate) return c.json({ result: "duplicate", run }, 200, NO_STORE);
+  return c.json({ result: "run_ended", run, ended_leases: outcome.ended }, 202, NO_STORE);
+}
+
+/** Registers the webhook routes. */
+export function webhookRoutes(app: Hono<AppEnv>): void {
+  app.post("/v1/webhooks/github", (c) => handle(c, "github"));
+  app.post("/v1/webhooks/github/:issuer", (c) => handle(c, "github"));
+  app.post("/v1/webhooks/gitlab", (c) => handle(c, "gitlab"));
+  app.post("/v1/webhooks/gitlab/:issuer", (c) => handle(c, "gitlab"));
+}
