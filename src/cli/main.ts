@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDuration } from "../core/duration.ts";
 import { errorMessage } from "../errors.ts";
+import { adminCall, adminTarget } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { offlineExplain, readJwksFile } from "./explain.ts";
@@ -28,6 +29,13 @@ commands:
       Verifies a runpass-signed JWT against the broker's /.well-known/jwks.json, as a downstream
       service should. Reads the JWT (or a whole /v1/exchange response) from FILE or stdin.
       Prints {valid, error?, claims}; exit 0 when valid, 1 when not.
+  admin revoke   [--url URL] (--run RUN | --policy NAME | --repository-id ID | --project-id ID | --issuer NAME)
+      Ends matching leases now (a run is also marked ended). Prints {ended_leases, runs}.
+  admin leases   [--url URL] [--active] [--run RUN] [--policy NAME] [--repository-id ID] [--project-id ID]
+                 [--issuer NAME] [--limit N]
+      Lists leases, newest first (never secrets).
+      Admin commands use RUNPASS_URL (default the local broker) and RUNPASS_ADMIN_TOKEN (for a local
+      broker, the generated token in .dev/keys.json).
 
 RUNPASS_POLICIES_DIR sets the default policies folder; RUNPASS_DEV=1 allows loopback http issuers.`;
 
@@ -160,6 +168,62 @@ async function tokenVerify(args: string[]): Promise<number> {
   return result.valid ? 0 : 1;
 }
 
+const FILTER_OPTIONS = {
+  url: { type: "string" },
+  run: { type: "string" },
+  policy: { type: "string" },
+  "repository-id": { type: "string" },
+  "project-id": { type: "string" },
+  issuer: { type: "string" },
+} as const;
+
+function filterOf(values: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [flag, field] of [
+    ["run", "run"],
+    ["policy", "policy"],
+    ["repository-id", "repository_id"],
+    ["project-id", "project_id"],
+    ["issuer", "issuer"],
+  ] as const) {
+    const v = values[flag];
+    if (typeof v === "string") out[field] = v;
+  }
+  return out;
+}
+
+async function adminRevoke(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: FILTER_OPTIONS, strict: true });
+  const filter = filterOf(values);
+  if (Object.keys(filter).length !== 1) {
+    throw new UsageError(
+      "admin revoke needs exactly one of --run, --policy, --repository-id, --project-id, --issuer",
+    );
+  }
+  const target = adminTarget(ROOT, values.url);
+  const result = await adminCall(target, "/v1/admin/revoke", {
+    method: "POST",
+    body: JSON.stringify(filter),
+  });
+  console.log(JSON.stringify(result, null, 2));
+  return 0;
+}
+
+async function adminLeases(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { ...FILTER_OPTIONS, active: { type: "boolean", default: false }, limit: { type: "string" } },
+    strict: true,
+  });
+  const query = new URLSearchParams(filterOf(values));
+  if (values.active) query.set("active", "1");
+  if (values.limit) query.set("limit", values.limit);
+  const target = adminTarget(ROOT, values.url);
+  const result = await adminCall(target, `/v1/admin/leases?${query}`);
+  console.log(JSON.stringify(result, null, 2));
+  return 0;
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -174,6 +238,8 @@ export async function main(argv: string[]): Promise<number> {
     if (group === "policy" && command === "explain") return await policyExplain(rest);
     if (group === "dev" && command === "token") return await devToken(rest);
     if (group === "token" && command === "verify") return await tokenVerify(rest);
+    if (group === "admin" && command === "revoke") return await adminRevoke(rest);
+    if (group === "admin" && command === "leases") return await adminLeases(rest);
     if (group === undefined || group === "help" || group === "--help" || group === "-h") {
       console.log(USAGE);
       return 0;

@@ -1,0 +1,45 @@
+// `runpass admin …`: emergency revocation and the lease list over the admin API.
+
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface AdminTarget {
+  url: string;
+  token: string;
+}
+
+/**
+ * Where and as whom: --url or RUNPASS_URL (default the local broker); RUNPASS_ADMIN_TOKEN, or the local
+ * broker's generated admin token from .dev/keys.json when talking to a loopback URL.
+ */
+export function adminTarget(root: string, url: string | undefined): AdminTarget {
+  const base = (url ?? process.env.RUNPASS_URL ?? `http://127.0.0.1:${process.env.PORT || 8787}`).replace(
+    /\/+$/,
+    "",
+  );
+  let token = process.env.RUNPASS_ADMIN_TOKEN;
+  const keysFile = join(root, ".dev", "keys.json");
+  if (!token && /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(base) && existsSync(keysFile)) {
+    token = (JSON.parse(readFileSync(keysFile, "utf8")) as { adminToken?: string }).adminToken;
+  }
+  if (!token) throw new Error("set RUNPASS_ADMIN_TOKEN (the broker's admin bearer token)");
+  return { url: base, token };
+}
+
+/** Calls the admin API; returns the parsed JSON body or throws with the broker's error description. */
+export async function adminCall(target: AdminTarget, path: string, init: RequestInit = {}): Promise<unknown> {
+  const res = await fetch(`${target.url}${path}`, {
+    ...init,
+    headers: {
+      authorization: `Bearer ${target.token}`,
+      ...(init.body ? { "content-type": "application/json" } : {}),
+    },
+  });
+  const body = (await res.json().catch(() => ({}))) as { error?: string; error_description?: string };
+  if (!res.ok) {
+    throw new Error(
+      `${res.status} ${body.error ?? "error"}: ${body.error_description ?? "the broker refused the request"}`,
+    );
+  }
+  return body;
+}
