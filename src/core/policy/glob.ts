@@ -24,10 +24,12 @@ export function globProblem(pattern: string): string | undefined {
 /** Compiles a glob pattern into tokens. */
 export function compileGlob(pattern: string): Glob {
   const tokens: Token[] = [];
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
+  // Code points, not UTF-16 units: `?` is one character even outside the BMP.
+  const chars = Array.from(pattern);
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i] as string;
     if (c === "*") {
-      if (pattern[i + 1] === "*") {
+      if (chars[i + 1] === "*") {
         tokens.push({ t: "globstar" });
         i++;
       } else {
@@ -50,8 +52,7 @@ export function matchGlob(glob: Glob, input: string): boolean {
   let next = new Uint8Array(n + 1);
   current[0] = 1;
   closeOverStars(tokens, current);
-  for (let i = 0; i < input.length; i++) {
-    const ch = input[i] as string;
+  for (const ch of input) {
     next.fill(0);
     let alive = false;
     for (let s = 0; s < n; s++) {

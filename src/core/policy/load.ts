@@ -67,7 +67,7 @@ export interface LoadResult {
 export const POLICY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Claim names usable in allow/deny. */
-const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
+const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.:/-]{0,127}$/;
 
 /** Claims checked by verification itself; matching them in a policy would only confuse. */
 const VERIFICATION_CLAIMS = new Set(["iss", "aud", "exp", "iat", "nbf"]);
@@ -272,6 +272,29 @@ function loadIssuers(src: YamlSource | undefined, options: LoadOptions): Map<str
   return issuers;
 }
 
+/** Keys that would rewrite an object's prototype; schema parsing drops them silently, so they are refused first. */
+const RESERVED_KEYS = new Set(["__proto__"]);
+
+function reservedKeys(src: YamlSource): boolean {
+  let found = false;
+  const walk = (value: unknown, path: Path): void => {
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => walk(v, [...path, i]));
+    } else if (value !== null && typeof value === "object") {
+      for (const key of Object.getOwnPropertyNames(value)) {
+        if (RESERVED_KEYS.has(key)) {
+          src.error([...path, key], `"${key}" is a reserved name, not a claim or setting`, true);
+          found = true;
+        } else {
+          walk((value as Record<string, unknown>)[key], [...path, key]);
+        }
+      }
+    }
+  };
+  walk(src.value, []);
+  return found;
+}
+
 function normaliseConditions(
   src: YamlSource,
   path: Path,
@@ -331,6 +354,7 @@ function loadPolicy(
   issuers: Map<string, IssuerConfig>,
 ): Omit<PolicyDefinition, "version"> | undefined {
   if (src.value === undefined) return undefined;
+  if (reservedKeys(src)) return undefined;
   const parsed = PolicyFileSchema.safeParse(src.value);
   if (!parsed.success) {
     reportSchemaIssues(src, parsed.error.issues, src.value);

@@ -4,6 +4,7 @@ import * as z from "zod/mini";
 
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 const Condition = z.union([Scalar, z.array(Scalar)]);
+// Reserved keys such as __proto__ are refused by load.ts before this schema runs (zod would drop them).
 const Conditions = z.record(z.string(), Condition);
 
 const TokenGrantSchema = z.strictObject({
