@@ -279,7 +279,7 @@ function reservedKeys(src: YamlSource): boolean {
   let found = false;
   const walk = (value: unknown, path: Path): void => {
     if (Array.isArray(value)) {
-      value.forEach((v, i) => walk(v, [...path, i]));
+      for (const [i, v] of value.entries()) walk(v, [...path, i]);
     } else if (value !== null && typeof value === "object") {
       for (const key of Object.getOwnPropertyNames(value)) {
         if (RESERVED_KEYS.has(key)) {
