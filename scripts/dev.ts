@@ -4,8 +4,8 @@
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { DEV_DIR, devBaseUrl, ensureDevKeys } from "../src/cli/dev-keys.ts";
 import { devVars, renderEnvFile } from "../src/cli/dev-env.ts";
+import { DEV_DIR, devBaseUrl, ensureDevKeys } from "../src/cli/dev-keys.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const port = Number(process.env.PORT || 8787);

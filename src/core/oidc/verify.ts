@@ -80,7 +80,12 @@ export async function verifyToken(
   token: string,
   options: VerifierOptions,
 ): Promise<Result<VerifiedToken, TokenFailure>> {
-  if (token.length > MAX_TOKEN_BYTES) return fail({ code: "token_too_large" });
+  // The cap is in bytes: count UTF-8 only when characters alone could not already decide it.
+  if (
+    token.length > MAX_TOKEN_BYTES ||
+    (token.length * 3 > MAX_TOKEN_BYTES && new TextEncoder().encode(token).length > MAX_TOKEN_BYTES)
+  )
+    return fail({ code: "token_too_large" });
   if (token.length === 0) return fail({ code: "token_missing" });
   if (!COMPACT_JWS.test(token)) return fail({ code: "malformed" });
 
