@@ -63,7 +63,8 @@ export type ReasonCode =
   | "signature_invalid"
   | "webhook_token_invalid"
   | "duplicate_delivery"
-  | "revoke_token_invalid";
+  | "revoke_token_invalid"
+  | "admin_token_invalid";
 
 /** One failed check. `expected` holds policy values, never the token's own claim values. */
 export interface Reason {

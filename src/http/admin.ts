@@ -9,7 +9,7 @@ import { ADMIN_REVOKE_CONCURRENCY, MAX_AUDIT_PAGE } from "../constants.ts";
 import { timingSafeEqualText } from "../core/crypto.ts";
 import { base64url, utf8 } from "../core/encoding.ts";
 import { ConfigError, RunpassError } from "../errors.ts";
-import { auditSink, requestRecord } from "./audit.ts";
+import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
 import { bearer, describeIssue, jsonBody } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -23,12 +23,19 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
         "RUNPASS_ADMIN_TOKEN is not set (or shorter than 16 characters); the admin API is closed",
       );
     }
-    const given = bearer(c, 1024);
+    let given: string | undefined;
+    try {
+      given = bearer(c, 1024);
+    } catch {
+      given = undefined;
+    }
     if (!given || !(await timingSafeEqualText(given, expected))) {
-      throw new RunpassError(
+      const error = new RunpassError(
         "invalid_token",
         "the admin API requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`",
+        { reasons: [{ code: given ? "admin_token_invalid" : "token_missing" }] },
       );
+      throw await auditRefusal(c, "admin", error, { detail: `${c.req.method} ${c.req.path}` });
     }
     await next();
   };

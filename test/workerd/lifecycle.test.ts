@@ -510,6 +510,8 @@ describe("DELETE /v1/leases/{id}", () => {
     }
     expect(new Set(bodies).size).toBe(1);
     expect(await introspect(broker, a.body.credentials.token.token)).toMatchObject({ active: true });
+    const refused = await auditRecords(broker, { event: "lease_delete", decision: "deny" });
+    expect(refused.filter((r) => r.run === a.body.lease.run).length).toBeGreaterThanOrEqual(3);
   });
 });
 
@@ -564,7 +566,17 @@ describe("admin revocation", () => {
       body: JSON.stringify({ run: runA.body.lease.run }),
     });
     expect(noAuth.status).toBe(401);
+    const wrongAuth = await broker.fetch("/v1/admin/revoke", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer not-the-admin-token" },
+      body: JSON.stringify({ run: runA.body.lease.run }),
+    });
+    expect(wrongAuth.status).toBe(401);
     expect(await introspect(broker, runA.body.credentials.token.token)).toMatchObject({ active: true });
+    const adminDenials = await auditRecords(broker, { event: "admin", decision: "deny" });
+    expect(adminDenials.map((r) => (r.reasons as Array<{ code: string }>)[0]?.code)).toEqual(
+      expect.arrayContaining(["token_missing", "admin_token_invalid"]),
+    );
 
     const revoke = (body: unknown) =>
       broker.admin("/v1/admin/revoke", {

@@ -15,6 +15,7 @@ export type AuditEvent =
   | "webhook"
   | "lease_delete"
   | "admin_revoke"
+  | "admin"
   | "introspect";
 
 /** One issued credential, by digest (the lease's view of a grant, minus any revocation handle). */
