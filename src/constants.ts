@@ -85,3 +85,17 @@ export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
 
 /** Run objects contacted in parallel by an admin revoke by policy/repository/issuer. */
 export const ADMIN_REVOKE_CONCURRENCY = 16;
+
+/** STS session bounds (AssumeRole DurationSeconds). */
+export const AWS_MIN_SESSION_SECONDS = 900;
+export const AWS_MAX_SESSION_SECONDS = 12 * 60 * 60;
+/** Default AWS grant duration when the policy names none (still capped by the lease). */
+export const DEFAULT_AWS_SESSION_SECONDS = 60 * 60;
+/** STS limits checked before calling: inline session policy size, managed policy ARNs, session tags. */
+export const AWS_MAX_SESSION_POLICY_CHARS = 2048;
+export const AWS_MAX_POLICY_ARNS = 10;
+export const AWS_MAX_SESSION_TAGS = 50;
+/** Installation tokens may name at most this many repositories. */
+export const GITHUB_MAX_REPOSITORIES = 500;
+/** Default region for STS and returned credentials. */
+export const DEFAULT_AWS_REGION = "us-east-1";

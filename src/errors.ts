@@ -55,6 +55,7 @@ export type ReasonCode =
   | "claim_mismatch"
   | "denied_by"
   | "grant_not_allowed"
+  | "lease_too_short"
   // run ledger
   | "replayed"
   | "run_ended"
@@ -89,6 +90,8 @@ export class RunpassError extends Error {
   readonly extra: Record<string, unknown> | undefined;
   /** Whether `reasons` may be shown to the caller (DESIGN §2 redaction rule). */
   readonly reasonsVisible: boolean;
+  /** Operator detail for the audit record only (e.g. upstream error text); never sent to the caller. */
+  readonly auditDetail: string | undefined;
 
   constructor(
     code: ErrorCode,
@@ -98,6 +101,7 @@ export class RunpassError extends Error {
       retryAfter?: number;
       extra?: Record<string, unknown>;
       reasonsVisible?: boolean;
+      auditDetail?: string;
     } = {},
   ) {
     super(description);
@@ -107,6 +111,7 @@ export class RunpassError extends Error {
     this.retryAfter = options.retryAfter;
     this.extra = options.extra;
     this.reasonsVisible = options.reasonsVisible ?? false;
+    this.auditDetail = options.auditDetail;
   }
 
   get status(): number {

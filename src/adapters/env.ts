@@ -22,6 +22,12 @@ export interface Env {
   GITHUB_WEBHOOK_SECRET_PREVIOUS?: string;
   GITLAB_WEBHOOK_TOKEN?: string;
   GITLAB_WEBHOOK_TOKEN_PREVIOUS?: string;
+  GITHUB_APP_ID?: string;
+  GITHUB_APP_PRIVATE_KEY?: string;
+  GITHUB_API_URL?: string;
+  AWS_ACCESS_KEY_ID?: string;
+  AWS_SECRET_ACCESS_KEY?: string;
+  AWS_STS_ENDPOINT?: string;
 }
 
 export interface RuntimeConfig {

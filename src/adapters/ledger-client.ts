@@ -1,5 +1,7 @@
 // The core's Ledger interface over the RunLedger Durable Object namespace: one object per run key.
 
+import type { AuditRecord } from "../core/audit/record.ts";
+import type { LeaseGrant } from "../core/lease.ts";
 import type {
   CommitInput,
   CommitOutcome,
@@ -8,6 +10,7 @@ import type {
   EndRunOutcome,
   LeaseView,
   Ledger,
+  RenewableLease,
 } from "../core/ledger.ts";
 import type { RunLedger, WebhookAudit } from "./run-ledger.ts";
 
@@ -43,6 +46,26 @@ export class DurableLedger implements Ledger {
   /** Ends a run's active leases (optionally one policy's) without ending the run. */
   async endLeases(ctx: EndContext, policy?: string): Promise<number> {
     return await this.#stub(ctx.run).endLeases(ctx, policy);
+  }
+
+  async renewable(
+    runKey: string,
+    leaseId: string,
+    revokeHash: string,
+  ): Promise<RenewableLease | "not_found" | "ended"> {
+    return (await this.#stub(runKey).renewable(leaseId, revokeHash)) as
+      | RenewableLease
+      | "not_found"
+      | "ended";
+  }
+
+  async addGrants(
+    runKey: string,
+    leaseId: string,
+    grants: LeaseGrant[],
+    audit: AuditRecord,
+  ): Promise<boolean> {
+    return await this.#stub(runKey).addGrants(leaseId, grants, audit);
   }
 
   async lease(runKey: string, leaseId: string): Promise<LeaseView | null> {

@@ -1,9 +1,49 @@
-// The revokers this deployment has, by grant type. Later grants (AWS, GitHub, secrets) register here.
+// The revokers this deployment has, by grant type: runpass tokens (listed as revoked), GitHub installation
+// tokens (DELETE /installation/token), AWS sessions (cannot be revoked early: they expire with the lease).
 
-import { type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
+import { type GrantRevoker, type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
+import { Sealer } from "../core/grants/seal.ts";
+import { UpstreamError } from "../core/grants/upstream.ts";
+import { errorMessage } from "../errors.ts";
 import type { Env } from "./env.ts";
+import { githubFor } from "./github-app.ts";
+
+/** An STS session cannot be revoked; its duration was capped to the lease when it was minted. */
+const awsRevoker: GrantRevoker = {
+  async revoke() {
+    return {
+      status: "not_revocable",
+      retryable: false,
+      detail: "STS sessions expire on their own (capped to the lease)",
+    };
+  },
+};
+
+function githubRevoker(env: Env): GrantRevoker {
+  return {
+    async revoke(grant, leaseId) {
+      if (!grant.revocation) return { status: "failed", retryable: false, detail: "no revocation handle" };
+      const key = env.RUNPASS_AUDIT_KEY;
+      if (!key) return { status: "failed", retryable: true, detail: "RUNPASS_AUDIT_KEY is not set" };
+      const token = await new Sealer(key).open(grant.revocation, leaseId);
+      if (!token)
+        return {
+          status: "failed",
+          retryable: false,
+          detail: "revocation handle does not open (audit key rotated?)",
+        };
+      try {
+        await githubFor(env).revoke(token);
+        return { status: "revoked", retryable: false };
+      } catch (e) {
+        const retryable = e instanceof UpstreamError ? e.retryable : true;
+        return { status: "failed", retryable, detail: errorMessage(e).slice(0, 200) };
+      }
+    },
+  };
+}
 
 /** Revokers available with this env's configuration. */
-export function revokersFor(_env: Env): Revokers {
-  return { token: tokenRevoker };
+export function revokersFor(env: Env): Revokers {
+  return { token: tokenRevoker, aws: awsRevoker, github: githubRevoker(env) };
 }

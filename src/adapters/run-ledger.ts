@@ -18,7 +18,9 @@ import type {
   EndContext,
   EndLeaseOutcome,
   EndRunOutcome,
+  LeaseSubject,
   LeaseView,
+  RenewableLease,
 } from "../core/ledger.ts";
 import { D1AuditStore } from "./audit-store.ts";
 import type { Env } from "./env.ts";
@@ -36,6 +38,7 @@ type LeaseRow = {
   ended_at: number | null;
   end_reason: LeaseEndReason | null;
   grants: string;
+  subject: string | null;
 };
 
 /** The webhook record a run-ending delivery leaves (valid signature; duplicate or not). */
@@ -70,6 +73,10 @@ export class RunLedger extends DurableObject<Env> {
       );
       CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
     `);
+    // Objects created before leases remembered their subject (renewal needs it).
+    const columns = this.#sql.exec<{ name: string }>("PRAGMA table_info(leases)").toArray();
+    if (!columns.some((c) => c.name === "subject"))
+      this.#sql.exec("ALTER TABLE leases ADD COLUMN subject TEXT");
   }
 
   /**
@@ -95,13 +102,14 @@ export class RunLedger extends DurableObject<Env> {
       this.#remember(input.audit.run);
       const l = input.lease;
       this.#sql.exec(
-        "INSERT INTO leases (id, revoke_hash, policy, created_at, expires_at, grants) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO leases (id, revoke_hash, policy, created_at, expires_at, grants, subject) VALUES (?, ?, ?, ?, ?, ?, ?)",
         l.id,
         l.revokeHash,
         l.policy,
         l.createdAt,
         l.expiresAt,
         JSON.stringify(l.grants),
+        JSON.stringify(l.subject),
       );
       this.#enqueue(input.audit);
       return { ok: true };
@@ -125,6 +133,38 @@ export class RunLedger extends DurableObject<Env> {
   async lease(id: string): Promise<LeaseView | null> {
     const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
     return row ? leaseView(row) : null;
+  }
+
+  /** A live lease's renewal view, after the revoke token checks out (constant time). */
+  async renewable(id: string, revokeHash: string): Promise<RenewableLease | "not_found" | "ended"> {
+    const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
+    if (!row || !constantTimeEqual(row.revoke_hash, revokeHash)) return "not_found";
+    if (row.ended_at !== null || row.expires_at <= Date.now() || this.#runEnded() || !row.subject)
+      return "ended";
+    const grants = JSON.parse(row.grants) as LeaseGrant[];
+    return {
+      policy: row.policy,
+      expires_at: row.expires_at,
+      subject: JSON.parse(row.subject) as LeaseSubject,
+      grant_types: [...new Set(grants.map((g) => g.type))],
+    };
+  }
+
+  /**
+   * Adds renewed credentials to a lease, atomically with its audit record, only while the lease and the run
+   * are live (a webhook may have ended the run while the credentials were minted: then the caller recalls them).
+   */
+  async addGrants(id: string, grants: LeaseGrant[], audit: AuditRecord): Promise<boolean> {
+    const ok = this.ctx.storage.transactionSync(() => {
+      const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
+      if (!row || row.ended_at !== null || row.expires_at <= Date.now() || this.#runEnded()) return false;
+      const all = [...(JSON.parse(row.grants) as LeaseGrant[]), ...grants];
+      this.#sql.exec("UPDATE leases SET grants = ? WHERE id = ?", JSON.stringify(all), id);
+      this.#enqueue(audit);
+      return true;
+    });
+    await this.#armAt(Date.now());
+    return ok;
   }
 
   /** Whether the run has ended (webhook or admin revoke by run). */
@@ -287,7 +327,7 @@ export class RunLedger extends DurableObject<Env> {
     const revokers = revokersFor(this.env);
     for (const item of due) {
       const grant = JSON.parse(item.grant_json) as LeaseGrant;
-      const result = await revokeGrant(revokers, grant);
+      const result = await revokeGrant(revokers, grant, item.lease_id);
       const attempts = item.attempts + 1;
       const giveUp = !result.retryable || attempts >= REVOCATION_MAX_ATTEMPTS;
       if (result.status === "failed" && !giveUp) {

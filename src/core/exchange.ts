@@ -2,11 +2,20 @@
 
 import { CLOCK_SKEW_SECONDS } from "../constants.ts";
 import { type ErrorCode, type Reason, RunpassError } from "../errors.ts";
-import { type AuditBase, type AuditRecord, auditRecord } from "./audit/record.ts";
+import { type AuditBase, auditRecord } from "./audit/record.ts";
 import type { Clock } from "./clock.ts";
 import { type AuditHasher, randomId, sha256 } from "./crypto.ts";
+import {
+  type Credentials,
+  type GrantPlan,
+  type GrantSubject,
+  type IssueDeps,
+  type Issued,
+  issueGrants,
+  planGrants,
+  recallGitHub,
+} from "./grants/issue.ts";
 import type { Signer } from "./grants/signer.ts";
-import { mintTokenGrant } from "./grants/token.ts";
 import { leaseIdFor } from "./lease.ts";
 import type { AuditSink, Ledger } from "./ledger.ts";
 import { type VerifiedToken, type VerifierOptions, verifyToken } from "./oidc/verify.ts";
@@ -26,6 +35,8 @@ export interface ExchangeDeps {
   maxLeaseTtl: number;
   signer: Signer;
   hasher: AuditHasher;
+  /** Upstream clients and the revocation-handle sealer. */
+  grants: Pick<IssueDeps, "sealer" | "sts" | "github">;
   ledger: Ledger;
   audit: AuditSink;
   clock: Clock;
@@ -45,7 +56,7 @@ export interface ExchangeResponse {
   policy_version: string;
   policy_set_version: string;
   lease: { id: string; run: string; expires_at: string; revoke_token: string };
-  credentials: { token?: { token: string; expires_at: string } };
+  credentials: Credentials;
 }
 
 export interface ExplainResponse {
@@ -168,6 +179,7 @@ async function recordDenial(
     failure.token,
   );
   if (!failure.policy && input.policy) record.policy = input.policy;
+  if (failure.error.auditDetail) record.detail = failure.error.auditDetail;
   deps.audit.write(record);
 }
 
@@ -192,24 +204,48 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   const leaseTtl = Math.min(policy.def.ttl, deps.maxLeaseTtl, input.ttl ?? Number.POSITIVE_INFINITY);
   const lease = { id: leaseIdFor(runKey), run: runKey, expiresAt: now + leaseTtl };
   const revokeToken = randomId("rvk", 32);
+  const subject: GrantSubject = { issuer: token.issuer, claims: token.claims, sub: token.standard.sub };
+  const singleUse = await sha256(token.singleUseId);
+  const policyRef = { name: policy.def.name, version: policy.def.version };
+  const deny = (error: RunpassError) => recordDenial(input, deps, "exchange", { error, token, policy });
 
-  const credentials: ExchangeResponse["credentials"] = {};
-  const auditGrants: NonNullable<AuditRecord["grants"]> = [];
-  if (grants.includes("token") && policy.def.grants.token) {
-    const minted = await mintTokenGrant(policy.def.grants.token, {
-      signer: deps.signer,
-      issuerUrl: deps.issuerUrl,
-      source: token,
+  let plan: GrantPlan;
+  try {
+    plan = planGrants(policy.def.grants, grants, subject, lease, now);
+  } catch (e) {
+    if (e instanceof RunpassError) {
+      const error = new RunpassError(e.code, e.message, {
+        reasons: e.reasons,
+        reasonsVisible: visible || e.reasonsVisible,
+      });
+      await deny(error);
+      throw error;
+    }
+    throw e;
+  }
+
+  // Upstream credentials cost quota and cannot all be recalled: refuse a known replay or ended run first.
+  if (plan.aws || plan.github) {
+    const state = await peekLedger(deps, runKey, singleUse, deny);
+    if (state.replayed || state.runEnded)
+      throw await refuse(state.replayed ? "replayed" : "run_ended", visible, deny);
+  }
+
+  let issued: Issued;
+  try {
+    issued = await issueGrants(
+      plan,
+      subject,
       lease,
-      policy: { name: policy.def.name, version: policy.def.version },
+      policyRef,
+      { ...deps.grants, signer: deps.signer, issuerUrl: deps.issuerUrl, hasher: deps.hasher },
       now,
-    });
-    credentials.token = { token: minted.token, expires_at: new Date(minted.expiresAt * 1000).toISOString() };
-    auditGrants.push({
-      type: "token",
-      id: await deps.hasher.digest(minted.id),
-      expires_at: credentials.token.expires_at,
-    });
+    );
+  } catch (e) {
+    if (e instanceof RunpassError) {
+      await recordDenial(input, deps, "exchange", { error: e, token, policy });
+    }
+    throw e;
   }
 
   const record = await auditRecord(
@@ -221,12 +257,12 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   record.run = runKey;
   record.lease_id = lease.id;
   record.lease_expires_at = new Date(lease.expiresAt * 1000).toISOString();
-  record.grants = auditGrants;
+  record.grants = issued.grants.map(({ revocation: _r, ...g }) => g);
 
   let outcome: Awaited<ReturnType<Ledger["commit"]>>;
   try {
     outcome = await deps.ledger.commit(runKey, {
-      singleUse: await sha256(token.singleUseId),
+      singleUse,
       singleUseExpiresAt: (token.standard.exp + CLOCK_SKEW_SECONDS) * 1000,
       lease: {
         id: lease.id,
@@ -234,34 +270,25 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
         policy: policy.def.name,
         createdAt: nowMs,
         expiresAt: lease.expiresAt * 1000,
-        grants: auditGrants,
+        grants: issued.grants,
+        subject: { issuer: token.issuer.name, claims: token.claims, sub: token.standard.sub },
       },
       audit: record,
     });
   } catch {
+    const recalled = await recallIssued(deps, issued);
     const error = new RunpassError(
       "temporarily_unavailable",
       "the run ledger is unavailable, so nothing was issued; retry shortly",
-      { retryAfter: 5 },
+      { retryAfter: 5, auditDetail: recalled },
     );
-    await recordDenial(input, deps, "exchange", { error, token, policy });
+    await deny(error);
     throw error;
   }
   if (!outcome.ok) {
-    if (outcome.reason === "replayed") {
-      throw new RunpassError(
-        "token_replayed",
-        "this token has already been exchanged; request a fresh OIDC token",
-        {
-          reasons: [{ code: "replayed" }],
-          reasonsVisible: visible,
-        },
-      );
-    }
-    throw new RunpassError("access_denied", "access denied: the CI run this token belongs to has ended", {
-      reasons: [{ code: "run_ended" }],
-      reasonsVisible: visible,
-    });
+    // The ledger wrote the refusal record; credentials minted for it must not survive.
+    await recallIssued(deps, issued);
+    throw await refuse(outcome.reason, visible);
   }
 
   return {
@@ -274,8 +301,59 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
       expires_at: new Date(lease.expiresAt * 1000).toISOString(),
       revoke_token: revokeToken,
     },
-    credentials,
+    credentials: issued.credentials,
   };
+}
+
+/** Revokes what can be recalled of credentials that will not be handed out. */
+async function recallIssued(deps: ExchangeDeps, issued: Issued): Promise<string> {
+  const tokens: string[] = [];
+  if (issued.credentials.github) tokens.push(issued.credentials.github.token);
+  const recalled = await recallGitHub(deps.grants, tokens);
+  return issued.credentials.aws ? `${recalled}; an AWS session was minted and expires on its own` : recalled;
+}
+
+async function peekLedger(
+  deps: ExchangeDeps,
+  runKey: string,
+  singleUse: string,
+  deny: (e: RunpassError) => Promise<void>,
+): Promise<{ replayed: boolean; runEnded: boolean }> {
+  try {
+    return await deps.ledger.peek(runKey, singleUse);
+  } catch {
+    const error = new RunpassError(
+      "temporarily_unavailable",
+      "the run ledger is unavailable, so nothing was issued; retry shortly",
+      { retryAfter: 5 },
+    );
+    await deny(error);
+    throw error;
+  }
+}
+
+/** The error for a replayed token or an ended run (recorded by `deny` when given; the ledger records its own). */
+async function refuse(
+  reason: "replayed" | "run_ended",
+  visible: boolean,
+  deny?: (e: RunpassError) => Promise<void>,
+): Promise<RunpassError> {
+  const error =
+    reason === "replayed"
+      ? new RunpassError(
+          "token_replayed",
+          "this token has already been exchanged; request a fresh OIDC token",
+          {
+            reasons: [{ code: "replayed" }],
+            reasonsVisible: visible,
+          },
+        )
+      : new RunpassError("access_denied", "access denied: the CI run this token belongs to has ended", {
+          reasons: [{ code: "run_ended" }],
+          reasonsVisible: visible,
+        });
+  if (deny) await deny(error);
+  return error;
 }
 
 /** POST /v1/explain: the decision exchange would make, without issuing anything or consuming the token. */

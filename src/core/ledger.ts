@@ -2,6 +2,7 @@
 
 import type { AuditRecord } from "./audit/record.ts";
 import type { LeaseEndReason, LeaseGrant } from "./lease.ts";
+import type { GrantName } from "./policy/types.ts";
 
 export interface LeaseInput {
   id: string;
@@ -11,6 +12,24 @@ export interface LeaseInput {
   createdAt: number;
   expiresAt: number;
   grants: LeaseGrant[];
+  /** The verified identity the lease was issued to (claims are policy data, not secrets), for renewal. */
+  subject: LeaseSubject;
+}
+
+export interface LeaseSubject {
+  /** Issuer name (from the bundle). */
+  issuer: string;
+  claims: Record<string, unknown>;
+  sub: string;
+}
+
+/** What renewal needs from a live lease. */
+export interface RenewableLease {
+  policy: string;
+  /** ms since the epoch. */
+  expires_at: number;
+  subject: LeaseSubject;
+  grant_types: GrantName[];
 }
 
 export interface CommitInput {

@@ -62,6 +62,7 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
     maxLeaseTtl: ctx.config.maxLeaseTtl,
     signer: event === "exchange" ? await ctx.signer() : (undefined as never),
     hasher,
+    grants: ctx.grants,
     ledger: new DurableLedger(c.env.RUN_LEDGER),
     audit,
     clock: rt.clock,

@@ -3,10 +3,13 @@
 import type { Hono } from "hono";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { DurableLedger } from "../adapters/ledger-client.ts";
+import type { AuditRecord } from "../core/audit/record.ts";
 import { sha256 } from "../core/crypto.ts";
+import { type Issued, issueGrants, planGrants, recallGitHub } from "../core/grants/issue.ts";
 import { runKeyOfLeaseId } from "../core/lease.ts";
+import { claimReasons } from "../core/policy/match.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
-import { RunpassError } from "../errors.ts";
+import { type Reason, RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
 import { bearer, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
@@ -55,6 +58,118 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
     );
     if (outcome === "not_found") throw await auditRefusal(c, "lease_delete", noSuchLease(), { run });
     return c.body(null, 204, { ...NO_STORE });
+  });
+
+  app.post("/v1/leases/:id/renew", async (c) => {
+    const rt = c.get("runtime");
+    const ctx = rt.context(c.env);
+    const id = c.req.param("id");
+    const fail = (e: RunpassError, fields: Partial<AuditRecord> = {}) => auditRefusal(c, "renew", e, fields);
+    let revokeToken: string | undefined;
+    try {
+      revokeToken = bearer(c, 256);
+    } catch (e) {
+      if (e instanceof RunpassError) throw await fail(e);
+      throw e;
+    }
+    if (!revokeToken) {
+      throw await fail(
+        new RunpassError(
+          "invalid_token",
+          "the lease's revoke token is required as `Authorization: Bearer <revoke_token>`",
+          {
+            reasons: [{ code: "token_missing" }],
+          },
+        ),
+      );
+    }
+    const run = runKeyOfLeaseId(id);
+    if (!run) throw await fail(noSuchLease());
+    const ledger = new DurableLedger(c.env.RUN_LEDGER);
+    const lease = await ledger.renewable(run, id, await sha256(revokeToken));
+    if (lease === "not_found") throw await fail(noSuchLease(), { run });
+    const ended = () =>
+      new RunpassError("access_denied", "the lease or its run has ended; exchange a new OIDC token", {
+        reasons: [{ code: "run_ended" }],
+        reasonsVisible: true,
+      });
+    if (lease === "ended") throw await fail(ended(), { run, lease_id: id });
+
+    // The policy as deployed now: renewal never outlives a policy change that would refuse the lease.
+    const policy = rt.policies.policies.get(lease.policy);
+    const issuer = rt.bundle.issuers.find((i) => i.name === lease.subject.issuer);
+    const denied = (reasons: Reason[]) =>
+      new RunpassError(
+        "access_denied",
+        `access denied: this lease may no longer use policy "${lease.policy}"`,
+        {
+          reasons,
+          reasonsVisible: true,
+        },
+      );
+    if (!policy || !issuer || policy.issuer.name !== issuer.name) {
+      throw await fail(denied([{ code: "policy_unknown" }]), { run, lease_id: id, policy: lease.policy });
+    }
+    const reasons = claimReasons(policy, lease.subject.claims);
+    if (reasons.length > 0) throw await fail(denied(reasons), { run, lease_id: id, policy: lease.policy });
+
+    const now = Math.floor(rt.clock() / 1000);
+    const leaseRef = { id, run, expiresAt: Math.floor(lease.expires_at / 1000) };
+    const subject = { issuer, claims: lease.subject.claims, sub: lease.subject.sub };
+    const names = lease.grant_types.filter((g) => Object.hasOwn(policy.def.grants, g));
+    const policyRef = { name: policy.def.name, version: policy.def.version };
+    const hasher = ctx.hasher();
+    let issued: Issued;
+    try {
+      const plan = planGrants(policy.def.grants, names, subject, leaseRef, now);
+      issued = await issueGrants(
+        plan,
+        subject,
+        leaseRef,
+        policyRef,
+        { ...ctx.grants, signer: await ctx.signer(), issuerUrl: ctx.config.issuerUrl, hasher },
+        now,
+      );
+    } catch (e) {
+      if (e instanceof RunpassError) {
+        throw await fail(e, {
+          run,
+          lease_id: id,
+          policy: policy.def.name,
+          ...(e.auditDetail ? { detail: e.auditDetail } : {}),
+        });
+      }
+      throw e;
+    }
+    const record = await requestRecord(
+      c,
+      "renew",
+      { decision: "allow", reasons: [] },
+      {
+        run,
+        lease_id: id,
+        policy: policy.def.name,
+        policy_version: policy.def.version,
+        issuer: issuer.name,
+        grants: issued.grants.map(({ revocation: _r, ...g }) => g),
+      },
+    );
+    if (!(await ledger.addGrants(run, id, issued.grants, record))) {
+      const tokens = issued.credentials.github ? [issued.credentials.github.token] : [];
+      const recalled = await recallGitHub(ctx.grants, tokens);
+      throw await fail(ended(), { run, lease_id: id, detail: recalled });
+    }
+    return c.json(
+      {
+        policy: policy.def.name,
+        policy_version: policy.def.version,
+        policy_set_version: rt.policies.version,
+        lease: { id, run, expires_at: new Date(lease.expires_at).toISOString() },
+        credentials: issued.credentials,
+      },
+      200,
+      NO_STORE,
+    );
   });
 
   app.post("/v1/introspect", async (c) => {

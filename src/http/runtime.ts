@@ -2,8 +2,12 @@
 
 import type { Env, RuntimeConfig } from "../adapters/env.ts";
 import { readConfig, requireAuditKey } from "../adapters/env.ts";
+import { githubFor } from "../adapters/github-app.ts";
+import { stsFor } from "../adapters/sts.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { AuditHasher } from "../core/crypto.ts";
+import type { IssueDeps, StsPort } from "../core/grants/issue.ts";
+import { Sealer } from "../core/grants/seal.ts";
 import { Signer } from "../core/grants/signer.ts";
 import { DEV_ISSUER_NAME, type IssuerConfig } from "../core/oidc/issuers.ts";
 import { KeySetCache, type KeySource } from "../core/oidc/key-source.ts";
@@ -30,7 +34,11 @@ export interface EnvContext {
   signer(): Promise<Signer>;
   /** The audit hasher; throws a ConfigError when RUNPASS_AUDIT_KEY is missing. */
   hasher(): AuditHasher;
+  /** Upstream clients for the aws and github grants, and the revocation-handle sealer. */
+  grants: IssuePorts;
 }
+
+export type IssuePorts = Pick<IssueDeps, "sealer" | "sts" | "github">;
 
 export class Runtime {
   readonly bundle: PolicyBundle;
@@ -88,6 +96,9 @@ export class Runtime {
       env.RUNPASS_EXPLAIN,
       env.RUNPASS_DEV,
       env.RUNPASS_MAX_LEASE_TTL,
+      env.AWS_ACCESS_KEY_ID,
+      env.AWS_SECRET_ACCESS_KEY,
+      env.AWS_STS_ENDPOINT,
     ]);
     const cached = this.#contexts.get(cacheKey);
     if (cached) return cached;
@@ -95,6 +106,8 @@ export class Runtime {
     const audiences = new Set([...policies.policyAudiences, config.audience]);
     let signer: Promise<Signer> | undefined;
     let hasher: AuditHasher | undefined;
+    let sealer: Sealer | undefined;
+    let sts: StsPort | undefined;
     const context: EnvContext = {
       config,
       verifier: { issuers: policies.issuersByUrl, keys: this.keys, audiences, clock: this.clock },
@@ -111,6 +124,17 @@ export class Runtime {
       hasher: () => {
         hasher ??= new AuditHasher(requireAuditKey(env));
         return hasher;
+      },
+      grants: {
+        get sealer() {
+          sealer ??= new Sealer(requireAuditKey(env));
+          return sealer;
+        },
+        sts: () => {
+          sts ??= stsFor(env);
+          return sts;
+        },
+        github: () => githubFor(env),
       },
     };
     if (this.#contexts.size > 8) this.#contexts.clear();

@@ -14,6 +14,7 @@ export type AuditEvent =
   | "revocation"
   | "webhook"
   | "lease_delete"
+  | "renew"
   | "admin_revoke"
   | "admin"
   | "introspect";

@@ -14,7 +14,7 @@ export interface RevocationResult {
 
 /** Recalls one credential. Must be idempotent: a retried revocation of a revoked credential succeeds. */
 export interface GrantRevoker {
-  revoke(grant: LeaseGrant): Promise<RevocationResult>;
+  revoke(grant: LeaseGrant, leaseId: string): Promise<RevocationResult>;
 }
 
 export type Revokers = Partial<Record<GrantName, GrantRevoker>>;
@@ -30,11 +30,15 @@ export const tokenRevoker: GrantRevoker = {
 };
 
 /** Runs the revoker for `grant`, turning a throw into a retryable failure. */
-export async function revokeGrant(revokers: Revokers, grant: LeaseGrant): Promise<RevocationResult> {
+export async function revokeGrant(
+  revokers: Revokers,
+  grant: LeaseGrant,
+  leaseId: string,
+): Promise<RevocationResult> {
   const revoker = revokers[grant.type];
   if (!revoker) return { status: "not_revocable", retryable: false };
   try {
-    return await revoker.revoke(grant);
+    return await revoker.revoke(grant, leaseId);
   } catch {
     return { status: "failed", retryable: true, detail: "the revoker failed unexpectedly" };
   }

@@ -2,7 +2,7 @@
 
 import { randomId } from "../crypto.ts";
 import { FORWARDED_CLAIMS } from "../oidc/claims.ts";
-import type { VerifiedToken } from "../oidc/verify.ts";
+import type { IssuerConfig } from "../oidc/issuers.ts";
 import type { TokenGrant } from "../policy/types.ts";
 import type { Signer } from "./signer.ts";
 
@@ -18,7 +18,8 @@ export interface TokenGrantContext {
   signer: Signer;
   /** RUNPASS_ISSUER_URL: the `iss` of every runpass token. */
   issuerUrl: string;
-  source: VerifiedToken;
+  /** The verified CI identity the token vouches for. */
+  source: { issuer: IssuerConfig; claims: Record<string, unknown>; sub: string };
   lease: { id: string; run: string; expiresAt: number };
   policy: { name: string; version: string };
   /** Seconds since the epoch. */
@@ -37,7 +38,7 @@ export async function mintTokenGrant(grant: TokenGrant, ctx: TokenGrantContext):
   const token = await ctx.signer.sign({
     ...forwarded,
     iss: ctx.issuerUrl,
-    sub: `${ctx.source.issuer.name}:${ctx.source.standard.sub}`,
+    sub: `${ctx.source.issuer.name}:${ctx.source.sub}`,
     aud: grant.audience,
     iat: ctx.now,
     nbf: ctx.now,

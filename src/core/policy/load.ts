@@ -24,6 +24,7 @@ import {
   RESERVED_ISSUER_NAMES,
 } from "../oidc/issuers.ts";
 import { globProblem, isGlob } from "./glob.ts";
+import { loadAwsGrant, loadGitHubGrant, type Report } from "./grants.ts";
 import {
   type IssuersFile,
   IssuersFileSchema,
@@ -386,6 +387,9 @@ function loadPolicy(
       ttl: parseTtl(src, ["grants", "token", "ttl"], file.grants.token.ttl, DEFAULT_TOKEN_GRANT_TTL_SECONDS),
     };
   }
+  const report: Report = (path, message, atKey = false) => src.error(path, message, atKey);
+  if (file.grants.aws) grants.aws = loadAwsGrant(file.grants.aws, ttl, report);
+  if (file.grants.github) grants.github = loadGitHubGrant(file.grants.github, report);
   if (Object.keys(grants).length === 0) src.error(["grants"], "a policy must have at least one grant");
 
   if (issuer) {

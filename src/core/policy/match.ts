@@ -40,16 +40,23 @@ export function evaluatePolicy(
   }
   const audience = policy.def.audience ?? defaultAudience;
   if (token.standard.aud !== audience) reasons.push({ code: "audience_mismatch", expected: [audience] });
+  reasons.push(...claimReasons(policy, token.claims));
+  return { allowed: reasons.length === 0, reasons };
+}
+
+/** The allow and deny rules alone, over a claim set (renewal re-checks a lease's stored claims with it). */
+export function claimReasons(policy: CompiledPolicy, claims: Record<string, unknown>): Reason[] {
+  const reasons: Reason[] = [];
   for (const cond of policy.allow) {
-    const reason = checkCondition(cond, token.claims);
+    const reason = checkCondition(cond, claims);
     if (reason) reasons.push(reason);
   }
   for (const [rule, conds] of policy.deny.entries()) {
-    if (conds.every((c) => checkCondition(c, token.claims) === undefined)) {
+    if (conds.every((c) => checkCondition(c, claims) === undefined)) {
       reasons.push({ code: "denied_by", rule, claims: conds.map((c) => c.claim) });
     }
   }
-  return { allowed: reasons.length === 0, reasons };
+  return reasons;
 }
 
 /**

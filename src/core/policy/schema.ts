@@ -12,8 +12,28 @@ const TokenGrantSchema = z.strictObject({
   ttl: z.optional(z.string()),
 });
 
+const AwsGrantSchema = z.strictObject({
+  role_arn: z.string(),
+  region: z.optional(z.string()),
+  duration: z.optional(z.string()),
+  session_name: z.optional(z.string()),
+  session_tags: z.optional(z.record(z.string(), z.string())),
+  transitive_tag_keys: z.optional(z.array(z.string())),
+  session_policy: z.optional(z.union([z.string(), z.record(z.string(), z.unknown())])),
+  policy_arns: z.optional(z.array(z.string())),
+  source_identity: z.optional(z.string()),
+});
+
+const GitHubGrantSchema = z.strictObject({
+  owner: z.string(),
+  repositories: z.array(z.string()),
+  permissions: z.record(z.string(), z.string()),
+});
+
 const GrantsSchema = z.strictObject({
   token: z.optional(TokenGrantSchema),
+  aws: z.optional(AwsGrantSchema),
+  github: z.optional(GitHubGrantSchema),
 });
 
 /** One `policies/<name>.yaml` file. Unknown keys are errors. */
@@ -48,7 +68,11 @@ export const TYPE_HINTS: Record<string, string> = {
   audience: "a string",
   allow: "a map of claim names to a value or a list of values",
   deny: "a list of maps of claim names to values",
-  grants: "a map of grants (token)",
+  grants: "a map of grants (token, aws, github)",
+  role_arn: "an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+  session_tags: "a map of tag keys to value templates",
+  permissions: "a map of GitHub permission names to read/write",
+  repositories: "a list of repository names",
   url: "an https URL",
   kind: "one of github, gitlab, generic",
 };

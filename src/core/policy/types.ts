@@ -15,8 +15,39 @@ export interface TokenGrant {
   ttl: number;
 }
 
+/** The aws grant (DESIGN §3): an STS session for `role_arn`. Strings marked template take `${claim}`. */
+export interface AwsGrant {
+  role_arn: string;
+  /** Region of the STS endpoint and of the returned credentials. */
+  region: string;
+  /** Seconds (900 – 43200); capped to the lease's remaining time when minted. */
+  duration: number;
+  /** Template; sanitised to STS's 2–64 chars of [\w+=,.@-]. Default: runpass-<lease suffix>. */
+  session_name?: string;
+  /** Tag key → value template; sanitised to AWS's tag charset and lengths. */
+  session_tags: Record<string, string>;
+  transitive_tag_keys: string[];
+  /** Inline session policy, minified JSON. */
+  session_policy?: string;
+  policy_arns: string[];
+  /** Template; same charset as session names. */
+  source_identity?: string;
+}
+
+/** GitHub App installation-token permission levels. */
+export type GitHubPermissionLevel = "read" | "write" | "admin";
+
+/** The github grant: an installation token scoped to explicit repositories and permissions. */
+export interface GitHubGrant {
+  owner: string;
+  repositories: string[];
+  permissions: Record<string, GitHubPermissionLevel>;
+}
+
 export interface Grants {
   token?: TokenGrant;
+  aws?: AwsGrant;
+  github?: GitHubGrant;
 }
 
 /** Names of all grant kinds runpass knows (a request naming anything else is a 400). */

@@ -1,0 +1,201 @@
+// The GitHub App side of the github grant: App JWTs signed with jose, installation lookup (cached per isolate),
+// installation tokens always scoped to explicit repositories and permissions, and their revocation.
+
+import { importPKCS8, SignJWT } from "jose";
+import type { GitHubPort, GitHubToken } from "../core/grants/issue.ts";
+import { toPkcs8Pem } from "../core/grants/pkcs.ts";
+import { UpstreamError, withRetry } from "../core/grants/upstream.ts";
+import type { GitHubPermissionLevel } from "../core/policy/types.ts";
+import { ConfigError } from "../errors.ts";
+import type { Env } from "./env.ts";
+
+const INSTALLATION_CACHE_MS = 10 * 60 * 1000;
+const USER_AGENT = "runpass";
+
+interface AppConfig {
+  appId: string;
+  privateKey: string;
+  apiUrl: string;
+}
+
+/** Turns a GitHub error response into an UpstreamError; rate limits carry Retry-After and are not retried. */
+async function failure(res: Response, what: string): Promise<UpstreamError> {
+  const body = (await res.text().catch(() => "")).slice(0, 200);
+  const remaining = res.headers.get("x-ratelimit-remaining");
+  const reset = Number(res.headers.get("x-ratelimit-reset") ?? "");
+  const retryAfterHeader = Number(res.headers.get("retry-after") ?? "");
+  if (
+    res.status === 429 ||
+    ((res.status === 403 || res.status === 429) && (remaining === "0" || retryAfterHeader > 0))
+  ) {
+    const retryAfter =
+      retryAfterHeader > 0
+        ? retryAfterHeader
+        : Number.isFinite(reset) && reset > 0
+          ? Math.max(1, reset - Math.floor(Date.now() / 1000))
+          : 60;
+    return new UpstreamError(`${what}: GitHub rate limit (HTTP ${res.status}) ${body}`, {
+      retryable: true,
+      retryAfter: Math.min(retryAfter, 3600),
+    });
+  }
+  return new UpstreamError(`${what}: HTTP ${res.status} ${body}`, { retryable: res.status >= 500 });
+}
+
+/** A GitHub App client; one per isolate and configuration. */
+export class GitHubApp implements GitHubPort {
+  readonly #config: AppConfig;
+  readonly #key: Promise<CryptoKey>;
+  readonly #installations = new Map<string, { id: number; at: number }>();
+  readonly #fetch: typeof fetch;
+
+  constructor(config: AppConfig, fetcher: typeof fetch = (i, init) => fetch(i, init)) {
+    this.#config = config;
+    this.#fetch = fetcher;
+    const pkcs8 = toPkcs8Pem(config.privateKey);
+    if (!pkcs8) throw new ConfigError("GITHUB_APP_PRIVATE_KEY is not a PKCS#1 or PKCS#8 PEM RSA private key");
+    this.#key = importPKCS8(pkcs8, "RS256");
+    this.#key.catch(() => undefined);
+  }
+
+  /** A short-lived App JWT (GitHub allows at most 10 minutes; iat backdated for clock drift). */
+  async appJwt(): Promise<string> {
+    let key: CryptoKey;
+    try {
+      key = await this.#key;
+    } catch {
+      throw new ConfigError("GITHUB_APP_PRIVATE_KEY cannot be imported as an RSA signing key");
+    }
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({})
+      .setProtectedHeader({ alg: "RS256", typ: "JWT" })
+      .setIssuer(this.#config.appId)
+      .setIssuedAt(now - 60)
+      .setExpirationTime(now + 540)
+      .sign(key);
+  }
+
+  async #call(path: string, init: RequestInit, auth: string, what: string): Promise<Response> {
+    let res: Response;
+    try {
+      res = await this.#fetch(`${this.#config.apiUrl}${path}`, {
+        ...init,
+        redirect: "manual",
+        headers: {
+          accept: "application/vnd.github+json",
+          "x-github-api-version": "2022-11-28",
+          "user-agent": USER_AGENT,
+          authorization: auth,
+          ...(init.body ? { "content-type": "application/json" } : {}),
+        },
+      });
+    } catch {
+      throw new UpstreamError(`${what}: GitHub API unreachable`, { retryable: true });
+    }
+    return res;
+  }
+
+  async #installationId(owner: string, repository: string, fresh: boolean): Promise<number> {
+    const cached = this.#installations.get(owner.toLowerCase());
+    if (!fresh && cached && Date.now() - cached.at < INSTALLATION_CACHE_MS) return cached.id;
+    const res = await this.#call(
+      `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repository)}/installation`,
+      { method: "GET" },
+      `Bearer ${await this.appJwt()}`,
+      "installation lookup",
+    );
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw new UpstreamError(`the GitHub App is not installed on ${owner}/${repository}`, {
+        retryable: false,
+      });
+    }
+    if (!res.ok) throw await failure(res, "installation lookup");
+    const body = (await res.json()) as { id?: unknown };
+    if (typeof body.id !== "number")
+      throw new UpstreamError("installation lookup: no id", { retryable: false });
+    this.#installations.set(owner.toLowerCase(), { id: body.id, at: Date.now() });
+    return body.id;
+  }
+
+  /** Mints an installation token with exactly these repositories and permissions (both always sent). */
+  async mint(
+    owner: string,
+    repositories: string[],
+    permissions: Record<string, GitHubPermissionLevel>,
+  ): Promise<GitHubToken> {
+    return withRetry(async () => {
+      for (const fresh of [false, true]) {
+        const id = await this.#installationId(owner, repositories[0] as string, fresh);
+        const res = await this.#call(
+          `/app/installations/${id}/access_tokens`,
+          { method: "POST", body: JSON.stringify({ repositories, permissions }) },
+          `Bearer ${await this.appJwt()}`,
+          "token mint",
+        );
+        // A cached installation that was removed and re-added: look it up again once.
+        if (res.status === 404 && !fresh) {
+          await res.body?.cancel();
+          continue;
+        }
+        if (res.status !== 201) throw await failure(res, "token mint");
+        const body = (await res.json()) as {
+          token?: unknown;
+          expires_at?: unknown;
+          permissions?: Record<string, string>;
+          repositories?: Array<{ name?: unknown }>;
+        };
+        if (typeof body.token !== "string" || typeof body.expires_at !== "string") {
+          throw new UpstreamError("token mint: GitHub answered without a token", { retryable: false });
+        }
+        return {
+          token: body.token,
+          expiresAt: Date.parse(body.expires_at),
+          repositories: (body.repositories ?? [])
+            .map((r) => r.name)
+            .filter((n): n is string => typeof n === "string"),
+          permissions: body.permissions ?? permissions,
+        };
+      }
+      throw new UpstreamError("token mint: installation not found", { retryable: false });
+    });
+  }
+
+  /** Revokes an installation token. Already revoked or expired (401) counts as revoked. */
+  async revoke(token: string): Promise<void> {
+    await withRetry(async () => {
+      const res = await this.#call(
+        "/installation/token",
+        { method: "DELETE" },
+        `Bearer ${token}`,
+        "token revoke",
+      );
+      if (res.status === 204 || res.status === 401) {
+        await res.body?.cancel();
+        return;
+      }
+      throw await failure(res, "token revoke");
+    });
+  }
+}
+
+const apps = new Map<string, GitHubApp>();
+
+/** The GitHub App for this env (cached per isolate); ConfigError naming what is missing. */
+export function githubFor(env: Env): GitHubApp {
+  if (!env.GITHUB_APP_ID || !/^\d+$/.test(env.GITHUB_APP_ID)) {
+    throw new ConfigError("GITHUB_APP_ID is not set (the numeric id of the GitHub App that mints tokens)");
+  }
+  if (!env.GITHUB_APP_PRIVATE_KEY) {
+    throw new ConfigError("GITHUB_APP_PRIVATE_KEY is not set (the App's private key, PKCS#1 or PKCS#8 PEM)");
+  }
+  const apiUrl = (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, "");
+  const cacheKey = `${env.GITHUB_APP_ID}|${apiUrl}|${env.GITHUB_APP_PRIVATE_KEY.length}|${env.GITHUB_APP_PRIVATE_KEY.slice(-48)}`;
+  let app = apps.get(cacheKey);
+  if (!app) {
+    app = new GitHubApp({ appId: env.GITHUB_APP_ID, privateKey: env.GITHUB_APP_PRIVATE_KEY, apiUrl });
+    if (apps.size > 8) apps.clear();
+    apps.set(cacheKey, app);
+  }
+  return app;
+}
