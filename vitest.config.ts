@@ -1,6 +1,7 @@
 // Two projects: the pure core in plain Node, and everything touching Workers APIs inside workerd.
-// Both get their own local OIDC issuer (test/support/global-setup.ts).
+// Both get their own local OIDC issuer, fake AWS STS and fake GitHub API (test/support/global-setup.ts).
 
+import { fileURLToPath } from "node:url";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
@@ -23,12 +24,20 @@ export default defineConfig({
         },
       },
       {
+        // Mirrors wrangler.toml's [alias]: the AWS SDK's browser XML parser needs DOMParser, absent in workerd.
+        resolve: {
+          alias: { "@aws-sdk/xml-builder": fileURLToPath(new URL("./src/shims/aws-xml-builder.js", import.meta.url)) },
+        },
         plugins: [
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {
                 TEST_ISSUER_BASE: inject("issuerBase"),
+                TEST_STS_BASE: inject("stsBase"),
+                TEST_GITHUB_API_BASE: inject("githubApiBase"),
+                TEST_GITHUB_APP_ID: inject("githubAppId"),
+                TEST_GITHUB_APP_PRIVATE_KEY: inject("githubAppPrivateKey"),
                 RUNPASS_ISSUER_URL: "https://runpass.test",
                 RUNPASS_SIGNING_KEYS: signingKeys,
                 RUNPASS_AUDIT_KEY: "test-audit-key-0123456789abcdef0123456789",

@@ -161,22 +161,48 @@ export class GitHubApp implements GitHubPort {
     });
   }
 
-  /** Revokes an installation token. Already revoked or expired (401) counts as revoked. */
+  /** Revokes an installation token (at this App's API). */
   async revoke(token: string): Promise<void> {
-    await withRetry(async () => {
-      const res = await this.#call(
-        "/installation/token",
-        { method: "DELETE" },
-        `Bearer ${token}`,
-        "token revoke",
-      );
-      if (res.status === 204 || res.status === 401) {
-        await res.body?.cancel();
-        return;
-      }
-      throw await failure(res, "token revoke");
-    });
+    await revokeInstallationToken(this.#config.apiUrl, token, this.#fetch);
   }
+
+  /** The API base this App mints against (sealed into revocation handles). */
+  get apiUrl(): string {
+    return this.#config.apiUrl;
+  }
+}
+
+/**
+ * `DELETE /installation/token`, authenticated by the token itself: no App key needed, so the run's object can
+ * revoke with nothing but the sealed handle. Already revoked or expired (401) counts as revoked.
+ */
+export async function revokeInstallationToken(
+  apiUrl: string,
+  token: string,
+  fetcher: typeof fetch = (i, init) => fetch(i, init),
+): Promise<void> {
+  await withRetry(async () => {
+    let res: Response;
+    try {
+      res = await fetcher(`${apiUrl}/installation/token`, {
+        method: "DELETE",
+        redirect: "manual",
+        headers: {
+          accept: "application/vnd.github+json",
+          "x-github-api-version": "2022-11-28",
+          "user-agent": USER_AGENT,
+          authorization: `Bearer ${token}`,
+        },
+      });
+    } catch {
+      throw new UpstreamError("token revoke: GitHub API unreachable", { retryable: true });
+    }
+    if (res.status === 204 || res.status === 401) {
+      await res.body?.cancel();
+      return;
+    }
+    throw await failure(res, "token revoke");
+  });
 }
 
 const apps = new Map<string, GitHubApp>();

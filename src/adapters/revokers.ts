@@ -6,7 +6,7 @@ import { Sealer } from "../core/grants/seal.ts";
 import { UpstreamError } from "../core/grants/upstream.ts";
 import { errorMessage } from "../errors.ts";
 import type { Env } from "./env.ts";
-import { githubFor } from "./github-app.ts";
+import { revokeInstallationToken } from "./github-app.ts";
 
 /** An STS session cannot be revoked; its duration was capped to the lease when it was minted. */
 const awsRevoker: GrantRevoker = {
@@ -19,21 +19,23 @@ const awsRevoker: GrantRevoker = {
   },
 };
 
+/** Opens the sealed handle ({ api, token }) and revokes the token at the API that minted it. */
 function githubRevoker(env: Env): GrantRevoker {
   return {
     async revoke(grant, leaseId) {
       if (!grant.revocation) return { status: "failed", retryable: false, detail: "no revocation handle" };
       const key = env.RUNPASS_AUDIT_KEY;
       if (!key) return { status: "failed", retryable: true, detail: "RUNPASS_AUDIT_KEY is not set" };
-      const token = await new Sealer(key).open(grant.revocation, leaseId);
-      if (!token)
+      const opened = await new Sealer(key).open(grant.revocation, leaseId);
+      if (!opened)
         return {
           status: "failed",
           retryable: false,
           detail: "revocation handle does not open (audit key rotated?)",
         };
+      const { api, token } = JSON.parse(opened) as { api: string; token: string };
       try {
-        await githubFor(env).revoke(token);
+        await revokeInstallationToken(api, token);
         return { status: "revoked", retryable: false };
       } catch (e) {
         const retryable = e instanceof UpstreamError ? e.retryable : true;

@@ -1,4 +1,4 @@
-// Types for the workerd test bindings: the Worker's Env plus the test issuer's URL.
+// Types for the workerd test bindings: the Worker's Env plus the test issuer's and fake upstreams' URLs.
 
 import type { Env as RunpassEnv } from "../../src/adapters/env.ts";
 
@@ -6,6 +6,13 @@ declare global {
   namespace Cloudflare {
     interface Env extends RunpassEnv {
       TEST_ISSUER_BASE: string;
+      /** Fake AWS STS (test/support/fake-sts.ts). */
+      TEST_STS_BASE: string;
+      /** Fake GitHub REST API (test/support/fake-github.ts). */
+      TEST_GITHUB_API_BASE: string;
+      TEST_GITHUB_APP_ID: string;
+      /** The test GitHub App's private key, PKCS#1 PEM. */
+      TEST_GITHUB_APP_PRIVATE_KEY: string;
     }
   }
 }

@@ -1,21 +1,46 @@
-// Vitest global setup: one local OIDC issuer for the whole run, its URL provided to every project.
+// Vitest global setup: one local OIDC issuer, one fake AWS STS and one fake GitHub API for the whole
+// run, their URLs (and the test GitHub App's credentials) provided to every project.
 
+import { generateKeyPairSync } from "node:crypto";
 import type { TestProject } from "vitest/node";
+import { FakeGitHub, GITHUB_APP_ID } from "./fake-github.ts";
+import { FakeSts } from "./fake-sts.ts";
 import { TestIssuer } from "./oidc-issuer.ts";
 
 let issuer: TestIssuer | undefined;
+let sts: FakeSts | undefined;
+let github: FakeGitHub | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   issuer = await new TestIssuer().start();
   project.provide("issuerBase", issuer.base);
+
+  sts = await new FakeSts().start();
+  project.provide("stsBase", sts.base);
+
+  // The test GitHub App's key, generated per run. The private key goes to tests in PKCS#1 PEM, the form
+  // GitHub hands out ("-----BEGIN RSA PRIVATE KEY-----").
+  const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  github = await new FakeGitHub(publicKey).start();
+  project.provide("githubApiBase", github.base);
+  project.provide("githubAppId", GITHUB_APP_ID);
+  project.provide("githubAppPrivateKey", privateKey.export({ type: "pkcs1", format: "pem" }) as string);
 }
 
 export async function teardown(): Promise<void> {
-  await issuer?.stop();
+  await Promise.all([issuer?.stop(), sts?.stop(), github?.stop()]);
 }
 
 declare module "vitest" {
   export interface ProvidedContext {
     issuerBase: string;
+    /** Base URL of the fake AWS STS (test/support/fake-sts.ts). */
+    stsBase: string;
+    /** Base URL of the fake GitHub REST API (test/support/fake-github.ts). */
+    githubApiBase: string;
+    /** The test GitHub App's id ("424242"). */
+    githubAppId: string;
+    /** The test GitHub App's private key, PKCS#1 PEM. */
+    githubAppPrivateKey: string;
   }
 }

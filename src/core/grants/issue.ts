@@ -59,6 +59,8 @@ export interface GitHubToken {
 
 /** The GitHub App API as the core needs it. Throws UpstreamError. */
 export interface GitHubPort {
+  /** The API base, sealed with each token so revocation reaches the GitHub that minted it. */
+  readonly apiUrl: string;
   mint(
     owner: string,
     repositories: string[],
@@ -217,7 +219,7 @@ export async function issueGrants(
         type: "github",
         id: await deps.hasher.digest(t.token),
         expires_at: iso(expiresAt),
-        revocation: await deps.sealer.seal(t.token, lease.id),
+        revocation: await deps.sealer.seal(JSON.stringify({ api: gh.apiUrl, token: t.token }), lease.id),
       });
       minted.push("github");
     }
