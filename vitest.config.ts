@@ -26,7 +26,9 @@ export default defineConfig({
       {
         // Mirrors wrangler.toml's [alias]: the AWS SDK's browser XML parser needs DOMParser, absent in workerd.
         resolve: {
-          alias: { "@aws-sdk/xml-builder": fileURLToPath(new URL("./src/shims/aws-xml-builder.js", import.meta.url)) },
+          alias: {
+            "@aws-sdk/xml-builder": fileURLToPath(new URL("./src/shims/aws-xml-builder.js", import.meta.url)),
+          },
         },
         plugins: [
           cloudflareTest(({ inject }) => ({
