@@ -179,6 +179,10 @@ describe("aws and github grants", () => {
 
     const gh = await ghRecords(s.installationId);
     expect(gh.mints).toHaveLength(1);
+    expect(gh.lookups).toBe(1);
+    // The installation id is cached: a second exchange mints without another lookup.
+    expect((await s.exchange(await s.token())).status).toBe(200);
+    expect((await ghRecords(s.installationId)).lookups).toBe(1);
     expect(gh.mints[0]?.body).toEqual({
       repositories: ["api", "docs"],
       permissions: { contents: "read", deployments: "write" },
