@@ -9,6 +9,10 @@ import { defineConfig } from "vitest/config";
 // Test-only broker secrets, generated per run (never committed).
 const { privateKey } = await generateKeyPair("ES256", { extractable: true });
 const signingKeys = JSON.stringify([{ ...(await exportJWK(privateKey)), kid: "test-es256", alg: "ES256" }]);
+const masterKeys = JSON.stringify({
+  active: "test-m1",
+  keys: { "test-m1": Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64") },
+});
 
 export default defineConfig({
   test: {
@@ -44,6 +48,7 @@ export default defineConfig({
                 RUNPASS_SIGNING_KEYS: signingKeys,
                 RUNPASS_AUDIT_KEY: "test-audit-key-0123456789abcdef0123456789",
                 RUNPASS_ADMIN_TOKEN: "test-admin-token-0123456789",
+                RUNPASS_MASTER_KEYS: masterKeys,
               },
             },
           })),

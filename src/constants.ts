@@ -99,3 +99,8 @@ export const AWS_MAX_SESSION_TAGS = 50;
 export const GITHUB_MAX_REPOSITORIES = 500;
 /** Default region for STS and returned credentials. */
 export const DEFAULT_AWS_REGION = "us-east-1";
+
+/** Largest secret value (bytes, after base64 decoding). */
+export const MAX_SECRET_BYTES = 64 * 1024;
+/** Request body cap for secret writes: a 64 KiB value as base64 inside JSON, with room to spare. */
+export const MAX_SECRET_BODY_BYTES = 128 * 1024;

@@ -56,6 +56,7 @@ export type ReasonCode =
   | "denied_by"
   | "grant_not_allowed"
   | "lease_too_short"
+  | "secrets_already_delivered"
   // run ledger
   | "replayed"
   | "run_ended"

@@ -5,10 +5,12 @@ import { parseDuration } from "../core/duration.ts";
 import { checkIssuerUrl } from "../core/oidc/issuers.ts";
 import { ConfigError } from "../errors.ts";
 import type { RunLedger } from "./run-ledger.ts";
+import type { SecretStore } from "./secret-store.ts";
 
 /** Bindings and vars (DESIGN §6). Everything string-typed is optional here and checked where it is needed. */
 export interface Env {
   RUN_LEDGER: DurableObjectNamespace<RunLedger>;
+  SECRET_STORE: DurableObjectNamespace<SecretStore>;
   AUDIT_DB: D1Database;
   RUNPASS_ISSUER_URL?: string;
   RUNPASS_AUDIENCE?: string;
@@ -18,6 +20,7 @@ export interface Env {
   RUNPASS_EXPLAIN?: string;
   RUNPASS_DEV?: string;
   RUNPASS_MAX_LEASE_TTL?: string;
+  RUNPASS_MASTER_KEYS?: string;
   GITHUB_WEBHOOK_SECRET?: string;
   GITHUB_WEBHOOK_SECRET_PREVIOUS?: string;
   GITLAB_WEBHOOK_TOKEN?: string;

@@ -29,8 +29,12 @@ export class DurableLedger implements Ledger {
     return (await this.#stub(runKey).commit(input)) as CommitOutcome;
   }
 
-  async peek(runKey: string, singleUse: string): Promise<{ replayed: boolean; runEnded: boolean }> {
-    return await this.#stub(runKey).peek(singleUse);
+  async peek(
+    runKey: string,
+    singleUse: string,
+    deliverOnce?: string,
+  ): Promise<{ replayed: boolean; runEnded: boolean; delivered?: boolean }> {
+    return await this.#stub(runKey).peek(singleUse, deliverOnce);
   }
 
   /** Ends a whole run (webhook or admin revoke by run). */

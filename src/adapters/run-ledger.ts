@@ -67,6 +67,7 @@ export class RunLedger extends DurableObject<Env> {
       );
       CREATE TABLE IF NOT EXISTS run_state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS once_deliveries (policy TEXT PRIMARY KEY, at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS pending_revocations (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL, grant_json TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL
@@ -94,6 +95,17 @@ export class RunLedger extends DurableObject<Env> {
         this.#enqueue(refusedRecord(input.audit, "replayed"));
         return { ok: false, reason: "replayed" };
       }
+      if (input.deliverOnce !== undefined) {
+        if (this.#delivered(input.deliverOnce)) {
+          this.#enqueue(refusedRecord(input.audit, "already_delivered"));
+          return { ok: false, reason: "already_delivered" };
+        }
+        this.#sql.exec(
+          "INSERT INTO once_deliveries (policy, at) VALUES (?, ?)",
+          input.deliverOnce,
+          Date.now(),
+        );
+      }
       this.#sql.exec(
         "INSERT INTO used_tokens (id, expires_at) VALUES (?, ?)",
         input.singleUse,
@@ -119,9 +131,20 @@ export class RunLedger extends DurableObject<Env> {
   }
 
   /** Read-only: would this token be refused as replayed, or because the run ended? (for explain) */
-  async peek(singleUse: string): Promise<{ replayed: boolean; runEnded: boolean }> {
+  async peek(
+    singleUse: string,
+    deliverOnce?: string,
+  ): Promise<{ replayed: boolean; runEnded: boolean; delivered?: boolean }> {
     const used = this.#sql.exec("SELECT 1 FROM used_tokens WHERE id = ?", singleUse).toArray();
-    return { replayed: used.length > 0, runEnded: this.#runEnded() };
+    return {
+      replayed: used.length > 0,
+      runEnded: this.#runEnded(),
+      ...(deliverOnce !== undefined ? { delivered: this.#delivered(deliverOnce) } : {}),
+    };
+  }
+
+  #delivered(policy: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM once_deliveries WHERE policy = ?", policy).toArray().length > 0;
   }
 
   /** This run's leases, oldest first (admin, introspection and tests). */

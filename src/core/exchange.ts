@@ -36,7 +36,7 @@ export interface ExchangeDeps {
   signer: Signer;
   hasher: AuditHasher;
   /** Upstream clients and the revocation-handle sealer. */
-  grants: Pick<IssueDeps, "sealer" | "sts" | "github">;
+  grants: Pick<IssueDeps, "sealer" | "sts" | "github" | "secrets">;
   ledger: Ledger;
   audit: AuditSink;
   clock: Clock;
@@ -57,6 +57,8 @@ export interface ExchangeResponse {
   policy_set_version: string;
   lease: { id: string; run: string; expires_at: string; revoke_token: string };
   credentials: Credentials;
+  /** Secrets delivered base64-encoded (stored as binary). */
+  secret_encodings?: Record<string, "base64">;
 }
 
 export interface ExplainResponse {
@@ -225,10 +227,13 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   }
 
   // Upstream credentials cost quota and cannot all be recalled: refuse a known replay or ended run first.
-  if (plan.aws || plan.github) {
-    const state = await peekLedger(deps, runKey, singleUse, deny);
-    if (state.replayed || state.runEnded)
-      throw await refuse(state.replayed ? "replayed" : "run_ended", visible, deny);
+  const deliverOnce = plan.secrets && policy.def.deliver_once ? policy.def.name : undefined;
+  if (plan.aws || plan.github || plan.secrets) {
+    const state = await peekLedger(deps, runKey, singleUse, deny, deliverOnce);
+    if (state.replayed || state.runEnded || state.delivered) {
+      const reason = state.replayed ? "replayed" : state.runEnded ? "run_ended" : "already_delivered";
+      throw await refuse(reason, visible, deny);
+    }
   }
 
   let issued: Issued;
@@ -274,6 +279,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
         subject: { issuer: token.issuer.name, claims: token.claims, sub: token.standard.sub },
       },
       audit: record,
+      ...(deliverOnce ? { deliverOnce } : {}),
     });
   } catch {
     const recalled = await recallIssued(deps, issued);
@@ -302,6 +308,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
       revoke_token: revokeToken,
     },
     credentials: issued.credentials,
+    ...(Object.keys(issued.encodings).length ? { secret_encodings: issued.encodings } : {}),
   };
 }
 
@@ -318,9 +325,10 @@ async function peekLedger(
   runKey: string,
   singleUse: string,
   deny: (e: RunpassError) => Promise<void>,
-): Promise<{ replayed: boolean; runEnded: boolean }> {
+  deliverOnce?: string,
+): Promise<{ replayed: boolean; runEnded: boolean; delivered?: boolean }> {
   try {
-    return await deps.ledger.peek(runKey, singleUse);
+    return await deps.ledger.peek(runKey, singleUse, deliverOnce);
   } catch {
     const error = new RunpassError(
       "temporarily_unavailable",
@@ -334,10 +342,19 @@ async function peekLedger(
 
 /** The error for a replayed token or an ended run (recorded by `deny` when given; the ledger records its own). */
 async function refuse(
-  reason: "replayed" | "run_ended",
+  reason: "replayed" | "run_ended" | "already_delivered",
   visible: boolean,
   deny?: (e: RunpassError) => Promise<void>,
 ): Promise<RunpassError> {
+  if (reason === "already_delivered") {
+    const error = new RunpassError(
+      "access_denied",
+      "access denied: this policy's secrets were already delivered to this run (deliver_once)",
+      { reasons: [{ code: "secrets_already_delivered" }], reasonsVisible: visible },
+    );
+    if (deny) await deny(error);
+    return error;
+  }
   const error =
     reason === "replayed"
       ? new RunpassError(

@@ -16,6 +16,10 @@ export interface LeaseGrant {
   expires_at: string;
   /** Opaque handle a grant's revoker needs to recall it upstream (never the credential in clear). */
   revocation?: string;
+  /** Secrets: which secret and version was delivered, and under which name (id is the value's digest). */
+  path?: string;
+  version?: number;
+  name?: string;
 }
 
 const LEASE_ID = /^lse_([A-Za-z0-9_-]{1,1024})\.([A-Za-z0-9_-]{16,64})$/;

@@ -40,9 +40,13 @@ export interface CommitInput {
   lease: LeaseInput;
   /** The allow record; durable before commit returns. */
   audit: AuditRecord;
+  /** A deliver_once policy: refuse (and remember) a second delivery of its secrets to this run. */
+  deliverOnce?: string;
 }
 
-export type CommitOutcome = { ok: true } | { ok: false; reason: "replayed" | "run_ended" };
+export type CommitOutcome =
+  | { ok: true }
+  | { ok: false; reason: "replayed" | "run_ended" | "already_delivered" };
 
 /** Who asked for leases to end, for the audit records the ledger writes. */
 export interface EndContext {
@@ -79,7 +83,11 @@ export interface Ledger {
   /** Atomically consumes the token and records the lease and its audit record, or refuses (and records the refusal). */
   commit(runKey: string, input: CommitInput): Promise<CommitOutcome>;
   /** Read-only view for explain. */
-  peek(runKey: string, singleUse: string): Promise<{ replayed: boolean; runEnded: boolean }>;
+  peek(
+    runKey: string,
+    singleUse: string,
+    deliverOnce?: string,
+  ): Promise<{ replayed: boolean; runEnded: boolean; delivered?: boolean }>;
 }
 
 /** Where records of decisions that never reach a run ledger go (bad input, invalid tokens, policy denials, explain). */

@@ -12,6 +12,7 @@ import { ConfigError, RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
 import { bearer, describeIssue, jsonBody } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
+import { secretRoutes } from "./secrets.ts";
 import type { AppEnv } from "./types.ts";
 
 /** Requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`; missing config fails closed. */
@@ -117,6 +118,7 @@ function decodeCursor(text: string): { ts: number; id: string } {
 /** Registers the admin routes. */
 export function adminRoutes(app: Hono<AppEnv>): void {
   app.use("/v1/admin/*", requireAdmin());
+  secretRoutes(app);
 
   app.get("/v1/admin/audit", async (c) => {
     const parsed = AuditQuerySchema.safeParse(c.req.query());

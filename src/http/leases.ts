@@ -116,7 +116,8 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
     const now = Math.floor(rt.clock() / 1000);
     const leaseRef = { id, run, expiresAt: Math.floor(lease.expires_at / 1000) };
     const subject = { issuer, claims: lease.subject.claims, sub: lease.subject.sub };
-    const names = lease.grant_types.filter((g) => Object.hasOwn(policy.def.grants, g));
+    // Secrets are delivered at exchange only: renewal re-mints credentials, it does not re-deliver bundles.
+    const names = lease.grant_types.filter((g) => g !== "secrets" && Object.hasOwn(policy.def.grants, g));
     const policyRef = { name: policy.def.name, version: policy.def.version };
     const hasher = ctx.hasher();
     let issued: Issued;

@@ -3,6 +3,7 @@
 import type { Env, RuntimeConfig } from "../adapters/env.ts";
 import { readConfig, requireAuditKey } from "../adapters/env.ts";
 import { githubFor } from "../adapters/github-app.ts";
+import { storeFor } from "../adapters/secrets-client.ts";
 import { stsFor } from "../adapters/sts.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { AuditHasher } from "../core/crypto.ts";
@@ -38,7 +39,7 @@ export interface EnvContext {
   grants: IssuePorts;
 }
 
-export type IssuePorts = Pick<IssueDeps, "sealer" | "sts" | "github">;
+export type IssuePorts = Pick<IssueDeps, "sealer" | "sts" | "github" | "secrets">;
 
 export class Runtime {
   readonly bundle: PolicyBundle;
@@ -99,6 +100,10 @@ export class Runtime {
       env.AWS_ACCESS_KEY_ID,
       env.AWS_SECRET_ACCESS_KEY,
       env.AWS_STS_ENDPOINT,
+      env.GITHUB_APP_ID,
+      env.GITHUB_APP_PRIVATE_KEY,
+      env.GITHUB_API_URL,
+      env.RUNPASS_MASTER_KEYS,
     ]);
     const cached = this.#contexts.get(cacheKey);
     if (cached) return cached;
@@ -135,6 +140,9 @@ export class Runtime {
           return sts;
         },
         github: () => githubFor(env),
+        secrets: () => ({
+          read: (path, version) => storeFor(env, path).read(env.RUNPASS_MASTER_KEYS, path, version),
+        }),
       },
     };
     if (this.#contexts.size > 8) this.#contexts.clear();

@@ -17,6 +17,7 @@ export type AuditEvent =
   | "renew"
   | "admin_revoke"
   | "admin"
+  | "secret_admin"
   | "introspect";
 
 /** One issued credential, by digest (the lease's view of a grant, minus any revocation handle). */
@@ -106,14 +107,17 @@ export async function auditRecord(
 }
 
 /** The record a refused commit leaves instead of the allow record it would have written. */
-export function refusedRecord(allow: AuditRecord, reason: "replayed" | "run_ended"): AuditRecord {
+export function refusedRecord(
+  allow: AuditRecord,
+  reason: "replayed" | "run_ended" | "already_delivered",
+): AuditRecord {
   const { lease_id: _lease, grants: _grants, ...rest } = allow;
   return {
     ...rest,
     id: `${allow.id}-refused`,
     decision: "deny",
     error: reason === "replayed" ? "token_replayed" : "access_denied",
-    reasons: [{ code: reason }],
+    reasons: [{ code: reason === "already_delivered" ? "secrets_already_delivered" : reason }],
   };
 }
 

@@ -69,6 +69,16 @@ export interface GitHubPort {
   revoke(token: string): Promise<void>;
 }
 
+/** One decrypted secret version, or why it cannot be delivered. */
+export type SecretRead =
+  | { ok: true; version: number; value: string; encoding: "utf8" | "base64" }
+  | { ok: false; code: string; detail: string };
+
+/** The secret store as the core needs it. */
+export interface SecretReader {
+  read(path: string, version?: number): Promise<SecretRead>;
+}
+
 export interface Credentials {
   token?: { token: string; expires_at: string };
   aws?: {
@@ -79,6 +89,7 @@ export interface Credentials {
     region: string;
   };
   github?: { token: string; expires_at: string; repositories: string[]; permissions: Record<string, string> };
+  secrets?: Record<string, string>;
 }
 
 export interface LeaseRef {
@@ -93,6 +104,7 @@ export interface GrantPlan {
   token?: NonNullable<Grants["token"]>;
   aws?: StsRequest;
   github?: NonNullable<Grants["github"]>;
+  secrets?: NonNullable<Grants["secrets"]>;
 }
 
 export interface IssueDeps {
@@ -104,11 +116,15 @@ export interface IssueDeps {
   sts: () => StsPort;
   /** Returns the GitHub port (throws ConfigError when the App is not configured). */
   github: () => GitHubPort;
+  /** The secret store. */
+  secrets: () => SecretReader;
 }
 
 export interface Issued {
   credentials: Credentials;
   grants: LeaseGrant[];
+  /** ENV_NAME → "base64" for secrets stored as binary (delivered base64-encoded). */
+  encodings: Record<string, "base64">;
 }
 
 function iso(seconds: number): string {
@@ -138,6 +154,7 @@ export function planGrants(
   const plan: GrantPlan = {};
   if (names.includes("token") && grants.token) plan.token = grants.token;
   if (names.includes("github") && grants.github) plan.github = grants.github;
+  if (names.includes("secrets") && grants.secrets) plan.secrets = grants.secrets;
   if (names.includes("aws") && grants.aws) {
     const aws = grants.aws;
     const remaining = lease.expiresAt - now;
@@ -187,8 +204,38 @@ export async function issueGrants(
 ): Promise<Issued> {
   const credentials: Credentials = {};
   const grants: LeaseGrant[] = [];
+  const encodings: Record<string, "base64"> = {};
   const minted: string[] = [];
   const githubTokens: string[] = [];
+  // Secrets first: reading them mints nothing upstream, so a missing one costs no recall.
+  if (plan.secrets) {
+    const reader = deps.secrets();
+    const entries = Object.entries(plan.secrets);
+    const reads = await Promise.all(entries.map(([, ref]) => reader.read(ref.path, ref.version)));
+    const failures = reads.flatMap((r, i) => (r.ok ? [] : [`${entries[i]?.[0]}: ${r.detail}`]));
+    if (failures.length > 0) {
+      // No partial bundles: one missing secret and nothing is delivered.
+      throw new RunpassError("upstream_error", "a granted secret is not available; nothing was issued", {
+        extra: { retryable: false },
+        auditDetail: `secrets: ${failures.join("; ").slice(0, 500)}`,
+      });
+    }
+    const bundle: Record<string, string> = {};
+    for (const [i, [name, ref]] of entries.entries()) {
+      const r = reads[i] as Extract<SecretRead, { ok: true }>;
+      bundle[name] = r.value;
+      if (r.encoding === "base64") encodings[name] = "base64";
+      grants.push({
+        type: "secrets",
+        id: await deps.hasher.digest(r.value),
+        expires_at: iso(lease.expiresAt),
+        name,
+        path: ref.path,
+        version: r.version,
+      });
+    }
+    credentials.secrets = bundle;
+  }
   try {
     if (plan.token) {
       const t = await mintTokenGrant(plan.token, {
@@ -290,7 +337,7 @@ export async function issueGrants(
     }
     throw e;
   }
-  return { credentials, grants };
+  return { credentials, grants, encodings };
 }
 
 /** Revokes GitHub tokens minted for a response that will not be sent. */

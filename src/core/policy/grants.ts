@@ -14,8 +14,9 @@ import {
 import { parseDuration } from "../duration.ts";
 import { permissionProblem } from "../grants/github-permissions.ts";
 import { templateProblem } from "../grants/template.ts";
+import { envNameProblem, parseSecretRef } from "../secrets/paths.ts";
 import type { PolicyFile } from "./schema.ts";
-import type { AwsGrant, GitHubGrant, GitHubPermissionLevel } from "./types.ts";
+import type { AwsGrant, GitHubGrant, GitHubPermissionLevel, SecretGrantEntry } from "./types.ts";
 
 type Path = ReadonlyArray<string | number>;
 /** Reports a problem at a YAML path (at the key when `atKey`). */
@@ -175,4 +176,28 @@ export function loadGitHubGrant(
     repositories: raw.repositories,
     permissions: raw.permissions as Record<string, GitHubPermissionLevel>,
   };
+}
+
+/** Validates grants.secrets: environment-variable output names and `path[@version]` references. */
+export function loadSecretsGrant(
+  raw: Record<string, string>,
+  report: Report,
+): Record<string, SecretGrantEntry> {
+  const out: Record<string, SecretGrantEntry> = {};
+  const names = Object.keys(raw);
+  if (names.length === 0) report(["grants", "secrets"], "secrets: name at least one secret");
+  for (const name of names) {
+    const problem = envNameProblem(name);
+    if (problem) report(["grants", "secrets", name], problem, true);
+    const ref = parseSecretRef(raw[name] as string);
+    if (!ref) {
+      report(
+        ["grants", "secrets", name],
+        `${name}: "${raw[name]}" is not a secret path[@version] (segments of A-Z a-z 0-9 . _ -, no empty, "." or "..")`,
+      );
+      continue;
+    }
+    out[name] = ref;
+  }
+  return out;
 }

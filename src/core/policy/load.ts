@@ -24,7 +24,7 @@ import {
   RESERVED_ISSUER_NAMES,
 } from "../oidc/issuers.ts";
 import { globProblem, isGlob } from "./glob.ts";
-import { loadAwsGrant, loadGitHubGrant, type Report } from "./grants.ts";
+import { loadAwsGrant, loadGitHubGrant, loadSecretsGrant, type Report } from "./grants.ts";
 import {
   type IssuersFile,
   IssuersFileSchema,
@@ -390,6 +390,10 @@ function loadPolicy(
   const report: Report = (path, message, atKey = false) => src.error(path, message, atKey);
   if (file.grants.aws) grants.aws = loadAwsGrant(file.grants.aws, ttl, report);
   if (file.grants.github) grants.github = loadGitHubGrant(file.grants.github, report);
+  if (file.grants.secrets) grants.secrets = loadSecretsGrant(file.grants.secrets, report);
+  if (file.deliver_once !== undefined && !file.grants.secrets) {
+    src.error(["deliver_once"], "deliver_once applies to a secrets grant, and this policy has none");
+  }
   if (Object.keys(grants).length === 0) src.error(["grants"], "a policy must have at least one grant");
 
   if (issuer) {
@@ -416,6 +420,7 @@ function loadPolicy(
     allow,
     deny,
     ttl,
+    ...(file.deliver_once ? { deliver_once: true } : {}),
     grants,
   };
 }

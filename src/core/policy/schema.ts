@@ -34,6 +34,7 @@ const GrantsSchema = z.strictObject({
   token: z.optional(TokenGrantSchema),
   aws: z.optional(AwsGrantSchema),
   github: z.optional(GitHubGrantSchema),
+  secrets: z.optional(z.record(z.string(), z.string())),
 });
 
 /** One `policies/<name>.yaml` file. Unknown keys are errors. */
@@ -44,6 +45,7 @@ export const PolicyFileSchema = z.strictObject({
   allow: Conditions,
   deny: z.optional(z.array(Conditions)),
   ttl: z.optional(z.string()),
+  deliver_once: z.optional(z.boolean()),
   grants: GrantsSchema,
 });
 export type PolicyFile = z.infer<typeof PolicyFileSchema>;

@@ -44,10 +44,19 @@ export interface GitHubGrant {
   permissions: Record<string, GitHubPermissionLevel>;
 }
 
+/** One secret in a bundle: delivered under an environment variable name. */
+export interface SecretGrantEntry {
+  path: string;
+  /** Undefined: the current version at exchange time. */
+  version?: number;
+}
+
 export interface Grants {
   token?: TokenGrant;
   aws?: AwsGrant;
   github?: GitHubGrant;
+  /** ENV_NAME → secret. */
+  secrets?: Record<string, SecretGrantEntry>;
 }
 
 /** Names of all grant kinds runpass knows (a request naming anything else is a 400). */
@@ -65,6 +74,8 @@ export interface PolicyDefinition {
   deny: ConditionMap[];
   /** Lease cap in seconds. */
   ttl: number;
+  /** The secrets bundle is delivered at most once per run. */
+  deliver_once?: boolean;
   grants: Grants;
   /** `sha256:` of this policy's compiled form and its issuer. */
   version: string;

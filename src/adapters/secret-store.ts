@@ -1,0 +1,352 @@
+// The secret store: one Durable Object per top-level path segment (a "shard": acme/…, shared/…), holding
+// encrypted, numbered versions. Encryption and decryption happen here, with the master keys from the env;
+// nothing outside this object ever sees a data key.
+
+import { DurableObject } from "cloudflare:workers";
+import {
+  type MasterKeys,
+  openValue,
+  parseMasterKeys,
+  rewrapValue,
+  type SealedValue,
+  SecretDecryptError,
+  sealValue,
+} from "../core/secrets/crypto.ts";
+import { errorMessage } from "../errors.ts";
+import type { Env } from "./env.ts";
+
+export type SecretEncoding = "utf8" | "base64";
+export type VersionState = "active" | "destroyed";
+
+export interface VersionMeta {
+  version: number;
+  created_at: string;
+  created_by: string;
+  state: VersionState;
+  encoding: SecretEncoding;
+  size: number;
+  kid: string | null;
+  /** For a rollback: the version this one copies. */
+  copied_from?: number;
+}
+
+export interface SecretMeta {
+  path: string;
+  current_version: number;
+  deleted: boolean;
+  deleted_at?: string;
+  versions: VersionMeta[];
+}
+
+export type ReadResult =
+  | { ok: true; version: number; value: string; encoding: SecretEncoding }
+  | {
+      ok: false;
+      code: "not_found" | "deleted" | "destroyed" | "no_such_version" | "undecryptable" | "config";
+      detail: string;
+    };
+
+type VersionRow = {
+  path: string;
+  version: number;
+  kid: string | null;
+  wrapped: string | null;
+  iv: string | null;
+  ciphertext: string | null;
+  encoding: SecretEncoding;
+  size: number;
+  created_at: number;
+  created_by: string;
+  state: VersionState;
+  copied_from: number | null;
+};
+
+type PathRow = { path: string; current_version: number; deleted_at: number | null };
+
+function sealedOf(row: VersionRow): SealedValue | undefined {
+  if (!row.kid || !row.wrapped || !row.iv || !row.ciphertext) return undefined;
+  return { kid: row.kid, wrapped: row.wrapped, iv: row.iv, ciphertext: row.ciphertext };
+}
+
+function toBytes(value: string, encoding: SecretEncoding): Uint8Array<ArrayBuffer> {
+  if (encoding === "utf8") return new TextEncoder().encode(value) as Uint8Array<ArrayBuffer>;
+  return Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
+}
+
+function fromBytes(bytes: Uint8Array, encoding: SecretEncoding): string {
+  if (encoding === "utf8") return new TextDecoder().decode(bytes);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+export class SecretStore extends DurableObject<Env> {
+  readonly #sql: SqlStorage;
+  #master: { text: string | undefined; keys: Promise<MasterKeys> } | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    this.#sql.exec(`
+      CREATE TABLE IF NOT EXISTS secret_paths (
+        path TEXT PRIMARY KEY, current_version INTEGER NOT NULL, deleted_at INTEGER
+      );
+      CREATE TABLE IF NOT EXISTS secret_versions (
+        path TEXT NOT NULL, version INTEGER NOT NULL, kid TEXT, wrapped TEXT, iv TEXT, ciphertext TEXT,
+        encoding TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+        state TEXT NOT NULL, copied_from INTEGER, PRIMARY KEY (path, version)
+      );
+    `);
+  }
+
+  /**
+   * Master keys, parsed once per value of RUNPASS_MASTER_KEYS. The calling Worker passes its own setting, so the
+   * store always uses the configuration of the request that reached it.
+   */
+  #keys(text: string | undefined): Promise<MasterKeys> {
+    if (!this.#master || this.#master.text !== text) {
+      const keys = parseMasterKeys(text);
+      keys.catch(() => undefined);
+      this.#master = { text, keys };
+    }
+    return this.#master.keys;
+  }
+
+  /** Stores a new version (numbered from 1); a soft-deleted path comes back to life with it. */
+  async put(
+    keysText: string | undefined,
+    path: string,
+    value: string,
+    encoding: SecretEncoding,
+    actor: string,
+  ): Promise<{ ok: true; version: number } | { ok: false; detail: string }> {
+    let keys: MasterKeys;
+    try {
+      keys = await this.#keys(keysText);
+    } catch (e) {
+      return { ok: false, detail: errorMessage(e) };
+    }
+    const bytes = toBytes(value, encoding);
+    // Numbering and insert must not interleave with another put while encryption awaits.
+    return this.ctx.blockConcurrencyWhile(async () => {
+      const version = this.#maxVersion(path) + 1;
+      const sealed = await sealValue(keys, path, version, bytes);
+      this.#insert(path, version, sealed, encoding, bytes.length, actor, null);
+      return { ok: true as const, version };
+    });
+  }
+
+  /** Metadata of one path (never values). */
+  async meta(path: string): Promise<SecretMeta | null> {
+    const row = this.#path(path);
+    if (!row) return null;
+    const versions = this.#sql
+      .exec<VersionRow>("SELECT * FROM secret_versions WHERE path = ? ORDER BY version", path)
+      .toArray()
+      .map(
+        (v): VersionMeta => ({
+          version: v.version,
+          created_at: new Date(v.created_at).toISOString(),
+          created_by: v.created_by,
+          state: v.state,
+          encoding: v.encoding,
+          size: v.size,
+          kid: v.kid,
+          ...(v.copied_from !== null ? { copied_from: v.copied_from } : {}),
+        }),
+      );
+    return {
+      path,
+      current_version: row.current_version,
+      deleted: row.deleted_at !== null,
+      ...(row.deleted_at !== null ? { deleted_at: new Date(row.deleted_at).toISOString() } : {}),
+      versions,
+    };
+  }
+
+  /** Metadata of every path starting with `prefix`. */
+  async list(prefix: string): Promise<SecretMeta[]> {
+    const paths = this.#sql
+      .exec<{ path: string }>(
+        "SELECT path FROM secret_paths WHERE substr(path, 1, ?) = ? ORDER BY path",
+        prefix.length,
+        prefix,
+      )
+      .toArray();
+    const out: SecretMeta[] = [];
+    for (const { path } of paths) {
+      const m = await this.meta(path);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  /** Decrypts a version for delivery (the current one unless named). */
+  async read(keysText: string | undefined, path: string, version?: number): Promise<ReadResult> {
+    const p = this.#path(path);
+    if (!p) return { ok: false, code: "not_found", detail: `no secret at ${path}` };
+    if (p.deleted_at !== null) return { ok: false, code: "deleted", detail: `${path} is deleted` };
+    const v = version ?? p.current_version;
+    const row = this.#sql
+      .exec<VersionRow>("SELECT * FROM secret_versions WHERE path = ? AND version = ?", path, v)
+      .toArray()[0];
+    if (!row) return { ok: false, code: "no_such_version", detail: `${path} has no version ${v}` };
+    const sealed = sealedOf(row);
+    if (row.state === "destroyed" || !sealed) {
+      return { ok: false, code: "destroyed", detail: `${path}@${v} was destroyed` };
+    }
+    let keys: MasterKeys;
+    try {
+      keys = await this.#keys(keysText);
+    } catch (e) {
+      return { ok: false, code: "config", detail: errorMessage(e) };
+    }
+    try {
+      const bytes = await openValue(keys, path, v, sealed);
+      return { ok: true, version: v, value: fromBytes(bytes, row.encoding), encoding: row.encoding };
+    } catch (e) {
+      const detail = e instanceof SecretDecryptError ? e.message : "the secret does not decrypt";
+      return { ok: false, code: "undecryptable", detail: `${path}@${v}: ${detail}` };
+    }
+  }
+
+  /** Makes a copy of version `from` the new current version. */
+  async rollback(
+    keysText: string | undefined,
+    path: string,
+    from: number,
+    actor: string,
+  ): Promise<{ ok: true; version: number } | { ok: false; code: string; detail: string }> {
+    const read = await this.read(keysText, path, from);
+    if (!read.ok && read.code !== "deleted") return read;
+    let value: { value: string; encoding: SecretEncoding };
+    if (read.ok) value = read;
+    else {
+      // Rolling back a deleted path restores it: read the version directly.
+      const row = this.#sql
+        .exec<VersionRow>("SELECT * FROM secret_versions WHERE path = ? AND version = ?", path, from)
+        .toArray()[0];
+      const sealed = row ? sealedOf(row) : undefined;
+      if (!row || !sealed)
+        return { ok: false, code: "no_such_version", detail: `${path} has no version ${from}` };
+      const bytes = await openValue(await this.#keys(keysText), path, from, sealed);
+      value = { value: fromBytes(bytes, row.encoding), encoding: row.encoding };
+    }
+    const keys = await this.#keys(keysText);
+    const bytes = toBytes(value.value, value.encoding);
+    return this.ctx.blockConcurrencyWhile(async () => {
+      const version = this.#maxVersion(path) + 1;
+      const sealed = await sealValue(keys, path, version, bytes);
+      this.#insert(path, version, sealed, value.encoding, bytes.length, actor, from);
+      return { ok: true as const, version };
+    });
+  }
+
+  /** Soft delete: the path stops delivering; versions stay for rollback. */
+  async softDelete(path: string): Promise<boolean> {
+    const p = this.#path(path);
+    if (!p) return false;
+    if (p.deleted_at === null)
+      this.#sql.exec("UPDATE secret_paths SET deleted_at = ? WHERE path = ?", Date.now(), path);
+    return true;
+  }
+
+  /** Destroys one version's ciphertext and wrapped key for good. */
+  async destroy(path: string, version: number): Promise<boolean> {
+    const row = this.#sql
+      .exec<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM secret_versions WHERE path = ? AND version = ?",
+        path,
+        version,
+      )
+      .toArray()[0];
+    if (!row?.n) return false;
+    this.#sql.exec(
+      "UPDATE secret_versions SET kid = NULL, wrapped = NULL, iv = NULL, ciphertext = NULL, state = 'destroyed' WHERE path = ? AND version = ?",
+      path,
+      version,
+    );
+    return true;
+  }
+
+  /** Re-wraps every data key not under the active master key. Records whose key is gone are reported by kid. */
+  async rewrap(
+    keysText: string | undefined,
+  ): Promise<{
+    rewrapped: number;
+    current: number;
+    failed: Array<{ path: string; version: number; kid: string; detail: string }>;
+  }> {
+    const keys = await this.#keys(keysText);
+    const rows = this.#sql.exec<VersionRow>("SELECT * FROM secret_versions WHERE state = 'active'").toArray();
+    let rewrapped = 0;
+    let current = 0;
+    const failed: Array<{ path: string; version: number; kid: string; detail: string }> = [];
+    for (const row of rows) {
+      const sealed = sealedOf(row);
+      if (!sealed) continue;
+      if (sealed.kid === keys.active) {
+        current++;
+        continue;
+      }
+      try {
+        const next = await rewrapValue(keys, row.path, row.version, sealed);
+        this.#sql.exec(
+          "UPDATE secret_versions SET kid = ?, wrapped = ? WHERE path = ? AND version = ? AND kid = ?",
+          next.kid,
+          next.wrapped,
+          row.path,
+          row.version,
+          sealed.kid,
+        );
+        rewrapped++;
+      } catch (e) {
+        failed.push({ path: row.path, version: row.version, kid: sealed.kid, detail: errorMessage(e) });
+      }
+    }
+    return { rewrapped, current, failed };
+  }
+
+  #path(path: string): PathRow | undefined {
+    return this.#sql.exec<PathRow>("SELECT * FROM secret_paths WHERE path = ?", path).toArray()[0];
+  }
+
+  #maxVersion(path: string): number {
+    const row = this.#sql
+      .exec<{ v: number | null }>("SELECT MAX(version) AS v FROM secret_versions WHERE path = ?", path)
+      .toArray()[0];
+    return row?.v ?? 0;
+  }
+
+  #insert(
+    path: string,
+    version: number,
+    sealed: SealedValue,
+    encoding: SecretEncoding,
+    size: number,
+    actor: string,
+    copiedFrom: number | null,
+  ): void {
+    this.ctx.storage.transactionSync(() => {
+      this.#sql.exec(
+        "INSERT INTO secret_versions (path, version, kid, wrapped, iv, ciphertext, encoding, size, created_at, created_by, state, copied_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)",
+        path,
+        version,
+        sealed.kid,
+        sealed.wrapped,
+        sealed.iv,
+        sealed.ciphertext,
+        encoding,
+        size,
+        Date.now(),
+        actor,
+        copiedFrom,
+      );
+      this.#sql.exec(
+        "INSERT INTO secret_paths (path, current_version, deleted_at) VALUES (?, ?, NULL) ON CONFLICT(path) DO UPDATE SET current_version = excluded.current_version, deleted_at = NULL",
+        path,
+        version,
+      );
+    });
+  }
+}
