@@ -270,9 +270,7 @@ export class SecretStore extends DurableObject<Env> {
   }
 
   /** Re-wraps every data key not under the active master key. Records whose key is gone are reported by kid. */
-  async rewrap(
-    keysText: string | undefined,
-  ): Promise<{
+  async rewrap(keysText: string | undefined): Promise<{
     rewrapped: number;
     current: number;
     failed: Array<{ path: string; version: number; kid: string; detail: string }>;

@@ -1,4 +1,4 @@
-// `runpass admin …`: emergency revocation and the lease list over the admin API.
+// `runpass admin …`: where the admin API is and how to call it (revocation, leases, secrets).
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,19 +26,43 @@ export function adminTarget(root: string, url: string | undefined): AdminTarget 
   return { url: base, token };
 }
 
-/** Calls the admin API; returns the parsed JSON body or throws with the broker's error description. */
-export async function adminCall(target: AdminTarget, path: string, init: RequestInit = {}): Promise<unknown> {
+/** The broker answered with an error status (as opposed to being unreachable or misconfigured locally). */
+export class BrokerError extends Error {
+  readonly status: number;
+  /** The wire error code (`not_found`, `invalid_request`, …), or "error" when the body had none. */
+  readonly code: string;
+
+  constructor(status: number, code: string, description: string) {
+    super(`${status} ${code}: ${description}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * Calls the admin API; returns the parsed JSON body (`{}` for an empty one) or throws a BrokerError with the
+ * broker's error description. `headers` are sent in addition to authorization and content-type.
+ */
+export async function adminCall(
+  target: AdminTarget,
+  path: string,
+  init: RequestInit = {},
+  headers: Record<string, string> = {},
+): Promise<unknown> {
   const res = await fetch(`${target.url}${path}`, {
     ...init,
     headers: {
+      ...headers,
       authorization: `Bearer ${target.token}`,
       ...(init.body ? { "content-type": "application/json" } : {}),
     },
   });
   const body = (await res.json().catch(() => ({}))) as { error?: string; error_description?: string };
   if (!res.ok) {
-    throw new Error(
-      `${res.status} ${body.error ?? "error"}: ${body.error_description ?? "the broker refused the request"}`,
+    throw new BrokerError(
+      res.status,
+      body.error ?? "error",
+      body.error_description ?? "the broker refused the request",
     );
   }
   return body;
