@@ -7,6 +7,7 @@ import { adminRoutes } from "./http/admin.ts";
 import { devIssuerRoutes } from "./http/dev-issuer.ts";
 import { exchangeRoutes } from "./http/exchange.ts";
 import { leaseRoutes } from "./http/leases.ts";
+import { oauthRoutes } from "./http/oauth.ts";
 import { codeResponse, errorResponse } from "./http/respond.ts";
 import { type AppOptions, Runtime } from "./http/runtime.ts";
 import type { AppEnv } from "./http/types.ts";
@@ -31,6 +32,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   wellKnownRoutes(app);
   exchangeRoutes(app);
   leaseRoutes(app);
+  oauthRoutes(app);
   webhookRoutes(app);
   adminRoutes(app);
   devIssuerRoutes(app);

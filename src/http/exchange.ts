@@ -18,12 +18,32 @@ const ExchangeBody = z.strictObject({
   ttl: z.optional(z.string().check(z.maxLength(16))),
 });
 
-async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promise<Response> {
+/** The core pipeline's dependencies for this request (shared by /v1/exchange, /v1/explain and /oauth/token). */
+export async function exchangeDeps(c: Context<AppEnv>, event: "exchange" | "explain"): Promise<ExchangeDeps> {
   const rt = c.get("runtime");
-  const requestId = c.get("requestId");
   const ctx = rt.context(c.env);
   const hasher = ctx.hasher();
   const audit = auditSink(c);
+  return {
+    policies: rt.policies,
+    verifier: ctx.verifier,
+    issuerUrl: ctx.config.issuerUrl,
+    defaultAudience: ctx.config.audience,
+    explainFull: ctx.config.explainFull,
+    maxLeaseTtl: ctx.config.maxLeaseTtl,
+    signer: event === "exchange" ? await ctx.signer() : (undefined as never),
+    hasher,
+    grants: ctx.grants,
+    ledger: new DurableLedger(c.env.RUN_LEDGER),
+    audit,
+    clock: rt.clock,
+  };
+}
+
+async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promise<Response> {
+  const rt = c.get("runtime");
+  const requestId = c.get("requestId");
+  rt.context(c.env).hasher(); // no audit key, no decisions: fail closed before reading anything
 
   let input: ExchangeInput;
   let policyName: string | undefined;
@@ -53,20 +73,7 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
     throw e;
   }
 
-  const deps: ExchangeDeps = {
-    policies: rt.policies,
-    verifier: ctx.verifier,
-    issuerUrl: ctx.config.issuerUrl,
-    defaultAudience: ctx.config.audience,
-    explainFull: ctx.config.explainFull,
-    maxLeaseTtl: ctx.config.maxLeaseTtl,
-    signer: event === "exchange" ? await ctx.signer() : (undefined as never),
-    hasher,
-    grants: ctx.grants,
-    ledger: new DurableLedger(c.env.RUN_LEDGER),
-    audit,
-    clock: rt.clock,
-  };
+  const deps = await exchangeDeps(c, event);
   if (event === "exchange") return c.json(await exchange(input, deps), 200, NO_STORE);
   return c.json({ ...(await explain(input, deps)), request_id: requestId }, 200, NO_STORE);
 }
