@@ -74,7 +74,8 @@ function toBytes(value: string, encoding: SecretEncoding): Uint8Array<ArrayBuffe
 }
 
 function fromBytes(bytes: Uint8Array, encoding: SecretEncoding): string {
-  if (encoding === "utf8") return new TextDecoder().decode(bytes);
+  // ignoreBOM: a value that starts with a BOM is delivered with it, byte for byte.
+  if (encoding === "utf8") return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(bytes);
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin);

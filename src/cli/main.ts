@@ -1,14 +1,16 @@
-// The `runpass` command: policy check, policy explain, dev token.
+// The `runpass` command: policy check/explain, dev token, token verify, admin revoke/leases/secrets.
 
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDuration } from "../core/duration.ts";
 import { errorMessage } from "../errors.ts";
-import { adminCall, adminTarget } from "./admin.ts";
+import { adminCall, adminTarget, BrokerError } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { offlineExplain, readJwksFile } from "./explain.ts";
+import { adminSecrets, checkSecretGrants } from "./secrets.ts";
+import { UsageError } from "./usage-error.ts";
 import { verifyRemote } from "./verify-token.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -16,8 +18,10 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const USAGE = `usage: runpass <command> [options]
 
 commands:
-  policy check   [--policies DIR]
+  policy check   [--policies DIR] [--admin-url URL]
       Validates every policy and issuers.yaml (schema and load-time rules).
+      With --admin-url, also looks up every secrets grant's path in that broker's store (admin token as
+      below): a path that does not exist, is deleted, or whose named/current version is destroyed is an error.
       Exit 0 when all load, 1 on any error (printed as file:line:col).
   policy explain --policy NAME --token FILE [--policies DIR] [--jwks FILE] [--at ISO8601] [--audience AUD]
       Decides offline, as the server would: prints {decision, error?, reasons, claims}.
@@ -34,20 +38,40 @@ commands:
   admin leases   [--url URL] [--active] [--run RUN] [--policy NAME] [--repository-id ID] [--project-id ID]
                  [--issuer NAME] [--limit N]
       Lists leases, newest first (never secrets).
+  admin secrets put      PATH [--file FILE] [--binary] [--url URL]
+      Stores a new version of PATH and prints {path, version}. The value is read from stdin (or FILE), never
+      from the command line, and sent exactly as read (a final newline is kept); it must be UTF-8 text unless
+      --binary (stored as bytes, delivered base64-encoded).
+  admin secrets list     [--prefix P] [--url URL]
+  admin secrets show     PATH [--url URL]
+      Metadata only (versions, states, sizes, who wrote them): values can never be read back.
+  admin secrets rollback PATH --version N [--url URL]
+      Makes a copy of version N the new current version.
+  admin secrets delete   PATH [--url URL]
+      Soft delete: PATH stops delivering; versions stay (a put or rollback restores it).
+  admin secrets destroy  PATH --version N [--url URL]
+      Erases version N's ciphertext for good.
+  admin secrets rewrap   [--url URL]
+      Re-wraps every data key under the active master key; exit 1 if any could not be (listed on stderr).
       Admin commands use RUNPASS_URL (default the local broker) and RUNPASS_ADMIN_TOKEN (for a local
-      broker, the generated token in .dev/keys.json).
+      broker, the generated token in .dev/keys.json); writes send X-Runpass-Actor: user@host.
+      A broker refusal exits 1 with its error description.
 
 RUNPASS_POLICIES_DIR sets the default policies folder; RUNPASS_DEV=1 allows loopback http issuers.`;
-
-class UsageError extends Error {}
 
 function policiesDir(flag: string | undefined): string {
   return resolve(flag ?? process.env.RUNPASS_POLICIES_DIR ?? resolve(ROOT, "policies"));
 }
 
 async function policyCheck(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { policies: { type: "string" } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { policies: { type: "string" }, "admin-url": { type: "string" } },
+    strict: true,
+  });
   const dir = policiesDir(values.policies);
+  // Resolved first: a missing admin token is a usage problem, whatever the policies say.
+  const target = values["admin-url"] !== undefined ? adminTarget(ROOT, values["admin-url"]) : undefined;
   const dev = process.env.RUNPASS_DEV === "1";
   const result = await loadPolicyFolder({ root: ROOT, dir, dev, port: Number(process.env.PORT || 8787) });
   for (const path of result.ignored) console.log(`${path}: warning: ignored (policy files end in .yaml)`);
@@ -58,8 +82,26 @@ async function policyCheck(args: string[]): Promise<number> {
     console.log(`${errors} error${errors === 1 ? "" : "s"} in ${dir}`);
     return 1;
   }
+  let secrets = "";
+  if (target) {
+    let checked: Awaited<ReturnType<typeof checkSecretGrants>>;
+    try {
+      checked = await checkSecretGrants(target, dir, result.bundle);
+    } catch (e) {
+      if (!(e instanceof BrokerError)) throw e;
+      console.error(`runpass: could not look up secrets at ${target.url}: ${e.message}`);
+      return 1;
+    }
+    for (const p of checked.problems) console.log(formatProblem(p));
+    const errors = checked.problems.length;
+    if (errors) {
+      console.log(`${errors} error${errors === 1 ? "" : "s"} in ${dir} (secrets at ${target.url})`);
+      return 1;
+    }
+    secrets = `, ${checked.checked} secret grant${checked.checked === 1 ? "" : "s"} found at ${target.url}`;
+  }
   console.log(
-    `ok: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers (${result.bundle.version})`,
+    `ok: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers${secrets} (${result.bundle.version})`,
   );
   return 0;
 }
@@ -240,6 +282,7 @@ export async function main(argv: string[]): Promise<number> {
     if (group === "token" && command === "verify") return await tokenVerify(rest);
     if (group === "admin" && command === "revoke") return await adminRevoke(rest);
     if (group === "admin" && command === "leases") return await adminLeases(rest);
+    if (group === "admin" && command === "secrets") return await adminSecrets(ROOT, rest);
     if (group === undefined || group === "help" || group === "--help" || group === "-h") {
       console.log(USAGE);
       return 0;

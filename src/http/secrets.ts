@@ -18,10 +18,12 @@ const PutBody = z.strictObject({
   value_base64: z.optional(z.string()),
 });
 const RollbackBody = z.strictObject({ version: z.number().check(z.int(), z.positive()) });
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 function checkedPath(c: Context<AppEnv>): string {
-  const path = decodeURIComponent(c.req.param("path") ?? "");
+  // Hono has already percent-decoded the parameter once; decoding again would turn %2541 into "A".
+  const path = c.req.param("path") ?? "";
   const problem = pathProblem(path);
   if (problem) throw new RunpassError("invalid_request", problem);
   return path;
@@ -74,6 +76,12 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     let encoding: "utf8" | "base64";
     let size: number;
     if (body.value !== undefined) {
+      if (LONE_SURROGATE.test(body.value)) {
+        throw new RunpassError(
+          "invalid_request",
+          '"value" is not well-formed Unicode (use value_base64 for bytes)',
+        );
+      }
       value = body.value;
       encoding = "utf8";
       size = new TextEncoder().encode(value).length;

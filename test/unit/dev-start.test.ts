@@ -1,11 +1,13 @@
 // The README walk-through, for real: `npm start`'s launcher runs wrangler dev in a scratch copy of the
 // project; the CLI mints a dev token; curl's request is made with fetch; `runpass token verify` checks the
-// result; the admin CLI lists and revokes the lease. Also proves env passthrough and RUNPASS_POLICIES_DIR.
+// result; the admin CLI lists and revokes the lease. Also proves env passthrough and RUNPASS_POLICIES_DIR, and
+// drives `runpass admin secrets …` and `policy check --admin-url` against the broker's secret store.
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -28,11 +30,13 @@ async function freePort(): Promise<number> {
 async function cli(
   args: string[],
   input?: string,
+  extraEnv: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(port),
     RUNPASS_URL: `http://127.0.0.1:${port}`,
+    ...extraEnv,
   };
   delete env.RUNPASS_ADMIN_TOKEN;
   return new Promise((done) => {
@@ -64,11 +68,19 @@ beforeAll(async () => {
   // A second policy folder: only what is in it is trusted.
   await mkdir(join(scratch, "other-policies"));
   await cp(join(ROOT, "policies/dev-demo.yaml"), join(scratch, "other-policies/walk.yaml"));
+  // A policy granting secrets that do not exist yet: fine for the broker until an exchange needs them.
+  const walk = await readFile(join(ROOT, "policies/dev-demo.yaml"), "utf8");
+  await writeFile(
+    join(scratch, "other-policies/vault.yaml"),
+    walk.replace(/^grants:[\s\S]*$/m, "grants:\n  secrets: { PEM_KEY: ci/pem, BLOB: ci/blob }\n"),
+  );
   port = await freePort();
   const env = {
     ...process.env,
     PORT: String(port),
     RUNPASS_POLICIES_DIR: join(scratch, "other-policies"),
+    // The secret store's master keys (random per run).
+    RUNPASS_MASTER_KEYS: JSON.stringify({ active: "m1", keys: { m1: randomBytes(32).toString("base64") } }),
     // Passed through to the Worker: a value with characters a dotenv file must escape.
     GITHUB_WEBHOOK_SECRET: `s3cr$t "quoted" \\ back`,
     WRANGLER_SEND_METRICS: "false",
@@ -179,4 +191,172 @@ describe("npm start and the README walk-through", () => {
     expect((await post(sign(`s3cr$t "quoted" \\ back`))).status).toBe(200);
     expect((await post(sign("s3cr"))).status).toBe(401);
   });
+
+  it("admin secrets: put (stdin, --file --binary), list, show, rollback, delete, destroy, rewrap; policy check --admin-url", async () => {
+    // Test values only; still, assertions compare booleans and sizes so no value ever lands in test output.
+    const pem = `-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\r\n${randomBytes(48).toString("base64")}\n-----END PRIVATE KEY-----\n`;
+    const blob = Buffer.concat([Buffer.from([0, 255, 10, 13, 0xef, 0xbb, 0xbf]), randomBytes(200)]);
+    const blobFile = join(scratch, "blob.bin");
+    await writeFile(blobFile, blob);
+    const leaks = (out: string) =>
+      out.includes(pem.slice(28, 60)) ||
+      out.includes(pem.split("\n")[2] as string) ||
+      out.includes(blob.toString("base64").slice(0, 24));
+    const json = (r: { code: number; stdout: string; stderr: string }) => {
+      expect(r.code, r.stderr).toBe(0);
+      expect(leaks(r.stdout) || leaks(r.stderr)).toBe(false);
+      return JSON.parse(r.stdout);
+    };
+    const sameBytes = (a: Buffer, b: Buffer) => a.length === b.length && a.equals(b);
+
+    expect(json(await cli(["admin", "secrets", "put", "ci/pem"], pem))).toEqual({
+      path: "ci/pem",
+      version: 1,
+    });
+    expect(json(await cli(["admin", "secrets", "put", "ci/blob", "--file", blobFile, "--binary"]))).toEqual({
+      path: "ci/blob",
+      version: 1,
+    });
+
+    // A value on the command line is refused before anything is sent, and never echoed.
+    const argv = await cli(["admin", "secrets", "put", "ci/argv", "hunter2-not-stored"]);
+    expect(argv.code).toBe(2);
+    expect(argv.stderr).toMatch(/never from the command line/);
+    expect(argv.stdout + argv.stderr).not.toContain("hunter2");
+    const empty = await cli(["admin", "secrets", "put", "ci/empty"], "");
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/empty/);
+    const missing = await cli(["admin", "secrets", "show", "ci/argv"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/404 not_found: no secret at ci\/argv/);
+
+    const listed = json(await cli(["admin", "secrets", "list", "--prefix", "ci/"])) as {
+      secrets: Array<{ path: string }>;
+    };
+    expect(listed.secrets.map((x) => x.path)).toEqual(["ci/blob", "ci/pem"]);
+    const shown = json(await cli(["admin", "secrets", "show", "ci/pem"]));
+    const actor = `admin:${`${userInfo().username}@${hostname()}`
+      .replace(/[^\w.@+:/ -]/g, "")
+      .slice(0, 64)
+      .trim()}`;
+    expect(shown).toMatchObject({
+      path: "ci/pem",
+      current_version: 1,
+      deleted: false,
+      versions: [
+        { version: 1, state: "active", encoding: "utf8", size: Buffer.byteLength(pem), created_by: actor },
+      ],
+    });
+    expect(json(await cli(["admin", "secrets", "show", "ci/blob"]))).toMatchObject({
+      versions: [{ version: 1, encoding: "base64", size: blob.length }],
+    });
+
+    // Delivered byte for byte: the PEM with its \r\n and final newline, the binary value base64-encoded.
+    const exchange = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/exchange`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${(await cli(["dev", "token"])).stdout.trim()}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ policy: "vault" }),
+      });
+      const body = (await res.json()) as {
+        credentials?: { secrets?: Record<string, string> };
+        secret_encodings?: Record<string, string>;
+        error?: string;
+      };
+      return {
+        status: res.status,
+        error: body.error,
+        secrets: body.credentials?.secrets ?? {},
+        encodings: body.secret_encodings,
+      };
+    };
+    let got = await exchange();
+    expect(got.status, got.error).toBe(200);
+    expect(sameBytes(Buffer.from(got.secrets.PEM_KEY ?? "", "utf8"), Buffer.from(pem, "utf8"))).toBe(true);
+    expect(sameBytes(Buffer.from(got.secrets.BLOB ?? "", "base64"), blob)).toBe(true);
+    expect(got.encodings).toEqual({ BLOB: "base64" });
+
+    // A second version, then back to the first (as version 3).
+    expect(json(await cli(["admin", "secrets", "put", "ci/pem"], "replacement\n"))).toEqual({
+      path: "ci/pem",
+      version: 2,
+    });
+    expect(json(await cli(["admin", "secrets", "rollback", "ci/pem", "--version", "1"]))).toEqual({
+      path: "ci/pem",
+      version: 3,
+    });
+    got = await exchange();
+    expect(got.status, got.error).toBe(200);
+    expect(sameBytes(Buffer.from(got.secrets.PEM_KEY ?? "", "utf8"), Buffer.from(pem, "utf8"))).toBe(true);
+    const rolled = json(await cli(["admin", "secrets", "show", "ci/pem"]));
+    expect(rolled).toMatchObject({
+      current_version: 3,
+      versions: [{ version: 1 }, { version: 2 }, { version: 3, copied_from: 1 }],
+    });
+    const noVersion = await cli(["admin", "secrets", "rollback", "ci/pem", "--version", "9"]);
+    expect(noVersion.code).toBe(1);
+    expect(noVersion.stderr).toMatch(/404 not_found/);
+
+    // policy check --admin-url: every secrets grant's path must exist (and be deliverable) at the broker.
+    const walk = await readFile(join(scratch, "other-policies/walk.yaml"), "utf8");
+    const check = async (name: string, ref: string) => {
+      const dir = join(scratch, `check-${name}`);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, "walk.yaml"), `${walk}  secrets: { API_KEY: ${ref} }\n`);
+      return cli(
+        ["policy", "check", "--policies", dir, "--admin-url", `http://127.0.0.1:${port}`],
+        undefined,
+        {
+          RUNPASS_DEV: "1",
+        },
+      );
+    };
+    const ok = await check("ok", "ci/pem");
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/ok: 1 policies, 1 issuers, 1 secret grant found at/);
+    const bad = await check("missing", "ci/missing");
+    expect(bad.code, bad.stdout + bad.stderr).toBe(1);
+    expect(bad.stdout).toMatch(
+      /check-missing\/walk\.yaml:\d+:\d+: error: grants\.secrets\.API_KEY: no secret "ci\/missing"/,
+    );
+    const noSuchVersion = await check("v9", "ci/pem@9");
+    expect(noSuchVersion.code).toBe(1);
+    expect(noSuchVersion.stdout).toMatch(/grants\.secrets\.API_KEY: secret "ci\/pem" has no version 9/);
+
+    // Destroy version 1 for good: a grant pinned to it is now an error; the current version (3) still works.
+    expect(json(await cli(["admin", "secrets", "destroy", "ci/pem", "--version", "1"]))).toEqual({
+      path: "ci/pem",
+      version: 1,
+      destroyed: true,
+    });
+    expect(json(await cli(["admin", "secrets", "show", "ci/pem"]))).toMatchObject({
+      versions: [{ version: 1, state: "destroyed" }, { state: "active" }, { state: "active" }],
+    });
+    const destroyed = await check("v1", "ci/pem@1");
+    expect(destroyed.code).toBe(1);
+    expect(destroyed.stdout).toMatch(/grants\.secrets\.API_KEY: version 1 of secret "ci\/pem" is destroyed/);
+    expect((await check("ok", "ci/pem")).code).toBe(0);
+    expect((await cli(["admin", "secrets", "destroy", "ci/pem"])).code).toBe(2);
+
+    // Soft delete: the path stops delivering and policy check says so.
+    expect(json(await cli(["admin", "secrets", "delete", "ci/blob"]))).toEqual({
+      path: "ci/blob",
+      deleted: true,
+    });
+    expect(json(await cli(["admin", "secrets", "show", "ci/blob"]))).toMatchObject({ deleted: true });
+    const deleted = await check("deleted", "ci/blob");
+    expect(deleted.code).toBe(1);
+    expect(deleted.stdout).toMatch(/grants\.secrets\.API_KEY: secret "ci\/blob" is deleted/);
+    got = await exchange();
+    expect(got.status).toBe(502);
+    expect(got.secrets).toEqual({});
+
+    // Every data key is already under the only master key.
+    const rewrapped = json(await cli(["admin", "secrets", "rewrap"]));
+    expect(rewrapped).toMatchObject({ rewrapped: 0, failed: [] });
+    expect(rewrapped.already_current).toBeGreaterThanOrEqual(3);
+  }, 90_000);
 });

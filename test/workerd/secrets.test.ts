@@ -167,6 +167,8 @@ describe("secret store admin API", () => {
     );
     expect((await s.put(`${s.ns}/ok`, { value: "x".repeat(64 * 1024) })).status).toBe(201);
     expect((await s.put(`${s.ns}/empty`, { value: "" })).status).toBe(400);
+    expect((await s.put(`${s.ns}/surrogate`, { value: "a\ud800b" })).status).toBe(400);
+    expect((await s.broker.admin(`/v1/admin/secrets/${s.ns}/a%25zz`)).status).toBe(400);
     expect((await s.put(`${s.ns}/b64`, { value_base64: "not base64!" })).status).toBe(400);
     expect((await s.put(`${s.ns}/both`, { value: "a", value_base64: "YQ==" })).status).toBe(400);
     const noAuth = await s.broker.fetch(`/v1/admin/secrets/${s.ns}/x`, {
