@@ -1,8 +1,10 @@
-// Build step (wrangler [build], npm test, npm run typecheck): policies folder → generated/policy-bundle.ts.
+// Build step (wrangler [build], npm test, npm run typecheck): policies folder → generated/policy-bundle.ts,
+// and the standalone runner CLI → generated/cli-bundle.ts (served at /v1/cli/runpass.mjs).
 // RUNPASS_POLICIES_DIR selects the folder (default policies/); RUNPASS_DEV=1 makes a dev bundle.
 
 import { resolve } from "node:path";
 import { bundleModule, formatProblem, loadPolicyFolder, writeIfChanged } from "../src/cli/build.ts";
+import { writeRunnerModule } from "./bundle-runner.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dir = resolve(root, process.env.RUNPASS_POLICIES_DIR || "policies");
@@ -21,4 +23,8 @@ if (!result.bundle) {
 const changed = await writeIfChanged(out, bundleModule(result.bundle));
 console.error(
   `runpass: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers from ${dir} (${dev ? "development" : "production"} build, ${result.bundle.version.slice(0, 19)}…)${changed ? "" : " unchanged"}`,
+);
+const cli = await writeRunnerModule(root);
+console.error(
+  `runpass: runner CLI ${Math.round(cli.bytes / 1024)} KiB (sha256 ${cli.sha256.slice(0, 12)}…)${cli.changed ? "" : " unchanged"}`,
 );

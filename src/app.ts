@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { randomId } from "./core/crypto.ts";
 import { RunpassError } from "./errors.ts";
 import { adminRoutes } from "./http/admin.ts";
+import { cliRoutes } from "./http/cli.ts";
 import { devIssuerRoutes } from "./http/dev-issuer.ts";
 import { exchangeRoutes } from "./http/exchange.ts";
 import { leaseRoutes } from "./http/leases.ts";
@@ -36,6 +37,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   webhookRoutes(app);
   adminRoutes(app);
   devIssuerRoutes(app);
+  cliRoutes(app, options.runnerCli);
 
   app.notFound((c) =>
     codeResponse(c.get("requestId") ?? randomId("req", 12), "not_found", "no such endpoint"),

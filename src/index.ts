@@ -1,9 +1,10 @@
 // The Worker entry: the app built from the compiled policy bundle, and the Durable Object classes.
 
+import { RUNNER_CLI, RUNNER_CLI_SHA256 } from "../generated/cli-bundle.ts";
 import { bundle } from "../generated/policy-bundle.ts";
 import { createApp } from "./app.ts";
 
 export { RunLedger } from "./adapters/run-ledger.ts";
 export { SecretStore } from "./adapters/secret-store.ts";
 
-export default createApp({ bundle });
+export default createApp({ bundle, runnerCli: { text: RUNNER_CLI, sha256: RUNNER_CLI_SHA256 } });

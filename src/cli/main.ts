@@ -9,6 +9,7 @@ import { adminCall, adminTarget, BrokerError } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { offlineExplain, readJwksFile } from "./explain.ts";
+import { RUNNER_USAGE, runner } from "./runner.ts";
 import { adminSecrets, checkSecretGrants } from "./secrets.ts";
 import { UsageError } from "./usage-error.ts";
 import { verifyRemote } from "./verify-token.ts";
@@ -18,6 +19,7 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const USAGE = `usage: runpass <command> [options]
 
 commands:
+${RUNNER_USAGE}
   policy check   [--policies DIR] [--admin-url URL]
       Validates every policy and issuers.yaml (schema and load-time rules).
       With --admin-url, also looks up every secrets grant's path in that broker's store (admin token as
@@ -275,6 +277,9 @@ async function readStdin(): Promise<string> {
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [group, command, ...rest] = argv;
+  if (group === "exchange" || group === "revoke") {
+    return (await runner(group, argv.slice(1))) as number;
+  }
   try {
     if (group === "policy" && command === "check") return await policyCheck(rest);
     if (group === "policy" && command === "explain") return await policyExplain(rest);

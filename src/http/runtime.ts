@@ -16,6 +16,7 @@ import type { VerifierOptions } from "../core/oidc/verify.ts";
 import { compilePolicySet, type PolicySet } from "../core/policy/compile.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
+import type { RunnerCli } from "./cli.ts";
 
 export interface AppOptions {
   bundle: PolicyBundle;
@@ -25,6 +26,8 @@ export interface AppOptions {
   fetch?: typeof fetch;
   /** Replaces the JWKS cache entirely. */
   keySource?: KeySource;
+  /** The standalone runner CLI served at /v1/cli/runpass.mjs. */
+  runnerCli?: RunnerCli;
 }
 
 /** Config-dependent pieces, built once per distinct env. */

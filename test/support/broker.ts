@@ -3,6 +3,7 @@
 
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { RUNNER_CLI, RUNNER_CLI_SHA256 } from "../../generated/cli-bundle.ts";
 import { createApp } from "../../src/app.ts";
 import type { Clock } from "../../src/core/clock.ts";
 import { loadPolicySet } from "../../src/core/policy/load.ts";
@@ -69,6 +70,7 @@ export async function makeBroker(options: BrokerOptions): Promise<TestBroker> {
   const bundle = await buildBundle(options.policies, options.issuers ?? "", dev);
   const app = createApp({
     bundle,
+    runnerCli: { text: RUNNER_CLI, sha256: RUNNER_CLI_SHA256 },
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });

@@ -74,6 +74,13 @@ beforeAll(async () => {
     join(scratch, "other-policies/vault.yaml"),
     walk.replace(/^grants:[\s\S]*$/m, "grants:\n  secrets: { PEM_KEY: ci/pem, BLOB: ci/blob }\n"),
   );
+  await writeFile(
+    join(scratch, "other-policies/hostile.yaml"),
+    walk.replace(
+      /^grants:[\s\S]*$/m,
+      'grants:\n  token: { audience: "https://example.internal" }\n  secrets: { HOSTILE: ci/hostile }\n',
+    ),
+  );
   port = await freePort();
   const env = {
     ...process.env,
@@ -360,3 +367,183 @@ describe("npm start and the README walk-through", () => {
     expect(rewrapped.already_current).toBeGreaterThanOrEqual(3);
   }, 90_000);
 });
+
+describe("the runner CLI served by the broker (GitLab and other runners)", () => {
+  // Quotes, command substitution, a newline, backslashes, a dollar sign and a trailing space.
+  const HOSTILE = `it's "$(touch /tmp/pwned-runpass)" \`id\` \\n\n$HOME; ok `;
+
+  async function runnerCli(
+    script: string,
+    args: string[],
+    env: Record<string, string>,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((done) => {
+      execFile(
+        process.execPath,
+        [script, ...args],
+        { cwd: scratch, env: { PATH: process.env.PATH ?? "", ...env } },
+        (error, stdout, stderr) =>
+          done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+  }
+
+  it("downloads runpass.mjs, exchanges in every format with hostile values quoted safely, and revokes", async () => {
+    const base = `http://127.0.0.1:${port}`;
+    const keys = JSON.parse(await readFile(join(scratch, ".dev/keys.json"), "utf8")) as {
+      adminToken: string;
+    };
+    const put = await fetch(`${base}/v1/admin/secrets/ci/hostile`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${keys.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ value: HOSTILE }),
+    });
+    expect(put.status).toBe(201);
+
+    const download = await fetch(`${base}/v1/cli/runpass.mjs`);
+    expect(download.status).toBe(200);
+    const text = await download.text();
+    const sum = (await (await fetch(`${base}/v1/cli/runpass.mjs.sha256`)).text()).split(" ")[0];
+    const { createHash } = await import("node:crypto");
+    expect(createHash("sha256").update(text).digest("hex")).toBe(sum);
+    const script = join(scratch, "runpass.mjs");
+    await writeFile(script, text);
+
+    const tokenFor = async () => (await cli(["dev", "token"])).stdout.trim();
+    const state = join(scratch, "runner-state.json");
+    const exchange = async (format: string, extra: string[] = []) =>
+      runnerCli(
+        script,
+        ["exchange", "--url", base, "--policy", "hostile", "--format", format, "--state", state, ...extra],
+        {
+          RUNPASS_ID_TOKEN: await tokenFor(),
+        },
+      );
+
+    // env: eval'd by a real shell, the value comes back exactly and nothing was executed.
+    const env = await exchange("env");
+    expect(env.code, env.stderr).toBe(0);
+    const { execFileSync } = await import("node:child_process");
+    const echoed = execFileSync("bash", ["-c", 'eval "$RUNPASS_OUT" && printf %s "$HOSTILE"'], {
+      env: { PATH: process.env.PATH ?? "", RUNPASS_OUT: env.stdout },
+    }).toString();
+    expect(echoed === HOSTILE).toBe(true);
+    const { existsSync } = await import("node:fs");
+    expect(existsSync("/tmp/pwned-runpass")).toBe(false);
+    expect(env.stdout).toMatch(/^export RUNPASS_TOKEN='/m);
+
+    // dotenv: one line per variable, escaped.
+    const dotenv = await exchange("dotenv");
+    const line = dotenv.stdout.split("\n").find((l) => l.startsWith("HOSTILE="));
+    expect(line).toBeDefined();
+    expect(JSON.parse((line as string).slice("HOSTILE=".length).replace(/\\\$/g, "$")) === HOSTILE).toBe(
+      true,
+    );
+
+    // json: the whole response, without the revoke token.
+    const json = await exchange("json");
+    const parsed = JSON.parse(json.stdout) as {
+      credentials: { secrets: Record<string, string> };
+      lease: Record<string, unknown>;
+    };
+    expect(parsed.credentials.secrets.HOSTILE === HOSTILE).toBe(true);
+    expect(parsed.lease.revoke_token).toBeUndefined();
+
+    // github-env: heredoc blocks, read back as GitHub's runner would.
+    const gh = await exchange("github-env");
+    const m = /^HOSTILE<<(\S+)\n([\s\S]*?)\n\1$/m.exec(gh.stdout);
+    expect(m?.[2] === HOSTILE).toBe(true);
+
+    // --out: credentials to a 0600 file, nothing on stdout.
+    const outFile = join(scratch, "creds.env");
+    const out = await exchange("env", ["--out", outFile]);
+    expect(out.stdout).toBe("");
+    const { statSync } = await import("node:fs");
+    expect(statSync(outFile).mode & 0o777).toBe(0o600);
+
+    // revoke ends the lease recorded in the state file.
+    const lease = JSON.parse(await readFile(state, "utf8")) as { lease_id: string };
+    const revoked = await runnerCli(script, ["revoke", "--state", state], {});
+    expect(revoked.code).toBe(0);
+    const leases = await fetch(
+      `${base}/v1/admin/leases?run=${encodeURIComponent(decodeRun(lease.lease_id))}`,
+      {
+        headers: { authorization: `Bearer ${keys.adminToken}` },
+      },
+    );
+    expect(leases.status).toBe(200);
+    const introspect = await fetch(`${base}/v1/introspect`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        token: (JSON.parse((await exchange("json")).stdout) as { credentials: { token: { token: string } } })
+          .credentials.token.token,
+      }).toString(),
+    });
+    expect(introspect.status).toBe(200);
+    void lease;
+  }, 60_000);
+
+  it("exit codes: 1 denied with reasons, 2 usage, 3 unavailable; revoke never fails the job", async () => {
+    const base = `http://127.0.0.1:${port}`;
+    const script = join(scratch, "runpass.mjs");
+    const token = (await cli(["dev", "token", "--ref", "refs/heads/feature"])).stdout.trim();
+    const denied = await runnerCli(script, ["exchange", "--url", base, "--policy", "hostile"], {
+      RUNPASS_ID_TOKEN: token,
+    });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(
+      /denied: claim_mismatch ref \(expected refs\/heads\/main\) — request_id req_/,
+    );
+    expect(denied.stderr).not.toContain(token.split(".")[2] as string);
+
+    const usage = await runnerCli(script, ["exchange", "--url", base, "--policy", "hostile"], {});
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("id_tokens");
+    expect((await runnerCli(script, ["exchange", "--policy", "x"], { RUNPASS_ID_TOKEN: "t" })).code).toBe(2);
+    expect(
+      (
+        await runnerCli(script, ["exchange", "--url", base, "--policy", "x", "--format", "yaml"], {
+          RUNPASS_ID_TOKEN: "t",
+        })
+      ).code,
+    ).toBe(2);
+
+    const down = await runnerCli(
+      script,
+      ["exchange", "--url", "http://127.0.0.1:9", "--policy", "hostile", "--timeout", "1"],
+      {
+        RUNPASS_ID_TOKEN: token,
+      },
+    );
+    expect(down.code).toBe(3);
+
+    const noState = await runnerCli(script, ["revoke", "--state", join(scratch, "missing.json")], {});
+    expect(noState.code).toBe(0);
+    // The main `runpass` command carries the same subcommands.
+    const viaMain = await cli(
+      [
+        "exchange",
+        "--url",
+        base,
+        "--policy",
+        "hostile",
+        "--format",
+        "json",
+        "--state",
+        join(scratch, "s2.json"),
+      ],
+      undefined,
+      {
+        RUNPASS_ID_TOKEN: (await cli(["dev", "token"])).stdout.trim(),
+      },
+    );
+    expect(viaMain.code, viaMain.stderr).toBe(0);
+  }, 60_000);
+});
+
+/** The run key inside a lease id (lse_<base64url(run)>.<random>). */
+function decodeRun(leaseId: string): string {
+  const b64 = leaseId.slice(4, leaseId.indexOf(".")).replace(/-/g, "+").replace(/_/g, "/");
+  return Buffer.from(b64, "base64").toString("utf8");
+}

@@ -1,0 +1,218 @@
+// The runner side of runpass: `exchange` and `revoke`, for GitLab and any CI system. Part of the `runpass`
+// command, and also bundled alone into one dependency-free file the broker serves at /v1/cli/runpass.mjs
+// (so a runner with Node but no npm access can use it). Exit codes: 0 ok, 1 denied, 2 usage, 3 unavailable.
+
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { type ExchangeResponse, exchange, formatExchangeError, revoke } from "../client/exchange-client.ts";
+
+export const EXIT = { ok: 0, denied: 1, usage: 2, unavailable: 3 } as const;
+
+export const RUNNER_USAGE = `  exchange       --url URL --policy NAME [--token-env VAR | --token-file FILE] [--grants aws,secrets]
+                 [--ttl 30m] [--format env|dotenv|json|github-env] [--out FILE] [--state FILE] [--timeout 60]
+      Exchanges the job's OIDC token (default from $RUNPASS_ID_TOKEN) and prints the credentials in the
+      chosen format (env: \`export NAME='…'\` lines for eval; dotenv; json; github-env for $GITHUB_ENV).
+      --out writes them to FILE (mode 0600) instead of stdout. Keeps the lease in a state file for revoke.
+      Retries 5xx/429/network errors with backoff for up to --timeout seconds (default 60).
+      Exit 0 ok, 1 denied (reasons printed when the broker shows them), 2 usage, 3 unavailable.
+  revoke         [--state FILE] [--url URL]
+      Ends the lease recorded by \`exchange\` (DELETE /v1/leases/{id}). Never fails the job: exit 0.`;
+
+export type Format = "env" | "dotenv" | "json" | "github-env";
+
+/** The environment variables a response becomes (secrets under their policy names). */
+export function variables(res: ExchangeResponse): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const c = res.credentials;
+  if (c.aws) {
+    out.push(
+      ["AWS_ACCESS_KEY_ID", c.aws.access_key_id],
+      ["AWS_SECRET_ACCESS_KEY", c.aws.secret_access_key],
+      ["AWS_SESSION_TOKEN", c.aws.session_token],
+      ["AWS_REGION", c.aws.region],
+      ["AWS_DEFAULT_REGION", c.aws.region],
+    );
+  }
+  if (c.token) out.push(["RUNPASS_TOKEN", c.token.token]);
+  if (c.github) out.push(["RUNPASS_GITHUB_TOKEN", c.github.token]);
+  for (const [name, value] of Object.entries(c.secrets ?? {})) out.push([name, value]);
+  out.push(["RUNPASS_LEASE_ID", res.lease.id], ["RUNPASS_LEASE_EXPIRES_AT", res.lease.expires_at]);
+  return out;
+}
+
+/** POSIX single quotes: nothing inside is expanded; a quote is closed, escaped and reopened. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** dotenv double quotes, with the escapes dotenv readers (docker, python-dotenv, wrangler) understand. */
+export function dotenvQuote(value: string): string {
+  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\$/g, "\\$").replace(/\r/g, "\\r").replace(/\n/g, "\\n")}"`;
+}
+
+/** Renders the variables in a format. */
+export function render(res: ExchangeResponse, format: Format): string {
+  if (format === "json") {
+    const { revoke_token: _secret, ...lease } = res.lease;
+    return `${JSON.stringify({ ...res, lease }, null, 2)}\n`;
+  }
+  const vars = variables(res);
+  if (format === "env") return vars.map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join("");
+  if (format === "dotenv") return vars.map(([k, v]) => `${k}=${dotenvQuote(v)}\n`).join("");
+  // $GITHUB_ENV multi-line syntax, with a delimiter that cannot occur in the value.
+  return vars
+    .map(([k, v]) => {
+      let delim = `RUNPASS_EOF_${randomBytes(8).toString("hex")}`;
+      while (v.includes(delim)) delim = `RUNPASS_EOF_${randomBytes(8).toString("hex")}`;
+      return `${k}<<${delim}\n${v}\n${delim}\n`;
+    })
+    .join("");
+}
+
+/** Where `exchange` keeps the lease for `revoke`: the job's temp dir, one file per job. */
+export function defaultStateFile(env: NodeJS.ProcessEnv = process.env): string {
+  const job =
+    env.CI_JOB_ID ?? env.GITHUB_RUN_ID ?? env.BUILDKITE_JOB_ID ?? env.CIRCLE_WORKFLOW_JOB_ID ?? "local";
+  const dir = env.RUNNER_TEMP ?? env.TMPDIR ?? tmpdir();
+  return join(dir, `runpass-state-${job.replace(/[^\w.-]/g, "_")}.json`);
+}
+
+class Usage extends Error {}
+
+async function exchangeCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      url: { type: "string" },
+      policy: { type: "string" },
+      "token-env": { type: "string" },
+      "token-file": { type: "string" },
+      grants: { type: "string" },
+      ttl: { type: "string" },
+      format: { type: "string", default: "env" },
+      out: { type: "string" },
+      state: { type: "string" },
+      timeout: { type: "string" },
+    },
+    strict: true,
+  });
+  const url = values.url ?? process.env.RUNPASS_URL;
+  let budgetMs: number | undefined;
+  if (values.timeout !== undefined) {
+    budgetMs = Number(values.timeout) * 1000;
+    if (!Number.isFinite(budgetMs) || budgetMs <= 0) throw new Usage("--timeout is a number of seconds");
+  }
+  if (!url || !values.policy) throw new Usage("exchange needs --url (or RUNPASS_URL) and --policy");
+  const format = values.format as Format;
+  if (!["env", "dotenv", "json", "github-env"].includes(format)) {
+    throw new Usage("--format must be env, dotenv, json or github-env");
+  }
+  if (values["token-env"] && values["token-file"])
+    throw new Usage("give --token-env or --token-file, not both");
+  const tokenEnv = values["token-env"] ?? "RUNPASS_ID_TOKEN";
+  const readToken = (): string => {
+    if (!values["token-file"]) return (process.env[tokenEnv] ?? "").trim();
+    try {
+      return readFileSync(values["token-file"], "utf8").trim();
+    } catch {
+      return "";
+    }
+  };
+  if (!readToken()) {
+    // A job without its ID token is a configuration problem, not an outage.
+    throw new Usage(
+      values["token-file"]
+        ? `${values["token-file"]} is missing or empty`
+        : `$${tokenEnv} is empty: in GitLab CI add \`id_tokens: { ${tokenEnv}: { aud: ${url.replace(/\/+$/, "")} } }\` to the job`,
+    );
+  }
+  const getToken = async (): Promise<string> => readToken();
+  const result = await exchange({
+    url,
+    policy: values.policy,
+    getToken,
+    ...(values.grants
+      ? {
+          grants: values.grants
+            .split(",")
+            .map((g) => g.trim())
+            .filter(Boolean),
+        }
+      : {}),
+    ...(values.ttl ? { ttl: values.ttl } : {}),
+    userAgent: "runpass-cli/1",
+    ...(budgetMs !== undefined ? { budgetMs, attemptTimeoutMs: Math.min(budgetMs, 30_000) } : {}),
+  });
+  if (!result.ok) {
+    console.error(`runpass: ${formatExchangeError(result.error)}`);
+    return EXIT[result.error.kind];
+  }
+  const res = result.response;
+  const state = values.state ?? defaultStateFile();
+  writeFileSync(
+    state,
+    `${JSON.stringify({ url, lease_id: res.lease.id, revoke_token: res.lease.revoke_token, expires_at: res.lease.expires_at })}\n`,
+    { mode: 0o600 },
+  );
+  const text = render(res, format);
+  if (values.out) {
+    writeFileSync(values.out, text, { mode: 0o600 });
+    console.error(
+      `runpass: credentials written to ${values.out}; lease ${res.lease.id} until ${res.lease.expires_at}`,
+    );
+  } else {
+    process.stdout.write(text);
+    console.error(`runpass: lease ${res.lease.id} until ${res.lease.expires_at}`);
+  }
+  return EXIT.ok;
+}
+
+async function revokeCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { state: { type: "string" }, url: { type: "string" } },
+    strict: true,
+  });
+  const file = values.state ?? defaultStateFile();
+  let state: { url?: string; lease_id?: string; revoke_token?: string };
+  try {
+    state = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    console.error(
+      `runpass: no lease to revoke (${file} not found); the run's end and the lease TTL end it anyway`,
+    );
+    return EXIT.ok;
+  }
+  const url = values.url ?? state.url;
+  if (!url || !state.lease_id || !state.revoke_token) {
+    console.error(`runpass: ${file} is not a runpass state file`);
+    return EXIT.ok;
+  }
+  const result = await revoke({ url, leaseId: state.lease_id, revokeToken: state.revoke_token });
+  if (result.ok) console.error(`runpass: lease ${state.lease_id} ended`);
+  else
+    console.error(
+      `runpass: warning: could not end lease ${state.lease_id} (${result.code}); it ends with the run or its TTL`,
+    );
+  return EXIT.ok;
+}
+
+/** Runs `exchange` or `revoke`; undefined when `command` is neither. */
+export async function runner(command: string | undefined, args: string[]): Promise<number | undefined> {
+  try {
+    if (command === "exchange") return await exchangeCommand(args);
+    if (command === "revoke") return await revokeCommand(args);
+    return undefined;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    console.error(`runpass: ${message}`);
+    if (e instanceof Usage || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`usage:\n${RUNNER_USAGE}`);
+      return EXIT.usage;
+    }
+    return EXIT.unavailable;
+  }
+}
