@@ -1,0 +1,143 @@
+// What the action masks, exports and outputs for an exchange response. Pure: no @actions/core, no I/O.
+
+import type { ExchangeResponse } from "../../src/client/exchange-client.ts";
+
+/** Environment variable names (the broker's rule for secret output names). */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/** Names that change how the job runs or belong to the runner: never overwritten by a delivered value. */
+const RUNNER_RESERVED =
+  /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z0-9_]*|DYLD_[A-Z0-9_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*)$/i;
+
+/** The variables the action itself exports (besides the GitHub token's, which is configurable). */
+export const AWS_ENV = [
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_REGION",
+  "AWS_DEFAULT_REGION",
+] as const;
+export const TOKEN_ENV = "RUNPASS_TOKEN";
+
+/** Why `github-token-env` is refused, or undefined. `GITHUB_TOKEN` itself is allowed: the user asked for it. */
+export function githubTokenEnvProblem(name: string): string | undefined {
+  if (name === "GITHUB_TOKEN") return undefined;
+  if (!ENV_NAME.test(name)) return `github-token-env "${name}" is not an environment variable name`;
+  const upper = name.toUpperCase();
+  if (upper === TOKEN_ENV || (AWS_ENV as readonly string[]).includes(upper) || RUNNER_RESERVED.test(name)) {
+    return `github-token-env "${name}" would overwrite a variable the runner or this action sets`;
+  }
+  return undefined;
+}
+
+/** Secret output names that cannot be exported (collisions and reserved names), with why. */
+export function secretNameProblems(names: string[], githubTokenEnv: string): string[] {
+  const problems: string[] = [];
+  for (const name of names) {
+    const upper = name.toUpperCase();
+    if (!ENV_NAME.test(name)) problems.push(`${JSON.stringify(name)} is not an environment variable name`);
+    else if (
+      (AWS_ENV as readonly string[]).includes(upper) ||
+      upper.startsWith("RUNPASS_") ||
+      (githubTokenEnv && upper === githubTokenEnv.toUpperCase())
+    )
+      problems.push(`${name} collides with a variable this action exports`);
+    else if (RUNNER_RESERVED.test(name)) problems.push(`${name} would overwrite a runner or shell variable`);
+  }
+  return problems;
+}
+
+function lines(value: string): string[] {
+  const out: string[] = [];
+  for (const line of value.split(/\r\n|\n|\r/)) {
+    if (line.trim() === "") continue;
+    out.push(line);
+    if (line.trim() !== line) out.push(line.trim());
+  }
+  return out;
+}
+
+/** A base64 secret's decoded text, when it is UTF-8 text; undefined for binary. */
+export function decodeBase64Text(value: string): string | undefined {
+  try {
+    const bytes = Uint8Array.from(atob(value.replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every value to register with the runner's log masker, before anything else happens: each credential, the
+ * revoke token, each secret whole and line by line (the masker matches within one log line, so a multi-line
+ * value is only masked through its lines), and for base64 secrets the decoded text and its lines too.
+ */
+export function valuesToMask(r: ExchangeResponse): string[] {
+  const out = new Set<string>();
+  const add = (v: string | undefined) => {
+    if (!v || v.trim() === "") return;
+    out.add(v);
+    for (const line of lines(v)) out.add(line);
+  };
+  add(r.lease.revoke_token);
+  add(r.credentials.token?.token);
+  add(r.credentials.aws?.access_key_id);
+  add(r.credentials.aws?.secret_access_key);
+  add(r.credentials.aws?.session_token);
+  add(r.credentials.github?.token);
+  for (const [name, value] of Object.entries(r.credentials.secrets ?? {})) {
+    add(value);
+    if (r.secret_encodings?.[name] === "base64") add(decodeBase64Text(value));
+  }
+  return [...out];
+}
+
+export interface Delivery {
+  /** In export order. */
+  env: Array<[string, string]>;
+  outputs: Array<[string, string]>;
+}
+
+/** The environment variables and step outputs for a response (masking must already have happened). */
+export function plan(
+  r: ExchangeResponse,
+  o: { exportEnv: boolean; credentialOutputs: boolean; githubTokenEnv: string },
+): Delivery {
+  const env: Array<[string, string]> = [];
+  const outputs: Array<[string, string]> = [
+    ["lease-id", r.lease.id],
+    ["expires-at", r.lease.expires_at],
+    ["run", r.lease.run],
+  ];
+  const { token, aws, github, secrets } = r.credentials;
+  if (aws) {
+    env.push(
+      ["AWS_ACCESS_KEY_ID", aws.access_key_id],
+      ["AWS_SECRET_ACCESS_KEY", aws.secret_access_key],
+      ["AWS_SESSION_TOKEN", aws.session_token],
+      ["AWS_REGION", aws.region],
+      ["AWS_DEFAULT_REGION", aws.region],
+    );
+    outputs.push(["aws-region", aws.region]);
+    if (o.credentialOutputs) {
+      outputs.push(
+        ["aws-access-key-id", aws.access_key_id],
+        ["aws-secret-access-key", aws.secret_access_key],
+        ["aws-session-token", aws.session_token],
+      );
+    }
+  }
+  if (token) {
+    env.push([TOKEN_ENV, token.token]);
+    if (o.credentialOutputs) outputs.push(["token", token.token]);
+  }
+  if (github) {
+    if (o.githubTokenEnv) env.push([o.githubTokenEnv, github.token]);
+    if (o.credentialOutputs) outputs.push(["github-token", github.token]);
+  }
+  for (const [name, value] of Object.entries(secrets ?? {})) {
+    env.push([name, value]);
+    if (o.credentialOutputs) outputs.push([`secret-${name}`, value]);
+  }
+  return { env: o.exportEnv ? env : [], outputs };
+}
