@@ -34,6 +34,8 @@ export interface PolicySet {
   issuersByUrl: ReadonlyMap<string, IssuerConfig>;
   /** Audiences named explicitly by policies (RUNPASS_AUDIENCE is added at runtime). */
   policyAudiences: ReadonlySet<string>;
+  /** Candidate index: issuer name → pinned claim → exact value → policies (see candidatesFor). */
+  index: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, readonly CompiledPolicy[]>>>;
 }
 
 function compileConditions(map: ConditionMap): CompiledCondition[] {
@@ -82,5 +84,56 @@ export function compilePolicySet(bundle: PolicyBundle): PolicySet {
     policies.set(def.name, compilePolicy(def, issuer));
     if (def.audience !== undefined) audiences.add(def.audience);
   }
-  return { version: bundle.version, dev: bundle.dev, policies, issuersByUrl, policyAudiences: audiences };
+  return {
+    version: bundle.version,
+    dev: bundle.dev,
+    policies,
+    issuersByUrl,
+    policyAudiences: audiences,
+    index: buildIndex(policies.values()),
+  };
+}
+
+/**
+ * Every policy pins an owner, repository/project or subject exactly (a load-time rule), so indexing each
+ * policy under its first pin (issuer → claim → value) finds all candidates for a token with a few map
+ * lookups, whatever the number of policies.
+ */
+function buildIndex(
+  policies: Iterable<CompiledPolicy>,
+): Map<string, Map<string, Map<string, CompiledPolicy[]>>> {
+  const index = new Map<string, Map<string, Map<string, CompiledPolicy[]>>>();
+  for (const policy of policies) {
+    const first = policy.pins.entries().next();
+    if (first.done) continue;
+    const [claim, values] = first.value;
+    let byClaim = index.get(policy.issuer.name);
+    if (!byClaim) index.set(policy.issuer.name, (byClaim = new Map()));
+    let byValue = byClaim.get(claim);
+    if (!byValue) byClaim.set(claim, (byValue = new Map()));
+    for (const value of values) {
+      const list = byValue.get(value);
+      if (list) list.push(policy);
+      else byValue.set(value, [policy]);
+    }
+  }
+  return index;
+}
+
+/** The policies that could match claims from `issuerName`: those whose pin equals the claim's value. */
+export function candidatesFor(
+  set: Pick<PolicySet, "index">,
+  issuerName: string,
+  claims: Record<string, unknown>,
+): CompiledPolicy[] {
+  const byClaim = set.index.get(issuerName);
+  if (!byClaim) return [];
+  const out: CompiledPolicy[] = [];
+  for (const [claim, byValue] of byClaim) {
+    const v = claims[claim];
+    if (typeof v !== "string") continue;
+    const list = byValue.get(v);
+    if (list) out.push(...list);
+  }
+  return out;
 }
