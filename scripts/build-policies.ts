@@ -2,8 +2,16 @@
 // and the standalone runner CLI → generated/cli-bundle.ts (served at /v1/cli/runpass.mjs).
 // RUNPASS_POLICIES_DIR selects the folder (default policies/); RUNPASS_DEV=1 makes a dev bundle.
 
+import { rm, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { bundleModule, formatProblem, loadPolicyFolder, writeIfChanged } from "../src/cli/build.ts";
+import {
+  bundleModule,
+  DEFAULT_BUNDLE_MAX,
+  formatProblem,
+  loadPolicyFolder,
+  splitForStore,
+  writeIfChanged,
+} from "../src/cli/build.ts";
 import { writeRunnerModule } from "./bundle-runner.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -20,7 +28,19 @@ if (!result.bundle) {
   console.error(`runpass: the policies in ${dir} did not compile; nothing was built`);
   process.exit(1);
 }
-const changed = await writeIfChanged(out, bundleModule(result.bundle));
+// Large sets go to POLICY_KV (generated/policy-kv.json, uploaded by `npm run deploy`); the Worker keeps the rest.
+const max = Number(process.env.RUNPASS_BUNDLE_MAX || DEFAULT_BUNDLE_MAX);
+const split = splitForStore(result.bundle, max);
+const kvFile = resolve(root, "generated/policy-kv.json");
+if (split.entries) {
+  await writeFile(kvFile, JSON.stringify(split.entries));
+  console.error(
+    `runpass: ${split.entries.length} policies exceed RUNPASS_BUNDLE_MAX=${max}: records written to ${kvFile} for POLICY_KV`,
+  );
+} else {
+  await rm(kvFile, { force: true });
+}
+const changed = await writeIfChanged(out, bundleModule(split.bundle));
 console.error(
   `runpass: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers from ${dir} (${dev ? "development" : "production"} build, ${result.bundle.version.slice(0, 19)}…)${changed ? "" : " unchanged"}`,
 );

@@ -11,6 +11,8 @@ import type { SecretStore } from "./secret-store.ts";
 export interface Env {
   RUN_LEDGER: DurableObjectNamespace<RunLedger>;
   SECRET_STORE: DurableObjectNamespace<SecretStore>;
+  /** Policy records of large sets (RUNPASS_BUNDLE_MAX); optional for bundled sets. */
+  POLICY_KV?: KVNamespace;
   AUDIT_DB: D1Database;
   RUNPASS_ISSUER_URL?: string;
   RUNPASS_AUDIENCE?: string;

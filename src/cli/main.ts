@@ -9,25 +9,46 @@ import { adminCall, adminTarget, BrokerError } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { offlineExplain, readJwksFile } from "./explain.ts";
+import { policyExplainAllCommand } from "./explain-all.ts";
+import { CheckReport } from "./lint-output.ts";
+import { policyClaimsCommand } from "./policy-claims.ts";
+import type { PolicyToolContext } from "./policy-context.ts";
+import { policyDiffCommand } from "./policy-diff.ts";
+import { policyTestCommand } from "./policy-tests.ts";
 import { RUNNER_USAGE, runner } from "./runner.ts";
 import { adminSecrets, checkSecretGrants } from "./secrets.ts";
 import { UsageError } from "./usage-error.ts";
 import { verifyRemote } from "./verify-token.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
+const POLICY_TOOLS: PolicyToolContext = { root: ROOT, policiesDir: (flag) => policiesDir(flag) };
 
 const USAGE = `usage: runpass <command> [options]
 
 commands:
 ${RUNNER_USAGE}
-  policy check   [--policies DIR] [--admin-url URL]
-      Validates every policy and issuers.yaml (schema and load-time rules).
+  policy check   [--policies DIR] [--strict] [--format text|sarif] [--admin-url URL]
+      Validates every policy and issuers.yaml (schema and load-time rules), then lints them for security
+      (rules RP001-RP017, see README "Lint rules"): text prints file:line:col: error|warning RULE: message
+      with indented why:/fix: lines; --format sarif prints one SARIF 2.1.0 log (for code scanning) instead.
       With --admin-url, also looks up every secrets grant's path in that broker's store (admin token as
       below): a path that does not exist, is deleted, or whose named/current version is destroyed is an error.
-      Exit 0 when all load, 1 on any error (printed as file:line:col).
+      Exit 0 when all load with no errors (warnings allowed), 1 on any error (or any warning with --strict),
+      2 on usage errors.
   policy explain --policy NAME --token FILE [--policies DIR] [--jwks FILE] [--at ISO8601] [--audience AUD]
       Decides offline, as the server would: prints {decision, error?, reasons, claims}.
       Exit 0 on allow, 1 on deny, 2 on usage or key errors.
+  policy explain --all --token FILE [--policies DIR] [--jwks FILE] [--at ISO8601] [--audience AUD]
+      Verifies the token once, then evaluates the policies pinning its owner/repository/subject:
+      prints {claims, allowed: [names], denied: [{policy, reasons}]}. Exit 0 if any allows, 1 if none, 2 on errors.
+  policy test    [--policies DIR] [--tests DIR] [--audience AUD]
+      Runs the YAML test cases in <policies>/tests/*.yaml (claims or tokens → expect allow/deny, reasons)
+      and prints a table. Exit 0 when all pass, 1 on any mismatch, 2 on usage or load errors.
+  policy claims  --token FILE [--out FILE] [--format yaml|json]
+      Decodes a token (no verification) into a claims block for a test case (exp, iat, nbf, jti dropped).
+  policy diff    --from REF [--policies DIR] [--format text|json]
+      Compares the policies folder at git REF with the working tree: policies added/removed/changed,
+      conditions and grants widened or narrowed. Exit 0.
   dev token      [--repo OWNER/NAME] [--owner-id ID] [--repo-id ID] [--ref REF] [--event NAME]
                  [--run-id ID] [--run-attempt N] [--aud AUD] [--ttl 10m] [--self-hosted] [--claim K=V ...]
       Mints a GitHub-shaped token from the local dev issuer (needs \`npm start\`, RUNPASS_DEV=1).
@@ -68,22 +89,28 @@ function policiesDir(flag: string | undefined): string {
 async function policyCheck(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { policies: { type: "string" }, "admin-url": { type: "string" } },
+    options: {
+      policies: { type: "string" },
+      "admin-url": { type: "string" },
+      strict: { type: "boolean", default: false },
+      format: { type: "string", default: "text" },
+    },
     strict: true,
   });
+  const format = values.format;
+  if (format !== "text" && format !== "sarif")
+    throw new UsageError(`--format must be text or sarif, not "${format}"`);
   const dir = policiesDir(values.policies);
   // Resolved first: a missing admin token is a usage problem, whatever the policies say.
   const target = values["admin-url"] !== undefined ? adminTarget(ROOT, values["admin-url"]) : undefined;
   const dev = process.env.RUNPASS_DEV === "1";
-  const result = await loadPolicyFolder({ root: ROOT, dir, dev, port: Number(process.env.PORT || 8787) });
-  for (const path of result.ignored) console.log(`${path}: warning: ignored (policy files end in .yaml)`);
-  for (const p of result.problems) console.log(formatProblem(p));
-  for (const n of result.notices) console.log(`note: ${n}`);
-  if (!result.bundle) {
-    const errors = result.problems.filter((p) => p.severity === "error").length;
-    console.log(`${errors} error${errors === 1 ? "" : "s"} in ${dir}`);
-    return 1;
-  }
+  const port = Number(process.env.PORT || 8787);
+  const result = await loadPolicyFolder({ root: ROOT, dir, dev, port, lint: true });
+  const report = new CheckReport(format);
+  report.ignored(result.ignored);
+  report.add(result.problems, result.findings);
+  for (const n of result.notices) report.note(n);
+  if (!result.bundle) return report.finish({ dir, strict: values.strict });
   let secrets = "";
   if (target) {
     let checked: Awaited<ReturnType<typeof checkSecretGrants>>;
@@ -94,18 +121,16 @@ async function policyCheck(args: string[]): Promise<number> {
       console.error(`runpass: could not look up secrets at ${target.url}: ${e.message}`);
       return 1;
     }
-    for (const p of checked.problems) console.log(formatProblem(p));
-    const errors = checked.problems.length;
-    if (errors) {
-      console.log(`${errors} error${errors === 1 ? "" : "s"} in ${dir} (secrets at ${target.url})`);
-      return 1;
-    }
+    report.add(checked.problems);
+    if (checked.problems.length)
+      return report.finish({ dir, strict: values.strict, where: ` (secrets at ${target.url})` });
     secrets = `, ${checked.checked} secret grant${checked.checked === 1 ? "" : "s"} found at ${target.url}`;
   }
-  console.log(
-    `ok: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers${secrets} (${result.bundle.version})`,
-  );
-  return 0;
+  return report.finish({
+    dir,
+    strict: values.strict,
+    ok: `ok: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers${secrets} (${result.bundle.version})`,
+  });
 }
 
 async function policyExplain(args: string[]): Promise<number> {
@@ -282,7 +307,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     if (group === "policy" && command === "check") return await policyCheck(rest);
+    if (group === "policy" && command === "explain" && rest.includes("--all"))
+      return await policyExplainAllCommand(POLICY_TOOLS, rest);
     if (group === "policy" && command === "explain") return await policyExplain(rest);
+    if (group === "policy" && command === "test") return await policyTestCommand(POLICY_TOOLS, rest);
+    if (group === "policy" && command === "claims") return await policyClaimsCommand(rest);
+    if (group === "policy" && command === "diff") return await policyDiffCommand(POLICY_TOOLS, rest);
     if (group === "dev" && command === "token") return await devToken(rest);
     if (group === "token" && command === "verify") return await tokenVerify(rest);
     if (group === "admin" && command === "revoke") return await adminRevoke(rest);

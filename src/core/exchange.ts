@@ -1,7 +1,7 @@
 // The exchange and explain pipelines: verify → policy → (ledger) → grants → durable audit → response.
 
 import { CLOCK_SKEW_SECONDS } from "../constants.ts";
-import { type ErrorCode, type Reason, RunpassError } from "../errors.ts";
+import { ConfigError, type ErrorCode, type Reason, RunpassError } from "../errors.ts";
 import { type AuditBase, auditRecord } from "./audit/record.ts";
 import type { Clock } from "./clock.ts";
 import { type AuditHasher, randomId, sha256 } from "./crypto.ts";
@@ -120,7 +120,19 @@ export async function authorize(
     };
   }
   const token = verified.value;
-  const policy = deps.policies.policies.get(input.policy);
+  let policy: CompiledPolicy | undefined;
+  try {
+    policy = await deps.policies.lookup(input.policy);
+  } catch (e) {
+    if (e instanceof ConfigError) return { ok: false, token, error: e };
+    return {
+      ok: false,
+      token,
+      error: new RunpassError("temporarily_unavailable", "the policy store is unavailable; retry shortly", {
+        retryAfter: 5,
+      }),
+    };
+  }
   if (!policy) {
     return {
       ok: false,

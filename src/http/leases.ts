@@ -96,7 +96,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
     if (lease === "ended") throw await fail(ended(), { run, lease_id: id });
 
     // The policy as deployed now: renewal never outlives a policy change that would refuse the lease.
-    const policy = rt.policies.policies.get(lease.policy);
+    const policy = await rt.policies.lookup(lease.policy);
     const issuer = rt.bundle.issuers.find((i) => i.name === lease.subject.issuer);
     const denied = (reasons: Reason[]) =>
       new RunpassError(

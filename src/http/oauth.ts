@@ -118,7 +118,7 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
         throw new FormError("invalid_request", `requested_token_type must be ${JWT_TYPE} or ${GITHUB_TYPE}`);
       const audience = form.get("audience");
       if (audience !== null) {
-        const expected = rt.policies.policies.get(policy)?.def.grants.token?.audience;
+        const expected = (await rt.policies.lookup(policy))?.def.grants.token?.audience;
         // Same answer for an unknown policy as for a wrong audience: policies cannot be enumerated.
         if (grants[0] !== "token" || audience !== expected) {
           throw new FormError(

@@ -49,6 +49,8 @@ export class Runtime {
   readonly clock: Clock;
   readonly keys: KeySource;
   readonly #policies: PolicySet | ConfigError;
+  /** The POLICY_KV binding of the latest env (large sets are read from it on demand). */
+  #kv: KVNamespace | undefined;
   readonly #contexts = new Map<string, EnvContext>();
 
   constructor(options: AppOptions) {
@@ -63,7 +65,18 @@ export class Runtime {
       });
     let policies: PolicySet | ConfigError;
     try {
-      policies = compilePolicySet(options.bundle);
+      policies = compilePolicySet(options.bundle, {
+        get: (key) => {
+          if (!this.#kv) {
+            return Promise.reject(
+              new ConfigError(
+                "this policy set is stored in KV but POLICY_KV is not bound; see README (large policy sets)",
+              ),
+            );
+          }
+          return this.#kv.get(key);
+        },
+      });
     } catch (e) {
       policies = new ConfigError(
         `the policy bundle failed to load (${errorMessage(e)}); rebuild and redeploy`,
@@ -92,6 +105,7 @@ export class Runtime {
       );
     }
     const policies = this.policies;
+    this.#kv = env.POLICY_KV;
     const cacheKey = JSON.stringify([
       env.RUNPASS_ISSUER_URL,
       env.RUNPASS_AUDIENCE,

@@ -48,6 +48,8 @@ export function issuersYaml(...names: string[]): string {
 
 export interface BrokerOptions {
   policies: Record<string, string>;
+  /** A prebuilt bundle instead of compiling `policies` (e.g. a policy-store bundle). */
+  bundle?: PolicyBundle;
   issuers?: string;
   env?: Partial<Cloudflare.Env>;
   clock?: Clock;
@@ -67,7 +69,7 @@ export interface TestBroker {
 /** A broker app over the test env's real bindings; waits for waitUntil work so audit writes are visible. */
 export async function makeBroker(options: BrokerOptions): Promise<TestBroker> {
   const dev = options.dev ?? true;
-  const bundle = await buildBundle(options.policies, options.issuers ?? "", dev);
+  const bundle = options.bundle ?? (await buildBundle(options.policies, options.issuers ?? "", dev));
   const app = createApp({
     bundle,
     runnerCli: { text: RUNNER_CLI, sha256: RUNNER_CLI_SHA256 },

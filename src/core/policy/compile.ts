@@ -25,17 +25,26 @@ export interface CompiledPolicy {
   pins: Map<string, Set<string>>;
 }
 
+/** Where policies too many for the Worker bundle live: records by set version and name. */
+export interface PolicyStore {
+  /** The policy definition JSON stored under `key`, or null. */
+  get(key: string): Promise<string | null>;
+}
+
 /** The runtime view of a bundle. Lookup is by name (a Map), so cost does not grow with the number of policies. */
 export interface PolicySet {
   version: string;
   dev: boolean;
+  /** Bundled policies (empty when the set lives in a policy store: use `lookup`). */
   policies: ReadonlyMap<string, CompiledPolicy>;
+  /** Finds a policy by name, from the bundle or the policy store. */
+  lookup(name: string): Promise<CompiledPolicy | undefined>;
   /** Trusted issuers keyed by their exact `iss`. */
   issuersByUrl: ReadonlyMap<string, IssuerConfig>;
   /** Audiences named explicitly by policies (RUNPASS_AUDIENCE is added at runtime). */
   policyAudiences: ReadonlySet<string>;
-  /** Candidate index: issuer name → pinned claim → exact value → policies (see candidatesFor). */
-  index: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, readonly CompiledPolicy[]>>>;
+  /** Candidate index: issuer name → pinned claim → exact value → policy names (see candidatesFor). */
+  index: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, readonly string[]>>>;
 }
 
 function compileConditions(map: ConditionMap): CompiledCondition[] {
@@ -71,58 +80,156 @@ export function compilePolicy(def: PolicyDefinition, issuer: IssuerConfig): Comp
   };
 }
 
+/**
+ * Policies compiled on first use: an isolate pays (in time and memory) only for the policies its requests name,
+ * which is what lets large sets start fast.
+ */
+class LazyPolicies implements ReadonlyMap<string, CompiledPolicy> {
+  readonly #defs = new Map<string, { def: PolicyDefinition; issuer: IssuerConfig }>();
+  readonly #compiled = new Map<string, CompiledPolicy>();
+
+  add(def: PolicyDefinition, issuer: IssuerConfig): void {
+    this.#defs.set(def.name, { def, issuer });
+  }
+
+  get(name: string): CompiledPolicy | undefined {
+    let p = this.#compiled.get(name);
+    if (!p) {
+      const entry = this.#defs.get(name);
+      if (!entry) return undefined;
+      p = compilePolicy(entry.def, entry.issuer);
+      this.#compiled.set(name, p);
+    }
+    return p;
+  }
+
+  has(name: string): boolean {
+    return this.#defs.has(name);
+  }
+
+  get size(): number {
+    return this.#defs.size;
+  }
+
+  *keys(): MapIterator<string> {
+    yield* this.#defs.keys();
+  }
+
+  *values(): MapIterator<CompiledPolicy> {
+    for (const name of this.#defs.keys()) yield this.get(name) as CompiledPolicy;
+  }
+
+  *entries(): MapIterator<[string, CompiledPolicy]> {
+    for (const name of this.#defs.keys()) yield [name, this.get(name) as CompiledPolicy];
+  }
+
+  [Symbol.iterator](): MapIterator<[string, CompiledPolicy]> {
+    return this.entries();
+  }
+
+  forEach(fn: (value: CompiledPolicy, key: string, map: ReadonlyMap<string, CompiledPolicy>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+
+  /** The definitions, without compiling anything. */
+  defs(): IterableIterator<{ def: PolicyDefinition; issuer: IssuerConfig }> {
+    return this.#defs.values();
+  }
+}
+
+/** The store key of a policy record. */
+export function policyStoreKey(version: string, name: string): string {
+  return `${version}/p/${name}`;
+}
+
+const STORE_CACHE = 10_000;
+
 /** Compiles a whole bundle. Throws if the bundle is inconsistent (a build bug: fail closed). */
-export function compilePolicySet(bundle: PolicyBundle): PolicySet {
+export function compilePolicySet(bundle: PolicyBundle, store?: PolicyStore): PolicySet {
   const issuersByName = new Map(bundle.issuers.map((i) => [i.name, i]));
   const issuersByUrl = new Map(bundle.issuers.map((i) => [i.url, i]));
-  const policies = new Map<string, CompiledPolicy>();
+  const policies = new LazyPolicies();
   const audiences = new Set<string>();
   for (const def of bundle.policies) {
     const issuer = issuersByName.get(def.issuer);
     if (!issuer)
       throw new Error(`policy ${def.name} references issuer ${def.issuer}, which the bundle lacks`);
-    policies.set(def.name, compilePolicy(def, issuer));
+    policies.add(def, issuer);
     if (def.audience !== undefined) audiences.add(def.audience);
   }
+  for (const a of bundle.audiences ?? []) audiences.add(a);
+  const fromStore = new Map<string, Promise<CompiledPolicy | undefined>>();
+  const lookup = async (name: string): Promise<CompiledPolicy | undefined> => {
+    const bundled = policies.get(name);
+    if (bundled || !bundle.store) return bundled;
+    if (!store) throw new Error("this policy set lives in POLICY_KV, which is not bound");
+    let p = fromStore.get(name);
+    if (!p) {
+      p = store.get(policyStoreKey(bundle.version, name)).then((text) => {
+        if (text === null) return undefined;
+        const def = JSON.parse(text) as PolicyDefinition;
+        const issuer = issuersByName.get(def.issuer);
+        // A record that does not belong to this set (wrong name or issuer) is treated as absent.
+        return issuer && def.name === name ? compilePolicy(def, issuer) : undefined;
+      });
+      // A failed read is not cached: the next request tries again.
+      p.catch(() => fromStore.delete(name));
+      if (fromStore.size >= STORE_CACHE) fromStore.delete(fromStore.keys().next().value as string);
+      fromStore.set(name, p);
+    }
+    return p;
+  };
   return {
     version: bundle.version,
     dev: bundle.dev,
     policies,
+    lookup,
     issuersByUrl,
     policyAudiences: audiences,
-    index: buildIndex(policies.values()),
+    index: buildIndex(policies),
   };
 }
 
 /**
  * Every policy pins an owner, repository/project or subject exactly (a load-time rule), so indexing each
- * policy under its first pin (issuer → claim → value) finds all candidates for a token with a few map
+ * policy under its most selective pin (issuer → claim → value) finds all candidates for a token with a few map
  * lookups, whatever the number of policies.
  */
-function buildIndex(
-  policies: Iterable<CompiledPolicy>,
-): Map<string, Map<string, Map<string, CompiledPolicy[]>>> {
-  const index = new Map<string, Map<string, Map<string, CompiledPolicy[]>>>();
-  for (const policy of policies) {
-    const first = policy.pins.entries().next();
-    if (first.done) continue;
-    const [claim, values] = first.value;
-    let byClaim = index.get(policy.issuer.name);
-    if (!byClaim) index.set(policy.issuer.name, (byClaim = new Map()));
+function buildIndex(policies: LazyPolicies): Map<string, Map<string, Map<string, string[]>>> {
+  const index = new Map<string, Map<string, Map<string, string[]>>>();
+  for (const { def, issuer } of policies.defs()) {
+    const key = indexKey(def, issuer);
+    if (!key) continue;
+    const [claim, values] = key;
+    let byClaim = index.get(issuer.name);
+    if (!byClaim) index.set(issuer.name, (byClaim = new Map()));
     let byValue = byClaim.get(claim);
     if (!byValue) byClaim.set(claim, (byValue = new Map()));
-    for (const value of values) {
+    for (const value of new Set(values)) {
       const list = byValue.get(value);
-      if (list) list.push(policy);
-      else byValue.set(value, [policy]);
+      if (list) list.push(def.name);
+      else byValue.set(value, [def.name]);
     }
   }
   return index;
 }
 
+// The most selective exact pin a policy has: a repository or project beats its owner.
+const INDEX_CLAIMS = ["repository_id", "project_id", "sub", "repository_owner_id", "namespace_id"];
+
+function indexKey(def: PolicyDefinition, issuer: IssuerConfig): [string, readonly string[]] | undefined {
+  for (const claim of [...INDEX_CLAIMS, ...REQUIRED_PINS[issuer.kind]]) {
+    const values = def.allow[claim];
+    if (values?.length && values.every((v) => typeof v === "string" && !isGlob(v))) {
+      return [claim, values as string[]];
+    }
+  }
+  return undefined;
+}
+
 /** The policies that could match claims from `issuerName`: those whose pin equals the claim's value. */
 export function candidatesFor(
-  set: Pick<PolicySet, "index">,
+  set: Pick<PolicySet, "index" | "policies">,
   issuerName: string,
   claims: Record<string, unknown>,
 ): CompiledPolicy[] {
@@ -132,8 +239,10 @@ export function candidatesFor(
   for (const [claim, byValue] of byClaim) {
     const v = claims[claim];
     if (typeof v !== "string") continue;
-    const list = byValue.get(v);
-    if (list) out.push(...list);
+    for (const name of byValue.get(v) ?? []) {
+      const policy = set.policies.get(name);
+      if (policy) out.push(policy);
+    }
   }
   return out;
 }

@@ -3,10 +3,14 @@
 
 type Token = { t: "lit"; c: string } | { t: "any1" } | { t: "star" } | { t: "globstar" };
 
-/** A compiled glob. */
+/** A compiled glob: a literal prefix and suffix checked directly, and the wildcard middle run as an NFA. */
 export interface Glob {
   readonly source: string;
-  readonly tokens: readonly Token[];
+  /** Literal text before the first wildcard, and after the last one. */
+  readonly prefix: string;
+  readonly suffix: string;
+  /** The tokens between them (starts and ends with a wildcard; empty for a pattern without one). */
+  readonly middle: readonly Token[];
 }
 
 /** True when a policy value is a glob rather than an exact value. */
@@ -41,12 +45,38 @@ export function compileGlob(pattern: string): Glob {
       tokens.push({ t: "lit", c });
     }
   }
-  return { source: pattern, tokens };
+  let start = 0;
+  while (start < tokens.length && (tokens[start] as Token).t === "lit") start++;
+  let end = tokens.length;
+  while (end > start && (tokens[end - 1] as Token).t === "lit") end--;
+  const literal = (ts: Token[]) => ts.map((t) => (t as { c: string }).c).join("");
+  return {
+    source: pattern,
+    prefix: literal(tokens.slice(0, start)),
+    suffix: literal(tokens.slice(end)),
+    middle: tokens.slice(start, end),
+  };
 }
 
-/** Tests `input` against the whole glob (anchored at both ends). */
+/**
+ * Tests `input` against the whole glob (anchored at both ends). Literal prefix and suffix are compared
+ * directly (most policy globs are `literal*literal`), then the middle runs through the NFA: still linear.
+ */
 export function matchGlob(glob: Glob, input: string): boolean {
-  const { tokens } = glob;
+  const { prefix, suffix, middle } = glob;
+  if (middle.length === 0) return input === prefix;
+  if (input.length < prefix.length + suffix.length) return false;
+  if (!input.startsWith(prefix) || !input.endsWith(suffix)) return false;
+  const rest = input.slice(prefix.length, input.length - suffix.length);
+  if (middle.length === 1) {
+    const only = (middle[0] as Token).t;
+    if (only === "globstar") return true;
+    if (only === "star") return !rest.includes("/");
+  }
+  return runNfa(middle, rest);
+}
+
+function runNfa(tokens: readonly Token[], input: string): boolean {
   const n = tokens.length;
   let current = new Uint8Array(n + 1);
   let next = new Uint8Array(n + 1);

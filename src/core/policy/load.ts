@@ -47,6 +47,8 @@ export interface Problem {
   col: number;
   severity: "error" | "warning";
   message: string;
+  /** Lint rule id (lint.ts LINT_RULES) when the problem is also a lint rule, e.g. RP001 for a missing pin. */
+  rule?: string;
 }
 
 export interface LoadOptions {
@@ -82,8 +84,8 @@ export const REQUIRED_PINS: Record<IssuerKind, readonly string[]> = {
 
 type Path = ReadonlyArray<string | number>;
 
-/** A parsed YAML document that can point at any path's line and column. */
-class YamlSource {
+/** A parsed YAML document that can point at any path's line and column (lint.ts re-parses with it too). */
+export class YamlSource {
   readonly file: string;
   readonly problems: Problem[];
   readonly value: unknown;
@@ -115,9 +117,15 @@ class YamlSource {
   }
 
   /** Records a problem at `path` (at the key when `atKey`). */
-  error(path: Path, message: string, atKey = false, severity: Problem["severity"] = "error"): void {
+  error(
+    path: Path,
+    message: string,
+    atKey = false,
+    severity: Problem["severity"] = "error",
+    rule?: string,
+  ): void {
     const { line, col } = this.locate(path, atKey);
-    this.problems.push({ file: this.file, line, col, severity, message });
+    this.problems.push({ file: this.file, line, col, severity, message, ...(rule ? { rule } : {}) });
   }
 
   locate(path: Path, atKey: boolean): { line: number; col: number } {
@@ -407,6 +415,9 @@ function loadPolicy(
       src.error(
         ["allow"],
         `a ${issuer.kind}-kind policy must pin ${what} in allow with exact string values (IDs, not names: names can be re-registered)`,
+        false,
+        "error",
+        "RP001",
       );
     }
   }

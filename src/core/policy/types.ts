@@ -90,5 +90,13 @@ export interface PolicyBundle {
   version: string;
   /** Only issuers some policy references. */
   issuers: IssuerConfig[];
+  /** Empty when the policies live in the policy store (`store`). */
   policies: PolicyDefinition[];
+  /**
+   * Large sets (more than RUNPASS_BUNDLE_MAX policies) are kept out of the Worker: each policy is a record in
+   * the POLICY_KV namespace under `<version>/p/<name>`, loaded and compiled on first use.
+   */
+  store?: { kind: "kv"; count: number };
+  /** Every audience some policy names (verification needs them before any policy is looked up). */
+  audiences?: string[];
 }
