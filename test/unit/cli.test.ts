@@ -103,7 +103,7 @@ grants:
     expect(lines).toContain(
       `${join(broken, "typo.yaml")}:4:1: error: unknown key "alow" (did you mean "allow"?)`,
     );
-    expect(lines.some((l) => l.startsWith(`${join(broken, "unpinned.yaml")}:3:3: error: `))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`${join(broken, "unpinned.yaml")}:3:3: error RP001: `))).toBe(true);
     expect(lines.some((l) => /^.*bad-yaml\.yaml:\d+:\d+: error: YAML: /.test(l))).toBe(true);
     expect(lines).toContain(`${join(broken, "fine.yml")}: warning: ignored (policy files end in .yaml)`);
     expect(r.stdout).toMatch(/^\d+ errors in /m);
