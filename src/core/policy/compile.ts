@@ -202,9 +202,15 @@ function buildIndex(policies: LazyPolicies): Map<string, Map<string, Map<string,
     if (!key) continue;
     const [claim, values] = key;
     let byClaim = index.get(issuer.name);
-    if (!byClaim) index.set(issuer.name, (byClaim = new Map()));
+    if (!byClaim) {
+      byClaim = new Map();
+      index.set(issuer.name, byClaim);
+    }
     let byValue = byClaim.get(claim);
-    if (!byValue) byClaim.set(claim, (byValue = new Map()));
+    if (!byValue) {
+      byValue = new Map();
+      byClaim.set(claim, byValue);
+    }
     for (const value of new Set(values)) {
       const list = byValue.get(value);
       if (list) list.push(def.name);
