@@ -4,10 +4,10 @@
 
 import { gzipSync } from "node:zlib";
 import { bundleModule } from "../src/cli/build.ts";
+import type { VerifiedToken } from "../src/core/oidc/verify.ts";
 import { candidatesFor, compilePolicySet } from "../src/core/policy/compile.ts";
 import { loadPolicySet } from "../src/core/policy/load.ts";
 import { evaluatePolicy } from "../src/core/policy/match.ts";
-import type { VerifiedToken } from "../src/core/oidc/verify.ts";
 
 const N = Number(process.env.BENCH_POLICIES || 100_000);
 const DECISIONS = Number(process.env.BENCH_DECISIONS || 200_000);
@@ -52,7 +52,13 @@ function tokenFor(i: number, issuer: VerifiedToken["issuer"]): VerifiedToken {
   return {
     issuer,
     claims,
-    standard: { iss: issuer.url, aud: "https://runpass.example", sub: String(claims.sub), exp: 0, iat: 0 } as never,
+    standard: {
+      iss: issuer.url,
+      aud: "https://runpass.example",
+      sub: String(claims.sub),
+      exp: 0,
+      iat: 0,
+    } as never,
     identity: {} as never,
     singleUseId: `jti:${i}`,
   };
@@ -124,7 +130,11 @@ console.log(
         compiled_set_heap_mb: gc ? isolateMb : "run with --expose-gc",
         heap_mb: mem(),
       },
-      by_name_us: { p50: us(percentile(byName, 50)), p99: us(percentile(byName, 99)), max: us(percentile(byName, 100)) },
+      by_name_us: {
+        p50: us(percentile(byName, 50)),
+        p99: us(percentile(byName, 99)),
+        max: us(percentile(byName, 100)),
+      },
       by_index_us: {
         p50: us(percentile(byIndex, 50)),
         p99: us(percentile(byIndex, 99)),
