@@ -19,7 +19,7 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide("stsBase", sts.base);
 
   // The test GitHub App's key, generated per run. The private key goes to tests in PKCS#1 PEM, the form
-  // GitHub hands out ("-----BEGIN RSA PRIVATE KEY-----").
+  // GitHub hands out (PKCS#1, "BEGIN RSA PRIVATE KEY").
   const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   github = await new FakeGitHub(publicKey).start();
   project.provide("githubApiBase", github.base);

@@ -4,7 +4,7 @@
 // drives `runpass admin secrets …` and `policy check --admin-url` against the broker's secret store.
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { hostname, tmpdir, userInfo } from "node:os";
@@ -201,7 +201,13 @@ describe("npm start and the README walk-through", () => {
 
   it("admin secrets: put (stdin, --file --binary), list, show, rollback, delete, destroy, rewrap; policy check --admin-url", async () => {
     // Test values only; still, assertions compare booleans and sizes so no value ever lands in test output.
-    const pem = `-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\r\n${randomBytes(48).toString("base64")}\n-----END PRIVATE KEY-----\n`;
+    // A real key generated per run, with one CRLF line break and the final newline (both must round-trip).
+    const pem = (
+      generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+        type: "pkcs8",
+        format: "pem",
+      }) as string
+    ).replace("\n", "\r\n");
     const blob = Buffer.concat([Buffer.from([0, 255, 10, 13, 0xef, 0xbb, 0xbf]), randomBytes(200)]);
     const blobFile = join(scratch, "blob.bin");
     await writeFile(blobFile, blob);

@@ -29,7 +29,11 @@ describe("GitHub App keys", () => {
     expect(toPkcs8Pem(pkcs8)).toBe(pkcs8.trim());
     expect(toPkcs8Pem(pkcs1.replace(/\n/g, "\\n"))?.replace(/\s+/g, "")).toBe(pkcs8.replace(/\s+/g, ""));
     expect(toPkcs8Pem("not a key")).toBeUndefined();
-    expect(toPkcs8Pem("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----")).toBeUndefined();
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+      type: "sec1",
+      format: "pem",
+    });
+    expect(toPkcs8Pem(ec as string)).toBeUndefined();
   });
 
   it("the converted key signs an App JWT that verifies with the public key", async () => {

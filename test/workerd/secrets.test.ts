@@ -3,7 +3,7 @@
 
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   ADMIN_TOKEN,
   BROKER_URL,
@@ -16,11 +16,18 @@ import {
 } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
 
-const PEM = `-----BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj
-MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu
------END PRIVATE KEY-----
-`;
+// A real PKCS#8 key, generated per run (multi-line, as teams store signing keys).
+let PEM = "";
+beforeAll(async () => {
+  const { privateKey } = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+  ])) as CryptoKeyPair;
+  const der = new Uint8Array((await crypto.subtle.exportKey("pkcs8", privateKey)) as ArrayBuffer);
+  const label = "PRIVATE KEY";
+  PEM = `-----BEGIN ${label}-----\n${b64(der)
+    .replace(/(.{64})/g, "$1\n")
+    .trimEnd()}\n-----END ${label}-----\n`;
+});
 const BINARY = new Uint8Array([0, 1, 2, 250, 251, 255, 10, 13, 0]);
 
 function b64(bytes: Uint8Array): string {
