@@ -1,6 +1,7 @@
 // Two projects: the pure core in plain Node, and everything touching Workers APIs inside workerd.
 // Both get their own local OIDC issuer, fake AWS STS and fake GitHub API (test/support/global-setup.ts).
 
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
@@ -13,6 +14,14 @@ const masterKeys = JSON.stringify({
   active: "test-m1",
   keys: { "test-m1": Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64") },
 });
+
+// Only the webhook examples the tests use, as a binding: the whole 4 MB set imported as a module by two test
+// files at once overflows the pool's WebSocket and kills both workers.
+const webhookExamples = JSON.stringify(
+  (createRequire(import.meta.url)("@octokit/webhooks-examples") as Array<{ name: string }>).filter((e) =>
+    ["workflow_run", "workflow_job"].includes(e.name),
+  ),
+);
 
 export default defineConfig({
   test: {
@@ -49,6 +58,7 @@ export default defineConfig({
                 RUNPASS_AUDIT_KEY: "test-audit-key-0123456789abcdef0123456789",
                 RUNPASS_ADMIN_TOKEN: "test-admin-token-0123456789",
                 RUNPASS_MASTER_KEYS: masterKeys,
+                TEST_WEBHOOK_EXAMPLES: webhookExamples,
               },
             },
           })),

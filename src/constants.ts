@@ -104,3 +104,34 @@ export const DEFAULT_AWS_REGION = "us-east-1";
 export const MAX_SECRET_BYTES = 64 * 1024;
 /** Request body cap for secret writes: a 64 KiB value as base64 inside JSON, with room to spare. */
 export const MAX_SECRET_BODY_BYTES = 128 * 1024;
+
+/**
+ * Default rate limits (RUNPASS_RATE_LIMITS overrides any of them), each `limit` requests per `windowSeconds`,
+ * in fixed windows. Honest CI never comes near them (DESIGN §4.9: at least a burst of 100 exchanges per
+ * repository per minute); they bite on failures per client and on floods.
+ */
+export const DEFAULT_RATE_LIMITS = {
+  /** Failed requests (400/401/413/415) per client address; over it, every request from that address is refused before parsing. */
+  failures: { limit: 60, windowSeconds: 60 },
+  /** Verified exchanges/explains per (issuer, repository or project): 3× the burst DESIGN promises. */
+  repository: { limit: 300, windowSeconds: 60 },
+  /** Authenticated webhook deliveries that end a run, per installation (GitHub) or project (GitLab). */
+  webhook: { limit: 600, windowSeconds: 60 },
+  /** Introspection requests per client address (resource servers introspect per request they serve). */
+  introspect: { limit: 600, windowSeconds: 60 },
+} as const;
+
+/** The client address when no CF-Connecting-IP header is present (local dev, tests): all such callers share one bucket. */
+export const LOCAL_CLIENT_ADDRESS = "local";
+
+/**
+ * Below this fraction of a limit an isolate admits on its own count and reports to the limiter object in
+ * the background (no round trip on the request); above it, every decision waits for the object's exact count.
+ */
+export const RATE_LIMIT_LOCAL_FRACTION = 0.5;
+
+/** Rate-limit keys one isolate tracks before it forgets buckets of past windows. */
+export const RATE_LIMIT_MAX_LOCAL_KEYS = 10_000;
+
+/** Slack after a window ends (real time) before the limiter object's alarm records what it refused. */
+export const RATE_LIMIT_ALARM_GRACE_MS = 5_000;

@@ -4,6 +4,7 @@ import { RUNNER_CLI, RUNNER_CLI_SHA256 } from "../generated/cli-bundle.ts";
 import { bundle } from "../generated/policy-bundle.ts";
 import { createApp } from "./app.ts";
 
+export { RateLimiter } from "./adapters/rate-limiter.ts";
 export { RunLedger } from "./adapters/run-ledger.ts";
 export { SecretStore } from "./adapters/secret-store.ts";
 

@@ -4,6 +4,7 @@ import { DEFAULT_MAX_LEASE_TTL_SECONDS } from "../constants.ts";
 import { parseDuration } from "../core/duration.ts";
 import { checkIssuerUrl } from "../core/oidc/issuers.ts";
 import { ConfigError } from "../errors.ts";
+import type { RateLimiter } from "./rate-limiter.ts";
 import type { RunLedger } from "./run-ledger.ts";
 import type { SecretStore } from "./secret-store.ts";
 
@@ -11,6 +12,8 @@ import type { SecretStore } from "./secret-store.ts";
 export interface Env {
   RUN_LEDGER: DurableObjectNamespace<RunLedger>;
   SECRET_STORE: DurableObjectNamespace<SecretStore>;
+  /** Rate-limit counters, one object per limit key. */
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   /** Policy records of large sets (RUNPASS_BUNDLE_MAX); optional for bundled sets. */
   POLICY_KV?: KVNamespace;
   AUDIT_DB: D1Database;
@@ -23,6 +26,8 @@ export interface Env {
   RUNPASS_DEV?: string;
   RUNPASS_MAX_LEASE_TTL?: string;
   RUNPASS_MASTER_KEYS?: string;
+  /** JSON overrides of the rate limits, e.g. {"failures":"60/1m","repository":"300/1m"} (see README). */
+  RUNPASS_RATE_LIMITS?: string;
   GITHUB_WEBHOOK_SECRET?: string;
   GITHUB_WEBHOOK_SECRET_PREVIOUS?: string;
   GITLAB_WEBHOOK_TOKEN?: string;

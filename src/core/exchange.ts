@@ -40,6 +40,8 @@ export interface ExchangeDeps {
   ledger: Ledger;
   audit: AuditSink;
   clock: Clock;
+  /** Charges a verified token to its repository's rate limit; throws 429 `rate_limited` over it (refusals are audited in aggregate by the limiter). */
+  rateLimit?: (token: VerifiedToken) => Promise<void>;
 }
 
 export interface ExchangeInput {
@@ -204,9 +206,16 @@ export async function ledgerKey(token: VerifiedToken): Promise<string> {
   return `token:${token.issuer.name}:${digest.slice("sha256:".length)}`;
 }
 
+/** Charges a request whose token verified (allowed or not) to its repository's rate limit. */
+async function chargeVerified(auth: Authorization, deps: ExchangeDeps): Promise<void> {
+  const token = auth.ok ? auth.value.token : auth.token;
+  if (token && deps.rateLimit) await deps.rateLimit(token);
+}
+
 /** POST /v1/exchange: issues credentials or throws a RunpassError (after auditing it). */
 export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promise<ExchangeResponse> {
   const auth = await authorize(input, deps);
+  await chargeVerified(auth, deps);
   if (!auth.ok) {
     await recordDenial(input, deps, "exchange", auth);
     throw auth.error;
@@ -388,6 +397,7 @@ async function refuse(
 /** POST /v1/explain: the decision exchange would make, without issuing anything or consuming the token. */
 export async function explain(input: ExchangeInput, deps: ExchangeDeps): Promise<ExplainResponse> {
   const auth = await authorize(input, deps);
+  await chargeVerified(auth, deps);
   let response: ExplainResponse;
   if (!auth.ok) {
     // Request-level problems stay errors; decisions about the token become a deny document.

@@ -8,6 +8,7 @@ import { type ExchangeDeps, type ExchangeInput, exchange, explain } from "../cor
 import { GRANT_NAMES } from "../core/policy/types.ts";
 import { RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink } from "./audit.ts";
+import { chargeFailure, guardClient, repositoryLimit } from "./rate-limit.ts";
 import { bearer, checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -24,6 +25,7 @@ export async function exchangeDeps(c: Context<AppEnv>, event: "exchange" | "expl
   const ctx = rt.context(c.env);
   const hasher = ctx.hasher();
   const audit = auditSink(c);
+  const rateLimit = repositoryLimit(c);
   return {
     policies: rt.policies,
     verifier: ctx.verifier,
@@ -37,6 +39,7 @@ export async function exchangeDeps(c: Context<AppEnv>, event: "exchange" | "expl
     ledger: new DurableLedger(c.env.RUN_LEDGER),
     audit,
     clock: rt.clock,
+    ...(rateLimit ? { rateLimit } : {}),
   };
 }
 
@@ -44,6 +47,7 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
   const rt = c.get("runtime");
   const requestId = c.get("requestId");
   rt.context(c.env).hasher(); // no audit key, no decisions: fail closed before reading anything
+  guardClient(c); // a client over its failure limit: 429 before anything is read, parsed or verified
 
   let input: ExchangeInput;
   let policyName: string | undefined;
@@ -68,14 +72,22 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
       ...(ttl !== undefined ? { ttl } : {}),
     };
   } catch (e) {
+    await chargeFailure(c, e);
     if (e instanceof RunpassError)
       throw await auditRefusal(c, event, e, policyName ? { policy: policyName } : {});
     throw e;
   }
 
   const deps = await exchangeDeps(c, event);
-  if (event === "exchange") return c.json(await exchange(input, deps), 200, NO_STORE);
-  return c.json({ ...(await explain(input, deps)), request_id: requestId }, 200, NO_STORE);
+  try {
+    if (event === "exchange") return c.json(await exchange(input, deps), 200, NO_STORE);
+    const decision = await explain(input, deps);
+    await chargeFailure(c, decision.error);
+    return c.json({ ...decision, request_id: requestId }, 200, NO_STORE);
+  } catch (e) {
+    await chargeFailure(c, e);
+    throw e;
+  }
 }
 
 /** Registers the exchange and explain routes. */

@@ -11,6 +11,7 @@ import { claimReasons } from "../core/policy/match.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
 import { type Reason, RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
+import { chargeFailure, guardClient, limitIntrospection } from "./rate-limit.ts";
 import { bearer, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -176,6 +177,8 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
   app.post("/v1/introspect", async (c) => {
     const rt = c.get("runtime");
     const ctx = rt.context(c.env);
+    guardClient(c); // a client over its failure limit: 429 before anything is read
+    await limitIntrospection(c);
     let token: string | undefined;
     try {
       const bytes = await readBodyBytes(c);
@@ -189,6 +192,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
       token = form.get("token") ?? undefined;
       if (!token) throw new RunpassError("invalid_request", 'the form field "token" is required');
     } catch (e) {
+      await chargeFailure(c, e);
       if (e instanceof RunpassError) throw await auditRefusal(c, "introspect", e);
       throw e;
     }
@@ -208,6 +212,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
       });
       claims = payload as Record<string, unknown>;
     } catch {
+      await chargeFailure(c, "invalid_token");
       return inactive("not a valid runpass token");
     }
     const leaseId = typeof claims.lease_id === "string" ? claims.lease_id : "";

@@ -8,6 +8,7 @@ import { decodeUtf8 } from "../core/read-capped.ts";
 import { ConfigError, RunpassError } from "../errors.ts";
 import { auditRefusal } from "./audit.ts";
 import { exchangeDeps } from "./exchange.ts";
+import { chargeFailure, clientRefusal } from "./rate-limit.ts";
 import { readBodyBytes } from "./request.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -77,6 +78,8 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
   app.post("/oauth/token", async (c) => {
     const rt = c.get("runtime");
     rt.context(c.env).hasher();
+    const blocked = clientRefusal(c); // before anything is read, parsed or verified
+    if (blocked) return oauthError(c, 429, "temporarily_unavailable", blocked.message, blocked.retryAfter);
     let form: URLSearchParams;
     let policy: string | undefined;
     let grants: GrantName[];
@@ -129,6 +132,7 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
       }
     } catch (e) {
       if (e instanceof FormError) {
+        await chargeFailure(c, "invalid_request");
         await auditRefusal(
           c,
           "exchange",
@@ -138,6 +142,7 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
         return oauthError(c, 400, e.code, e.message);
       }
       if (e instanceof RunpassError && !(e instanceof ConfigError)) {
+        await chargeFailure(c, e);
         await auditRefusal(c, "exchange", e, { detail: "oauth" });
         return oauthError(c, e.code === "request_too_large" ? 413 : 400, "invalid_request", e.message);
       }
@@ -165,6 +170,7 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
     } catch (e) {
       if (e instanceof ConfigError) throw e;
       if (e instanceof RunpassError) {
+        await chargeFailure(c, e);
         const mapped = mapError(e);
         return oauthError(c, mapped.status, mapped.error, e.message, e.retryAfter);
       }

@@ -12,6 +12,7 @@ import type { IssuerConfig, IssuerKind } from "../core/oidc/issuers.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
 import { ConfigError, type ReasonCode, RunpassError } from "../errors.ts";
 import { auditRefusal, requestRecord } from "./audit.ts";
+import { chargeFailure, guardClient, limitWebhook } from "./rate-limit.ts";
 import { readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -22,8 +23,12 @@ const GITHUB_SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const GITLAB_TERMINAL = new Set(["success", "failed", "canceled", "skipped"]);
 
+const PositiveId = z.number().check(z.int(), z.positive());
+
 const WorkflowRunPayload = z.object({
   action: z.string(),
+  // GitHub App deliveries name the installation (the rate-limit key); a malformed one never blocks ending a run.
+  installation: z.catch(z.optional(z.object({ id: PositiveId })), undefined),
   repository: z.object({ id: z.number().check(z.int(), z.positive()) }),
   workflow_run: z.object({
     id: z.number().check(z.int(), z.positive()),
@@ -39,6 +44,12 @@ const PipelinePayload = z.object({
 });
 
 type Platform = "github" | "gitlab";
+
+/** A run to end, and whose webhook budget the delivery spends. */
+interface RunEnd {
+  run: string;
+  source: { kind: "installation" | "repository" | "project"; id: number };
+}
 
 function refused(code: "invalid_token" | "invalid_request", reason: ReasonCode, description: string) {
   return new RunpassError(code, description, { reasons: [{ code: reason }] });
@@ -100,13 +111,13 @@ async function verifyGitLab(env: Env, token: string | undefined): Promise<void> 
   }
 }
 
-/** Authenticates and reads the body; returns the run key to end, or undefined for a no-op. */
+/** Authenticates and reads the body; returns the run to end, or undefined for a no-op. */
 async function authenticate(
   c: Context<AppEnv>,
   platform: Platform,
   issuer: IssuerConfig | undefined,
   delivery: string | undefined,
-): Promise<string | undefined> {
+): Promise<RunEnd | undefined> {
   // Size before anything; then media type; then the signature over the exact bytes received.
   const bytes = await readBodyBytes(c, MAX_WEBHOOK_BODY_BYTES);
   requireMediaType(c, "application/json");
@@ -124,35 +135,48 @@ async function authenticate(
     // `completed` deliveries exist whose run is still queued: only a finished run ends anything.
     if (payload.action !== "completed" || payload.workflow_run.status !== "completed") return undefined;
     if (!issuer) return undefined;
-    const { repository, workflow_run: run } = payload;
-    return `github:${issuer.name}:${repository.id}:${run.id}:${run.run_attempt}`;
+    const { repository, workflow_run: run, installation } = payload;
+    return {
+      run: `github:${issuer.name}:${repository.id}:${run.id}:${run.run_attempt}`,
+      source: installation
+        ? { kind: "installation", id: installation.id }
+        : { kind: "repository", id: repository.id },
+    };
   }
   await verifyGitLab(c.env, c.req.header("x-gitlab-token"));
   const payload = parsePayload(text, PipelinePayload);
   if (c.req.header("x-gitlab-event") !== "Pipeline Hook" || !payload) return undefined;
   if (!GITLAB_TERMINAL.has(payload.object_attributes.status) || !issuer) return undefined;
-  return `gitlab:${issuer.name}:${payload.project.id}:${payload.object_attributes.id}`;
+  return {
+    run: `gitlab:${issuer.name}:${payload.project.id}:${payload.object_attributes.id}`,
+    source: { kind: "project", id: payload.project.id },
+  };
 }
 
 async function handle(c: Context<AppEnv>, platform: Platform): Promise<Response> {
   const rt = c.get("runtime");
   rt.context(c.env).hasher(); // no audit key, no decisions
+  guardClient(c); // a client over its failure limit: 429 before the body is read
   const rawDelivery =
     platform === "github"
       ? c.req.header("x-github-delivery")
       : (c.req.header("idempotency-key") ?? c.req.header("x-gitlab-event-uuid"));
   const delivery = rawDelivery && DELIVERY_ID.test(rawDelivery) ? rawDelivery : undefined;
-  let run: string | undefined;
+  let end: RunEnd | undefined;
   let issuer: IssuerConfig | undefined;
   try {
     issuer = resolveIssuer(c, platform);
-    run = await authenticate(c, platform, issuer, delivery);
+    end = await authenticate(c, platform, issuer, delivery);
   } catch (e) {
+    await chargeFailure(c, e);
     if (e instanceof RunpassError && !(e instanceof ConfigError))
       throw await auditRefusal(c, "webhook", e, delivery ? { delivery } : {});
     throw e;
   }
-  if (!run) return c.json({ result: "ignored" }, 200, NO_STORE);
+  if (!end) return c.json({ result: "ignored" }, 200, NO_STORE);
+  const { run } = end;
+  // Only authenticated deliveries that would end a run spend the budget (ignored events cost nothing).
+  await limitWebhook(c, issuer?.name ?? platform, end.source);
 
   const requestId = c.get("requestId");
   const record = await requestRecord(

@@ -1,8 +1,13 @@
 // Webhook helpers: real @octokit/webhooks-examples payloads re-pointed at a test run and re-signed,
 // and GitLab's documented Pipeline Hook shape.
 
+import { env } from "cloudflare:workers";
 import { Webhooks } from "@octokit/webhooks";
-import examples from "@octokit/webhooks-examples";
+
+// The workflow_run and workflow_job examples of @octokit/webhooks-examples, handed over by vitest.config.ts:
+// the whole 4 MB set as a module, loaded by two test files at once, overflows the test pool's WebSocket
+// ("Message is too large") and kills both workers.
+const examples = JSON.parse(env.TEST_WEBHOOK_EXAMPLES) as Array<{ name: string; examples: unknown[] }>;
 
 export const GITHUB_SECRET = "test-webhook-secret-current";
 export const GITHUB_SECRET_OLD = "test-webhook-secret-previous";

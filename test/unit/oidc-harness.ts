@@ -145,9 +145,10 @@ export async function hitsUnder(prefix: string): Promise<number> {
     .reduce((sum, [, n]) => sum + n, 0);
 }
 
-/** `sha:` single-use id runpass derives for a token without jti. */
+/** `sha:` single-use id runpass derives for a token without jti: the SHA-256 of its signed part (header.payload). */
 export function shaSingleUseId(token: string): string {
-  return `sha:sha256:${createHash("sha256").update(token, "utf8").digest("hex")}`;
+  const signed = token.slice(0, token.lastIndexOf("."));
+  return `sha:sha256:${createHash("sha256").update(signed, "utf8").digest("hex")}`;
 }
 
 /** A fetch that serves `rewrite(url, json)` for matching URLs and passes everything else through. */

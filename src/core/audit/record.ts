@@ -18,7 +18,9 @@ export type AuditEvent =
   | "admin_revoke"
   | "admin"
   | "secret_admin"
-  | "introspect";
+  | "introspect"
+  /** One aggregated record per rate-limit key and window; `count` = requests refused (429) in it. */
+  | "rate_limit";
 
 /** One issued credential, by digest (the lease's view of a grant, minus any revocation handle). */
 export type AuditGrant = Omit<LeaseGrant, "revocation">;

@@ -155,6 +155,10 @@ export async function verifyToken(
   if (now - standard.iat > issuer.maxTokenAge + CLOCK_SKEW_SECONDS)
     return fail({ code: "token_too_old" }, { issuer });
 
-  const singleUseId = standard.jti !== undefined ? `jti:${standard.jti}` : `sha:${await sha256(token)}`;
+  // Without a jti, the id is the SHA-256 of what the signature covers (header.payload), not of the whole token:
+  // a signature has several valid encodings (unused base64url bits; ECDSA's s and n − s), so hashing the
+  // token string would let one token be exchanged once per encoding.
+  const signed = token.slice(0, token.lastIndexOf("."));
+  const singleUseId = standard.jti !== undefined ? `jti:${standard.jti}` : `sha:${await sha256(signed)}`;
   return ok({ issuer, claims, standard, identity: identityOf(issuer, claims), singleUseId });
 }
