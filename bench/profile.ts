@@ -1,0 +1,206 @@
+// Where an exchange's CPU goes: drives /v1/exchange against the bench Worker (as `npm run bench` builds and
+// serves it) while V8's sampling profiler runs in workerd's isolates over the DevTools protocol, then
+// writes .cpuprofile files (open them in Chrome DevTools or speedscope) and prints the top functions.
+//
+//   node bench/profile.ts [--policy token|secrets|aws] [--exchanges 1500] [--concurrency 8] [--run-size 4]
+//                         [--no-profile]   (timing only: workerd CPU ms per exchange, no profiler overhead)
+//
+// Two isolates matter: the Worker (request path, Durable Objects — they share the isolate locally) and
+// Miniflare's D1 simulator (`d1:db`), which only exists locally: in production D1 runs elsewhere.
+
+import { readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { cpuMs, exchange, log, startHarness, waitIdle } from "./harness.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    policy: { type: "string", default: "token" },
+    exchanges: { type: "string", default: "1500" },
+    concurrency: { type: "string", default: "8" },
+    "run-size": { type: "string", default: "4" },
+    "no-profile": { type: "boolean", default: false },
+  },
+});
+const N = Number(args.exchanges);
+const C = Number(args.concurrency);
+const RUN_SIZE = Number(args["run-size"]);
+const WARMUP = 200;
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => done(port));
+    });
+  });
+}
+
+/** A DevTools session on one workerd isolate. */
+async function session(url: string) {
+  const ws = new WebSocket(url);
+  await new Promise((r, f) => {
+    ws.addEventListener("open", r);
+    ws.addEventListener("error", f);
+  });
+  let id = 0;
+  const pending = new Map<number, (v: unknown) => void>();
+  ws.addEventListener("message", (ev) => {
+    const m = JSON.parse(String(ev.data)) as { id?: number; result?: unknown };
+    if (m.id !== undefined) pending.get(m.id)?.(m.result);
+  });
+  const send = (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<unknown>((r) => {
+      pending.set(++id, r);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  return { send, close: () => ws.close() };
+}
+
+/**
+ * Busy time by the outermost frame of the bench bundle on the stack (module and function): the request
+ * path (the `fetch` handler), each Durable Object method, alarms. esbuild marks every module with a
+ * `// path` comment, which maps bundle lines back to source files.
+ */
+function byEntry(profile: Profile, bundle: string): Array<[string, number]> {
+  const starts: Array<[number, string]> = [];
+  bundle.split("\n").forEach((line, i) => {
+    const m = /^\/\/ (?:\S*node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\/\S*|((?:src|bench|generated)\/\S+))$/.exec(
+      line,
+    );
+    if (m) starts.push([i, (m[1] ?? m[2]) as string]);
+  });
+  const moduleAt = (line: number) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((starts[mid] as [number, string])[0] <= line) lo = mid;
+      else hi = mid - 1;
+    }
+    return starts[lo]?.[1] ?? "?";
+  };
+  const byId = new Map(profile.nodes.map((x) => [x.id, x]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
+  const out = new Map<string, number>();
+  profile.samples.forEach((sample, i) => {
+    if (byId.get(sample)?.callFrame.functionName === "(idle)") return;
+    let outer: ProfileNode | undefined;
+    for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
+      const node = byId.get(id);
+      if (node?.callFrame.url.endsWith(".js") && !node.callFrame.url.startsWith("cloudflare")) outer = node;
+    }
+    const key = outer
+      ? `${moduleAt(outer.callFrame.lineNumber)} ${outer.callFrame.functionName || "(anonymous)"}`
+      : "(runtime: no bundle frame on the stack)";
+    out.set(key, (out.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  });
+  return [...out].sort((a, b) => b[1] - a[1]);
+}
+
+/** Self time per function (name, file, line), busy samples only. */
+function top(profile: Profile, n: number): { busyMs: number; rows: Array<[string, number]> } {
+  const byId = new Map(profile.nodes.map((x) => [x.id, x]));
+  const self = new Map<string, number>();
+  let busy = 0;
+  profile.samples.forEach((sample, i) => {
+    const frame = byId.get(sample)?.callFrame;
+    const us = profile.timeDeltas[i] ?? 0;
+    if (!frame || frame.functionName === "(idle)") return;
+    busy += us;
+    const key = `${frame.functionName || "(anonymous)"} ${frame.url.split("/").pop() || "(native)"}:${frame.lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + us);
+  });
+  const rows = [...self].sort((a, b) => b[1] - a[1]).slice(0, n) as Array<[string, number]>;
+  return { busyMs: busy / 1000, rows: rows.map(([k, us]) => [k, us / 1000]) };
+}
+
+const profiling = !args["no-profile"];
+const port = await freePort();
+if (profiling) process.env.BENCH_INSPECTOR_PORT = String(port);
+const h = await startHarness();
+try {
+  await h.seedSecrets();
+  const claims = Array.from({ length: N + WARMUP }, (_, i) =>
+    h.claims(3_000_000_000 + Math.floor(i / RUN_SIZE)),
+  );
+  const tokens = await h.mint(claims);
+  let next = 0;
+  const drive = async (until: number) => {
+    await Promise.all(
+      Array.from({ length: C }, async () => {
+        while (next < until) {
+          const res = await exchange(h.base, tokens[next++] as string, args.policy);
+          await res.arrayBuffer();
+          if (res.status !== 200) throw new Error(`exchange answered ${res.status}`);
+        }
+      }),
+    );
+  };
+  await drive(WARMUP);
+  await waitIdle(h.workerdPid);
+
+  const targets = profiling
+    ? (
+        (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as Array<{
+          webSocketDebuggerUrl: string;
+        }>
+      )
+        .map((t) => t.webSocketDebuggerUrl)
+        .filter((u) => u.endsWith("/core:user:runpass-bench") || u.endsWith("/d1:db"))
+    : [];
+  const sessions = await Promise.all(targets.map((u) => session(u)));
+  for (const s of sessions) {
+    await s.send("Profiler.enable");
+    await s.send("Profiler.setSamplingInterval", { interval: 200 });
+    await s.send("Profiler.start");
+  }
+  const cpu0 = cpuMs(h.workerdPid);
+  const t0 = performance.now();
+  await drive(WARMUP + N);
+  const ms = performance.now() - t0;
+  await waitIdle(h.workerdPid);
+  const cpu = cpuMs(h.workerdPid) - cpu0;
+  log(
+    `${N} ${args.policy} exchanges, c=${C}, ${RUN_SIZE} per run: ${Math.round((N / ms) * 1000)}/s, workerd CPU ${(cpu / N).toFixed(2)} ms per exchange${profiling ? " (with the profiler running)" : ""}`,
+  );
+  const bundleFile = join(tmpdir(), "runpass-bench-worker.js");
+  const bundle = await readFile(join(h.benchBuild.outdir, "worker.js"), "utf8");
+  await writeFile(bundleFile, bundle);
+  if (profiling) log(`the profiles' worker.js is ${bundleFile}`);
+  for (const [i, s] of sessions.entries()) {
+    const { profile } = (await s.send("Profiler.stop")) as { profile: Profile };
+    s.close();
+    const name = (targets[i] as string).split("/").pop()?.replace(/:/g, "_") ?? `isolate${i}`;
+    const file = join(tmpdir(), `runpass-${args.policy}-${name}.cpuprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    const { busyMs, rows } = top(profile, 25);
+    const line = (k: string, v: number) =>
+      console.log(
+        `${(v / N).toFixed(3).padStart(8)} ms  ${((v / busyMs) * 100).toFixed(1).padStart(5)}%  ${k}`,
+      );
+    console.log(`\n${name}: ${(busyMs / N).toFixed(2)} ms busy per exchange — ${file}`);
+    if (name.startsWith("core_user")) {
+      console.log("by entry point (outermost bundle frame: request path, Durable Object methods, alarms):");
+      for (const [k, v] of byEntry(profile, bundle).slice(0, 15)) line(k, v);
+      console.log("by function (self time):");
+    }
+    for (const [k, v] of rows) line(k, v);
+  }
+} finally {
+  await h.stop();
+}
