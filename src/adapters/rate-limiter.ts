@@ -4,8 +4,8 @@
 // window rolls or by the alarm after it ends, and shipped to D1 through an outbox.
 
 import { DurableObject } from "cloudflare:workers";
-import { AUDIT_SHIP_BATCH, RATE_LIMIT_ALARM_GRACE_MS } from "../constants.ts";
-import { type AuditRecord, auditLogLine } from "../core/audit/record.ts";
+import { RATE_LIMIT_ALARM_GRACE_MS } from "../constants.ts";
+import type { AuditRecord } from "../core/audit/record.ts";
 import { randomId } from "../core/crypto.ts";
 import {
   type LimitReport,
@@ -13,7 +13,7 @@ import {
   type RateLimitFields,
   windowStart,
 } from "../core/rate-limit.ts";
-import { D1AuditStore } from "./audit-store.ts";
+import { enqueueAudit, OUTBOX_TABLE, outboxPending, shipOutbox } from "./audit-outbox.ts";
 import type { Env } from "./env.ts";
 
 /** Retry delay for shipping the outbox to D1 after a failure. */
@@ -42,7 +42,7 @@ export class RateLimiter extends DurableObject<Env> {
         refused INTEGER NOT NULL DEFAULT 0, recorded INTEGER NOT NULL DEFAULT 0
       );
       CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
+      ${OUTBOX_TABLE}
     `);
   }
 
@@ -162,13 +162,12 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   #enqueue(record: AuditRecord): void {
-    this.#sql.exec("INSERT INTO audit_outbox (record) VALUES (?)", JSON.stringify(record));
-    console.log(auditLogLine(record));
+    enqueueAudit(this.#sql, record);
   }
 
   /** Ships pending records now (a rolled window); on failure the alarm retries. */
   async #shipNow(): Promise<void> {
-    if (this.#sql.exec("SELECT 1 FROM audit_outbox LIMIT 1").toArray().length === 0) return;
+    if (!outboxPending(this.#sql)) return;
     try {
       await this.#ship();
     } catch {
@@ -176,22 +175,8 @@ export class RateLimiter extends DurableObject<Env> {
     }
   }
 
-  async #ship(): Promise<void> {
-    const store = new D1AuditStore(this.env.AUDIT_DB);
-    for (;;) {
-      const rows = this.#sql
-        .exec<{ seq: number; record: string }>(
-          "SELECT seq, record FROM audit_outbox ORDER BY seq LIMIT ?",
-          AUDIT_SHIP_BATCH,
-        )
-        .toArray();
-      if (rows.length === 0) return;
-      await store.insert(rows.map((r) => JSON.parse(r.record) as AuditRecord));
-      this.#sql.exec(
-        "DELETE FROM audit_outbox WHERE seq <= ?",
-        (rows[rows.length - 1] as { seq: number }).seq,
-      );
-    }
+  #ship(): Promise<void> {
+    return shipOutbox(this.#sql, this.env.AUDIT_DB);
   }
 
   async #armAt(at: number): Promise<void> {

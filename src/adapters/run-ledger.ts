@@ -2,13 +2,8 @@
 // upstream revocations and an audit outbox, in one Durable Object per run.
 
 import { DurableObject } from "cloudflare:workers";
-import {
-  AUDIT_SHIP_BATCH,
-  REVOCATION_BACKOFF_MS,
-  REVOCATION_MAX_ATTEMPTS,
-  RUN_ENDED_RETENTION_MS,
-} from "../constants.ts";
-import { type AuditRecord, auditLogLine, refusedRecord } from "../core/audit/record.ts";
+import { REVOCATION_BACKOFF_MS, REVOCATION_MAX_ATTEMPTS, RUN_ENDED_RETENTION_MS } from "../constants.ts";
+import { type AuditRecord, refusedRecord } from "../core/audit/record.ts";
 import { randomId } from "../core/crypto.ts";
 import { revokeGrant } from "../core/grants/revoke.ts";
 import type { LeaseEndReason, LeaseGrant } from "../core/lease.ts";
@@ -22,7 +17,7 @@ import type {
   LeaseView,
   RenewableLease,
 } from "../core/ledger.ts";
-import { D1AuditStore } from "./audit-store.ts";
+import { enqueueAudit, OUTBOX_TABLE, shipOutbox } from "./audit-outbox.ts";
 import type { Env } from "./env.ts";
 import { revokersFor } from "./revokers.ts";
 
@@ -72,7 +67,7 @@ export class RunLedger extends DurableObject<Env> {
         seq INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL, grant_json TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL
       );
-      CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
+      ${OUTBOX_TABLE}
     `);
     // Objects created before leases remembered their subject (renewal needs it).
     const columns = this.#sql.exec<{ name: string }>("PRAGMA table_info(leases)").toArray();
@@ -399,8 +394,7 @@ export class RunLedger extends DurableObject<Env> {
   }
 
   #enqueue(record: AuditRecord): void {
-    this.#sql.exec("INSERT INTO audit_outbox (record) VALUES (?)", JSON.stringify(record));
-    console.log(auditLogLine(record));
+    enqueueAudit(this.#sql, record);
   }
 
   #scalar(sql: string): number | null {
@@ -408,22 +402,8 @@ export class RunLedger extends DurableObject<Env> {
     return row?.v ?? null;
   }
 
-  async #ship(): Promise<void> {
-    const store = new D1AuditStore(this.env.AUDIT_DB);
-    for (;;) {
-      const rows = this.#sql
-        .exec<{ seq: number; record: string }>(
-          "SELECT seq, record FROM audit_outbox ORDER BY seq LIMIT ?",
-          AUDIT_SHIP_BATCH,
-        )
-        .toArray();
-      if (rows.length === 0) return;
-      await store.insert(rows.map((r) => JSON.parse(r.record) as AuditRecord));
-      this.#sql.exec(
-        "DELETE FROM audit_outbox WHERE seq <= ?",
-        (rows[rows.length - 1] as { seq: number }).seq,
-      );
-    }
+  #ship(): Promise<void> {
+    return shipOutbox(this.#sql, this.env.AUDIT_DB);
   }
 
   async #armAt(at: number): Promise<void> {
