@@ -23,20 +23,8 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, control, githubClaims, mint } from "../support/claims.ts";
-import { STS_ACCESS_KEY_ID, STS_SECRET_ACCESS_KEY, type StsRecord } from "../support/fake-sts.ts";
-
-const STS = env.TEST_STS_BASE;
-const GH_API = env.TEST_GITHUB_API_BASE;
-const GITHUB_ENV = {
-  GITHUB_APP_ID: env.TEST_GITHUB_APP_ID,
-  GITHUB_APP_PRIVATE_KEY: env.TEST_GITHUB_APP_PRIVATE_KEY,
-  GITHUB_API_URL: GH_API,
-};
-const STATIC_AWS_ENV = {
-  AWS_ACCESS_KEY_ID: STS_ACCESS_KEY_ID,
-  AWS_SECRET_ACCESS_KEY: STS_SECRET_ACCESS_KEY,
-  AWS_STS_ENDPOINT: STS,
-};
+import type { StsRecord } from "../support/fake-sts.ts";
+import { GH_API, GITHUB_ENV, STATIC_AWS_ENV, STS } from "../support/upstream-env.ts";
 
 /** An injected clock (ms) that only moves when a test moves it. */
 class TestClock {

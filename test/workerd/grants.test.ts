@@ -15,20 +15,7 @@ import {
 } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
 import { STS_ACCESS_KEY_ID, STS_SECRET_ACCESS_KEY, type StsRecord } from "../support/fake-sts.ts";
-
-const STS = env.TEST_STS_BASE;
-const GH = env.TEST_GITHUB_API_BASE;
-
-const GITHUB_ENV = {
-  GITHUB_APP_ID: env.TEST_GITHUB_APP_ID,
-  GITHUB_APP_PRIVATE_KEY: env.TEST_GITHUB_APP_PRIVATE_KEY,
-  GITHUB_API_URL: GH,
-};
-const STATIC_AWS_ENV = {
-  AWS_ACCESS_KEY_ID: STS_ACCESS_KEY_ID,
-  AWS_SECRET_ACCESS_KEY: STS_SECRET_ACCESS_KEY,
-  AWS_STS_ENDPOINT: STS,
-};
+import { GH_API as GH, GITHUB_ENV, STATIC_AWS_ENV, STS } from "../support/upstream-env.ts";
 
 interface Exchanged {
   lease: { id: string; run: string; expires_at: string; revoke_token: string };
