@@ -112,7 +112,8 @@ describe("leases", () => {
     expect(remaining).toBeLessThanOrEqual(20 * 60_000);
     expect(remaining).toBeGreaterThan(19 * 60_000);
 
-    const res = await broker.exchange(await token(), { policy: "api-deploy", ttl: "1s" });
+    // Leases end on whole seconds (now rounded down + ttl): 3 s leaves at least 2 s before it may end.
+    const res = await broker.exchange(await token(), { policy: "api-deploy", ttl: "3s" });
     const body = (await res.json()) as {
       lease: { id: string; run: string; expires_at: string; revoke_token: string };
       credentials: { token: { expires_at: string } };
@@ -122,7 +123,7 @@ describe("leases", () => {
     );
     const stub = ledgerFor(body.lease.run);
     expect((await stub.leases())[0]?.ended_at).toBeNull();
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, Date.parse(body.lease.expires_at) - Date.now() + 100));
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const [lease] = await stub.leases();
     expect(lease?.id).toBe(body.lease.id);

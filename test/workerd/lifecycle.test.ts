@@ -518,9 +518,11 @@ describe("DELETE /v1/leases/{id}", () => {
 describe("hard expiry without any webhook", () => {
   it("the alarm ends the lease at expires_at; introspection then says inactive", async () => {
     const { broker, token, exchange } = await setup();
-    const got = await exchange(await token(), "api-deploy", { ttl: "1s" });
+    // Leases end on whole seconds (now rounded down + ttl), so a 1 s lease can have ~0 s left: use 3 s, and
+    // wait for the expiry the response names.
+    const got = await exchange(await token(), "api-deploy", { ttl: "3s" });
     expect(await introspect(broker, got.body.credentials.token.token)).toMatchObject({ active: true });
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, Date.parse(got.body.lease.expires_at) - Date.now() + 100));
     await ship(got.body.lease.run);
     expect(await introspect(broker, got.body.credentials.token.token)).toEqual({ active: false });
     const [lease] = await ledgerFor(got.body.lease.run).leases();
