@@ -11,7 +11,7 @@
 import { execFile, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -22,6 +22,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_readConfig } from "wrangler";
 import { githubClaims } from "../test/support/claims.ts";
+import { scratchProject } from "../test/support/dev-broker.ts";
 import { STS_ACCESS_KEY_ID, STS_SECRET_ACCESS_KEY } from "../test/support/fake-sts.ts";
 
 const run = promisify(execFile);
@@ -101,9 +102,8 @@ function childPids(comm: string): number[] {
 // ---------------------------------------------------------------------------------------- scratch + builds
 
 /** A scratch copy of the project (node_modules symlinked) so builds never touch the working tree's generated/. */
-export async function scratchCopy(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `runpass-${prefix}-`));
-  for (const item of [
+function scratchCopy(prefix: string): Promise<string> {
+  return scratchProject(`runpass-${prefix}-`, [
     "src",
     "scripts",
     "policies",
@@ -112,14 +112,7 @@ export async function scratchCopy(prefix: string): Promise<string> {
     "wrangler.toml",
     "package.json",
     "tsconfig.json",
-  ]) {
-    await cp(join(ROOT, item), join(dir, item), {
-      recursive: true,
-      filter: (src) => !src.endsWith("results.json"),
-    });
-  }
-  await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  return dir;
+  ]);
 }
 
 export interface BuildResult {

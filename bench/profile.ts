@@ -9,10 +9,10 @@
 // Miniflare's D1 simulator (`d1:db`), which only exists locally: in production D1 runs elsewhere.
 
 import { readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort } from "../test/support/dev-broker.ts";
 import { cpuMs, exchange, log, startHarness, waitIdle } from "./harness.ts";
 
 const { values: args } = parseArgs({
@@ -38,15 +38,6 @@ interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => done(port));
-    });
-  });
 }
 
 /** A DevTools session on one workerd isolate. */

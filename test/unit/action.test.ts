@@ -5,23 +5,21 @@
 // the test can prove each credential was masked before anything was written anywhere.
 // Credential values are only ever compared, never printed (assertions use booleans with plain messages).
 
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DevBroker, freePort, scratchProject, startDevBroker } from "../support/dev-broker.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 let scratch = "";
 let port = 0;
 let base = "";
 let adminToken = "";
-let child: ChildProcess | undefined;
-let log = "";
+let broker: DevBroker | undefined;
 let idServer: Server | undefined;
 let idUrl = "";
 const ID_REQUEST_TOKEN = `req-${randomBytes(12).toString("hex")}`;
@@ -63,16 +61,6 @@ allow:
 grants:
   token: { audience: "https://example.internal", ttl: 10m }
 `;
-
-async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port: p } = server.address() as { port: number };
-      server.close(() => done(p));
-    });
-  });
-}
 
 function devToken(aud: string): Promise<string> {
   return new Promise((done, fail) => {
@@ -231,8 +219,7 @@ async function putSecret(path: string, body: Record<string, string>): Promise<vo
 }
 
 beforeAll(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "runpass-action-"));
-  for (const item of [
+  scratch = await scratchProject("runpass-action-", [
     "src",
     "scripts",
     "policies",
@@ -241,41 +228,16 @@ beforeAll(async () => {
     "wrangler.toml",
     "package.json",
     "tsconfig.json",
-  ]) {
-    await cp(join(ROOT, item), join(scratch, item), { recursive: true });
-  }
-  await symlink(join(ROOT, "node_modules"), join(scratch, "node_modules"));
+  ]);
   await mkdir(join(scratch, "action-policies"));
   await writeFile(join(scratch, "action-policies/action-ok.yaml"), OK_POLICY);
   await writeFile(join(scratch, "action-policies/action-denied.yaml"), DENIED_POLICY);
-  port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const env = {
-    ...process.env,
-    PORT: String(port),
+  broker = await startDevBroker(scratch, {
     RUNPASS_POLICIES_DIR: join(scratch, "action-policies"),
     RUNPASS_MASTER_KEYS: JSON.stringify({ m1: randomBytes(32).toString("base64") }),
-    WRANGLER_SEND_METRICS: "false",
-    PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}`,
-  };
-  child = spawn(process.execPath, [join(scratch, "scripts/dev.ts")], { cwd: scratch, env, detached: true });
-  child.stdout?.on("data", (d) => {
-    log += String(d);
   });
-  child.stderr?.on("data", (d) => {
-    log += String(d);
-  });
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    try {
-      const res = await fetch(`${base}/healthz`);
-      if (res.ok) break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`the broker did not come up:\n${log.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  port = broker.port;
+  base = broker.base;
   adminToken = (JSON.parse(await readFile(join(scratch, ".dev/keys.json"), "utf8")) as { adminToken: string })
     .adminToken;
   await putSecret("ci/deploy-key", { value: DEPLOY_KEY });
@@ -285,16 +247,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (child?.pid) {
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-  }
   await new Promise<void>((done) => (idServer ? idServer.close(() => done()) : done()));
-  await new Promise((r) => setTimeout(r, 500));
-  if (scratch) await rm(scratch, { recursive: true, force: true });
+  if (broker) await broker.stop();
+  else if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
 describe("the action against a real broker", () => {

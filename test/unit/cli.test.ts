@@ -1,51 +1,18 @@
 // The runpass CLI as a child process: `policy check` exit codes and file:line output, offline `policy explain`.
 
-import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { githubClaims } from "../support/claims.ts";
+import { ROOT, type Run, runpass } from "../support/run-cli.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const BIN = join(ROOT, "bin/runpass.mjs");
 const ISS = "https://ci.runpass.test";
 const AUD = "https://runpass.test";
 /** A fixed minting time; --at is set relative to it. */
 const NOW = Date.parse("2026-01-15T12:00:00Z");
 const at = (offsetSeconds: number) => new Date(NOW + offsetSeconds * 1000).toISOString();
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs bin/runpass.mjs with this Node, without any RUNPASS_* settings from the outer environment. */
-function runpass(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !k.startsWith("RUNPASS_") && k !== "PORT") clean[k] = v;
-  }
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...clean, NODE_NO_WARNINGS: "1", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
 
 interface ExplainOutput {
   decision: "allow" | "deny";

@@ -3,29 +3,17 @@
 // result; the admin CLI lists and revokes the lease. Also proves env passthrough and RUNPASS_POLICIES_DIR, and
 // drives `runpass admin secrets …` and `policy check --admin-url` against the broker's secret store.
 
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
-import { hostname, tmpdir, userInfo } from "node:os";
-import { join, resolve } from "node:path";
+import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname, userInfo } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DevBroker, ROOT, scratchProject, startDevBroker } from "../support/dev-broker.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 let scratch = "";
 let port = 0;
-let child: ChildProcess | undefined;
-let log = "";
-
-async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port: p } = server.address() as { port: number };
-      server.close(() => done(p));
-    });
-  });
-}
+let broker: DevBroker | undefined;
 
 async function cli(
   args: string[],
@@ -52,8 +40,7 @@ async function cli(
 }
 
 beforeAll(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "runpass-dev-"));
-  for (const item of [
+  scratch = await scratchProject("runpass-dev-", [
     "src",
     "scripts",
     "policies",
@@ -61,10 +48,7 @@ beforeAll(async () => {
     "wrangler.toml",
     "package.json",
     "tsconfig.json",
-  ]) {
-    await cp(join(ROOT, item), join(scratch, item), { recursive: true });
-  }
-  await symlink(join(ROOT, "node_modules"), join(scratch, "node_modules"));
+  ]);
   // A second policy folder: only what is in it is trusted.
   await mkdir(join(scratch, "other-policies"));
   await cp(join(ROOT, "policies/dev-demo.yaml"), join(scratch, "other-policies/walk.yaml"));
@@ -81,48 +65,19 @@ beforeAll(async () => {
       'grants:\n  token: { audience: "https://example.internal" }\n  secrets: { HOSTILE: ci/hostile }\n',
     ),
   );
-  port = await freePort();
-  const env = {
-    ...process.env,
-    PORT: String(port),
+  broker = await startDevBroker(scratch, {
     RUNPASS_POLICIES_DIR: join(scratch, "other-policies"),
     // The secret store's master keys (random per run).
     RUNPASS_MASTER_KEYS: JSON.stringify({ active: "m1", keys: { m1: randomBytes(32).toString("base64") } }),
     // Passed through to the Worker: a value with characters a dotenv file must escape.
     GITHUB_WEBHOOK_SECRET: `s3cr$t "quoted" \\ back`,
-    WRANGLER_SEND_METRICS: "false",
-    PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}`,
-  };
-  child = spawn(process.execPath, [join(scratch, "scripts/dev.ts")], { cwd: scratch, env, detached: true });
-  child.stdout?.on("data", (d) => {
-    log += String(d);
   });
-  child.stderr?.on("data", (d) => {
-    log += String(d);
-  });
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (res.ok) break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`npm start did not come up:\n${log.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  port = broker.port;
 }, 120_000);
 
 afterAll(async () => {
-  if (child?.pid) {
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-  }
-  await new Promise((r) => setTimeout(r, 500));
-  if (scratch) await rm(scratch, { recursive: true, force: true });
+  if (broker) await broker.stop();
+  else if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
 describe("npm start and the README walk-through", () => {

@@ -2,19 +2,16 @@
 // line and stays quiet on a negative one; the shipped policies are clean; `policy check` prints text or SARIF
 // and exits 0 (warnings allowed), 1 (errors, or warnings with --strict), 2 (usage).
 
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readPolicyDir } from "../../src/cli/policy-files.ts";
 import type { IssuerConfig } from "../../src/core/oidc/issuers.ts";
 import { type Finding, LINT_RULES, lintPolicySet } from "../../src/core/policy/lint.ts";
 import { loadPolicySet } from "../../src/core/policy/load.ts";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-const BIN = join(ROOT, "bin/runpass.mjs");
+import { ROOT, runpass } from "../support/run-cli.ts";
 
 const DEV_ISSUER: IssuerConfig = {
   name: "dev",
@@ -582,35 +579,8 @@ describe("the rule table", () => {
 
 // ---- the CLI ----
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runpass(args: string[]): Promise<Run> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !k.startsWith("RUNPASS_") && k !== "PORT") env[k] = v;
-  }
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: dir,
-      env: { ...env, NODE_NO_WARNINGS: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
+/** The CLI run from the scratch folder, so reported paths are predictable. */
+const cli = (args: string[]) => runpass(args, { cwd: dir });
 
 let dir: string;
 const WARN_ONLY = gh(PINS); // RP004 only
@@ -637,7 +607,7 @@ afterAll(async () => {
 
 describe("runpass policy check (lint)", () => {
   it("prints warnings as file:line:col: warning RULE: message with why/fix, and exits 0 (1 with --strict)", async () => {
-    const r = await runpass(["policy", "check", "--policies", "warn"]);
+    const r = await cli(["policy", "check", "--policies", "warn"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const lines = r.stdout.split("\n");
@@ -650,14 +620,14 @@ describe("runpass policy check (lint)", () => {
     expect(r.stdout).toMatch(/^1 warning \(policy check --strict fails on warnings\)$/m);
     expect(r.stdout).toMatch(/^ok: 1 policies, 1 issuers \(sha256:[0-9a-f]{64}\)$/m);
 
-    const strict = await runpass(["policy", "check", "--policies", "warn", "--strict"]);
+    const strict = await cli(["policy", "check", "--policies", "warn", "--strict"]);
     expect(strict.code).toBe(1);
     expect(strict.stdout).toMatch(/^1 warning in .*warn \(--strict: warnings fail the check\)$/m);
     expect(strict.stdout).not.toMatch(/^ok:/m);
   });
 
   it("exits 1 on a lint error even though every policy loads", async () => {
-    const r = await runpass(["policy", "check", "--policies", "error"]);
+    const r = await cli(["policy", "check", "--policies", "error"]);
     expect(r.code).toBe(1);
     const { line, col } = at(LINT_ERROR, "true");
     expect(r.stdout).toContain(`${join(dir, "error", "lint-error.yaml")}:${line}:${col}: error RP009: `);
@@ -665,20 +635,20 @@ describe("runpass policy check (lint)", () => {
   });
 
   it("the shipped policies pass --strict", async () => {
-    const r = await runpass(["policy", "check", "--policies", join(ROOT, "policies"), "--strict"]);
+    const r = await cli(["policy", "check", "--policies", join(ROOT, "policies"), "--strict"]);
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).not.toMatch(/warning|error/);
   });
 
   it("exits 2 on a bad --format", async () => {
-    const r = await runpass(["policy", "check", "--policies", "warn", "--format", "xml"]);
+    const r = await cli(["policy", "check", "--policies", "warn", "--format", "xml"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--format must be text or sarif");
     expect(r.stderr).toContain("usage:");
   });
 
   it("--format sarif prints one SARIF 2.1.0 log with rules, levels and relative locations", async () => {
-    const r = await runpass(["policy", "check", "--policies", "broken", "--format", "sarif"]);
+    const r = await cli(["policy", "check", "--policies", "broken", "--format", "sarif"]);
     expect(r.code).toBe(1);
     const log = JSON.parse(r.stdout) as {
       version: string;
