@@ -3,6 +3,9 @@
 // post-step revoke. Dependency-free and runtime-neutral: only fetch, AbortSignal and timers (no node: imports).
 // Nothing here ever puts a token, credential or secret value into an error, a message or a log line.
 
+// Type-only: the wire shape is the broker's own type, and nothing of the core is bundled.
+import type { Credentials } from "../core/grants/issue.ts";
+
 /** One failed check, as the broker reports it (DESIGN §2; only the policy's owner sees them). */
 export interface Reason {
   code: string;
@@ -14,18 +17,7 @@ export interface Reason {
 }
 
 /** The credentials block of a successful exchange: only the grants the policy has (and the request named). */
-export interface ExchangeCredentials {
-  token?: { token: string; expires_at: string };
-  aws?: {
-    access_key_id: string;
-    secret_access_key: string;
-    session_token: string;
-    expires_at: string;
-    region: string;
-  };
-  github?: { token: string; expires_at: string; repositories: string[]; permissions: Record<string, string> };
-  secrets?: Record<string, string>;
-}
+export type ExchangeCredentials = Credentials;
 
 /** A successful `POST /v1/exchange` body. */
 export interface ExchangeResponse {
