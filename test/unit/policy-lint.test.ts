@@ -80,8 +80,7 @@ allow:
   repository_id: "519345000"
   ref: refs/heads/main
   event_name: [push, workflow_dispatch]
-deny:
-  - runner_environment: self-hosted
+  runner_environment: github-hosted
 grants:
   aws: { role_arn: "arn:aws:iam::111111111111:role/deploy", duration: 30m }
   github: { owner: acme, repositories: [api], permissions: { contents: read, deployments: write } }
@@ -95,8 +94,7 @@ allow:
   project_id: "20"
   ref_protected: "true"
   pipeline_source: [push, web]
-deny:
-  - runner_environment: self-hosted
+  runner_environment: gitlab-hosted
 grants:
   secrets: { DB_PASSWORD: acme/infra/db }
 `;
@@ -561,6 +559,58 @@ describe("RP017 duplicate-policy", () => {
     const a = gh(`${PINS}\n${EVENTS}`);
     none({ a, b: gh(`${PINS}\n  event_name: push`) }, "RP017");
     none({ a, b: `audience: https://other.test\n${a}` }, "RP017");
+  });
+});
+
+describe("RP018 deny-on-optional-claim", () => {
+  it("fires at a deny key on a claim the issuer may omit, saying to allow-list it instead", () => {
+    const text = gh(`${PINS}\n${EVENTS}`, undefined, "deny:\n  - runner_environment: self-hosted\n");
+    const f = one(text, "RP018", "runner_environment");
+    expect(f.severity).toBe("warning");
+    expect(f.message).toMatch(/runner_environment/);
+    expect(f.message).toMatch(/never fires|not denied/);
+    expect(f.fix).toMatch(/allow/);
+    expect(f.fix).toMatch(/runner_environment: github-hosted/);
+    one(
+      gl('  namespace_id: "72"\n  project_id: "20"', undefined, "deny:\n  - environment: sandbox\n"),
+      "RP018",
+      "environment",
+    );
+  });
+
+  it("fires on every deny key of a generic issuer but sub", () => {
+    const issuers = 'ci: { url: "https://ci.acme.dev", kind: generic }\n';
+    const text =
+      'issuer: ci\nallow:\n  sub: "job:deploy"\ndeny:\n  - sub: "job:deploy-old"\n  - team: sandbox\ngrants:\n  token: { audience: "https://deploy.acme.dev" }\n';
+    const found = of(lint({ p: text }, { issuers }), "RP018");
+    expect(found.map((f) => f.message)).toEqual([expect.stringMatching(/"team"/)]);
+    expect(found[0]).toMatchObject(at(text, "team"));
+  });
+
+  it("does not fire on claims every token carries, or that allow already requires", () => {
+    none(GH_CLEAN, "RP018");
+    none(GL_CLEAN, "RP018");
+    none(gh(`${PINS}\n${EVENTS}`, undefined, "deny:\n  - event_name: workflow_dispatch\n"), "RP018");
+    none(gh(`${PINS}\n${EVENTS}`, undefined, 'deny:\n  - ref: "refs/heads/dev*"\n'), "RP018");
+    none(
+      gl(
+        '  namespace_id: "72"\n  project_id: "20"',
+        undefined,
+        "deny:\n  - pipeline_source: merge_request_event\n",
+      ),
+      "RP018",
+    );
+    // allow requires the claim, so every token the policy admits carries it and the deny can see it.
+    none(
+      gh(
+        `${PINS}\n${EVENTS}\n  environment: [prod, prod-eu]`,
+        undefined,
+        "deny:\n  - environment: prod-eu\n",
+      ),
+      "RP018",
+    );
+    // An unknown claim is RP011's finding, not this one's.
+    none(gh(`${PINS}\n${EVENTS}`, undefined, "deny:\n  - custom_team: ops\n"), "RP018");
   });
 });
 

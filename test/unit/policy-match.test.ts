@@ -90,10 +90,15 @@ describe("the shipped policies", () => {
     expect(evaluatePolicy(policy("api-deploy"), gh(), AUD)).toEqual({ allowed: true, reasons: [] });
   });
 
-  it("api-deploy denies self-hosted runners even when everything else matches", () => {
+  it("api-deploy denies self-hosted runners, and tokens without runner_environment, even when everything else matches", () => {
     const e = evaluatePolicy(policy("api-deploy"), gh({ runner_environment: "self-hosted" }), AUD);
     expect(e.allowed).toBe(false);
-    expect(e.reasons).toEqual([{ code: "denied_by", rule: 0, claims: ["runner_environment"] }]);
+    expect(e.reasons).toEqual([
+      { code: "claim_mismatch", claim: "runner_environment", expected: ["github-hosted"] },
+    ]);
+    const absent = evaluatePolicy(policy("api-deploy"), gh({ runner_environment: undefined }), AUD);
+    expect(absent.allowed).toBe(false);
+    expect(absent.reasons.map((r) => r.code)).toEqual(["claim_absent"]);
   });
 
   it("cli-release allows version tags through the release workflow and nothing deeper", () => {

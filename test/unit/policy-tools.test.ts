@@ -114,6 +114,7 @@ describe("runpass policy test", () => {
       repository_id: "519345000"
       ref: refs/heads/main-evil
       event_name: push
+      runner_environment: github-hosted
   - name: right decision, wrong reason
     policy: api-deploy
     expect: deny
@@ -122,6 +123,7 @@ describe("runpass policy test", () => {
       repository_id: "519345000"
       ref: refs/heads/main
       event_name: pull_request_target
+      runner_environment: github-hosted
     reasons:
       - { code: claim_mismatch, claim: ref }
   - name: still fine
@@ -134,7 +136,7 @@ describe("runpass policy test", () => {
       event_name: push
       runner_environment: self-hosted
     reasons:
-      - { code: denied_by, claim: runner_environment }
+      - { code: claim_mismatch, claim: runner_environment }
 `,
     );
     const r = await runpass(["policy", "test", "--policies", SHIPPED, "--tests", tests]);

@@ -90,6 +90,66 @@ export const GitLabClaims = z.object({
 });
 export type GitLabClaims = z.infer<typeof GitLabClaims>;
 
+/**
+ * Claims every token of an issuer kind carries, whatever the platform version or event: the standard claims
+ * verification requires, plus (github, gitlab) those present since the platform's first OIDC release (GHES 3.5,
+ * GitLab 15.7 `id_tokens`). Later additions (runner_environment, workflow_ref, ref_path, …) and per-job claims
+ * (environment, enterprise, …) are missing from some tokens; the linter warns on deny rules that rely on them.
+ */
+export const ALWAYS_PRESENT_CLAIMS: Record<IssuerKind, readonly string[]> = {
+  github: [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "actor",
+    "actor_id",
+    "base_ref",
+    "event_name",
+    "head_ref",
+    "job_workflow_ref",
+    "ref",
+    "ref_type",
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "repository_visibility",
+    "run_attempt",
+    "run_id",
+    "run_number",
+    "sha",
+    "workflow",
+  ],
+  gitlab: [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "namespace_id",
+    "namespace_path",
+    "project_id",
+    "project_path",
+    "user_id",
+    "user_login",
+    "user_email",
+    "pipeline_id",
+    "pipeline_source",
+    "job_id",
+    "ref",
+    "ref_type",
+    "ref_protected",
+  ],
+  // StandardClaims: `jti` and `nbf` are optional for generic issuers.
+  generic: ["iss", "sub", "aud", "exp", "iat"],
+};
+
 /** The JSON type of each claim each platform documents (used by the linter and tests). */
 export type ClaimType = "string" | "number" | "boolean" | "array";
 

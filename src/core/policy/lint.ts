@@ -1,11 +1,11 @@
-// Security lint for policy files (`runpass policy check`, DESIGN §3): rules RP001–RP017, each pointing at
+// Security lint for policy files (`runpass policy check`, README "Lint rules"): rules RP001–RP018, each pointing at
 // file:line:col. Pure: the caller reads the files; the YAML is re-parsed here with the loader's own parser
 // so findings can name positions. Findings warn about policies the loader accepts but that trust more than
 // their authors probably meant (or can never match); RP001 repeats the loader's refusal with a rule id.
 
 import type { ZodMiniType } from "zod/mini";
 import { parseDuration } from "../duration.ts";
-import { type ClaimType, GitHubClaims, GitLabClaims } from "../oidc/claims.ts";
+import { ALWAYS_PRESENT_CLAIMS, type ClaimType, GitHubClaims, GitLabClaims } from "../oidc/claims.ts";
 import { DEV_ISSUER_NAME, type IssuerKind, PRESET_ISSUERS, RESERVED_ISSUER_NAMES } from "../oidc/issuers.ts";
 import { parseSecretRef } from "../secrets/paths.ts";
 import { compileGlob, isGlob, matchGlob } from "./glob.ts";
@@ -141,7 +141,7 @@ export const LINT_RULES: readonly LintRule[] = [
     severity: "warning",
     what: "A github.com or gitlab.com policy with aws, secrets or github grants that does not exclude self-hosted runners.",
     why: "Self-hosted runners are usually persistent and shared: an earlier job (any branch, any repository on the runner group) can tamper with the machine that later receives production credentials.",
-    fix: "Add deny: [{ runner_environment: self-hosted }] (or allow runner_environment: github-hosted / gitlab-hosted).",
+    fix: "Allow only hosted runners: runner_environment: github-hosted (gitlab-hosted) in allow. A deny on self-hosted does not stop tokens that omit the claim (RP018).",
   },
   {
     id: "RP013",
@@ -182,6 +182,14 @@ export const LINT_RULES: readonly LintRule[] = [
     what: "Two policies have the same issuer, audience, allow and deny.",
     why: "The same callers can use either policy, so reviewing one does not tell you what those callers can get; identical grants make one of them redundant.",
     fix: "Merge the two policies, or narrow one of them.",
+  },
+  {
+    id: "RP018",
+    name: "deny-on-optional-claim",
+    severity: "warning",
+    what: "A deny entry names a claim the issuer kind does not send in every token (github: runner_environment, environment, workflow_ref, …; generic issuers: every claim but the standard ones) and allow does not require it.",
+    why: "A deny entry matches only when all its claims are present and match: a token without the claim (older GHES or GitLab, another event) is not denied — the rule fails open.",
+    fix: "Allow-list the claim instead (allow: runner_environment: github-hosted rather than deny: runner_environment: self-hosted), or also require the claim in allow.",
   },
 ];
 
@@ -734,7 +742,7 @@ function selfHosted(p: Policy, f: Findings): void {
     ["grants", production[0] as string],
     true,
     `self-hosted runners can get this policy's ${production.join(", ")} grants (runner_environment is neither denied self-hosted nor allowed only ${hosted})`,
-    { fix: `Add deny: [{ runner_environment: self-hosted }] or allow runner_environment: ${hosted}.` },
+    { fix: `Allow only hosted runners: runner_environment: ${hosted} in allow.` },
   );
 }
 
@@ -776,6 +784,34 @@ function grantBreadth(p: Policy, f: Findings): void {
         ["grants", "aws", "duration"],
         false,
         `aws grant: duration ${aws.duration} is over 1h`,
+      );
+    }
+  }
+}
+
+function denyOnOptionalClaim(p: Policy, f: Findings): void {
+  const always = ALWAYS_PRESENT_CLAIMS[p.kind];
+  // A claim allow requires is present in every token the policy admits, so a deny on it sees it.
+  const guaranteed = (claim: string) => always.includes(claim) || p.allow.has(claim);
+  // For github and gitlab an unknown claim is RP011's finding (it never fires at all).
+  const known = p.kind === "generic" ? undefined : KNOWN_CLAIMS[p.kind];
+  for (const d of p.deny) {
+    for (const cond of d.values()) {
+      if (guaranteed(cond.claim) || (known && !Object.hasOwn(known, cond.claim))) continue;
+      const values = cond.values.filter((v): v is string => typeof v === "string" && !isGlob(v));
+      const example =
+        cond.claim === "runner_environment"
+          ? `${cond.claim}: ${p.kind === "gitlab" ? "gitlab-hosted" : "github-hosted"}`
+          : `${cond.claim}: [<the values you trust>]`;
+      f.add(
+        p,
+        "RP018",
+        cond.path,
+        true,
+        `"${cond.claim}" is not in every ${p.kind} token: a token without it is not denied by this entry${
+          values.length ? ` (only tokens that say ${values.map(quote).join(" or ")} are)` : ""
+        }; the deny fails open`,
+        { fix: `Allow-list the claim instead (allow: ${example}), or also require ${cond.claim} in allow.` },
       );
     }
   }
@@ -901,6 +937,7 @@ export function lintPolicySet(
     selfHosted(p, f);
     grantBreadth(p, f);
     deadPolicy(p, f);
+    denyOnOptionalClaim(p, f);
   }
   sharedSecrets(policies, f);
   duplicates(policies, f);
