@@ -1,9 +1,10 @@
 // Build step (wrangler [build], npm test, npm run typecheck): policies folder → generated/policy-bundle.ts,
 // and the standalone runner CLI → generated/cli-bundle.ts (served at /v1/cli/runpass.mjs).
-// RUNPASS_POLICIES_DIR selects the folder (default policies/); RUNPASS_DEV=1 makes a dev bundle.
+// RUNPASS_POLICIES_DIR selects the folder (default policies/); RUNPASS_DEV=1 makes a dev bundle, for the local
+// dev server only (src/cli/dev-build-guard.ts refuses it for `wrangler deploy`).
 
-import { rm, writeFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import {
   bundleModule,
   DEFAULT_BUNDLE_MAX,
@@ -12,10 +13,16 @@ import {
   splitForStore,
   writeIfChanged,
 } from "../src/cli/build.ts";
+import { devBuildRefusal } from "../src/cli/dev-build-guard.ts";
 import { writeRunnerModule } from "./bundle-runner.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dir = resolve(root, process.env.RUNPASS_POLICIES_DIR || "policies");
+const refusal = devBuildRefusal(process.env);
+if (refusal) {
+  console.error(`runpass: ${refusal}; nothing was built`);
+  process.exit(1);
+}
 const dev = process.env.RUNPASS_DEV === "1";
 const port = Number(process.env.PORT || 8787);
 const out = resolve(root, "generated/policy-bundle.ts");
@@ -30,9 +37,10 @@ if (!result.bundle) {
 }
 // Large sets go to POLICY_KV (generated/policy-kv.json, uploaded by `npm run deploy`); the Worker keeps the rest.
 const max = Number(process.env.RUNPASS_BUNDLE_MAX || DEFAULT_BUNDLE_MAX);
-const split = splitForStore(result.bundle, max);
+const split = await splitForStore(result.bundle, max, result.sources);
 const kvFile = resolve(root, "generated/policy-kv.json");
 if (split.entries) {
+  await mkdir(dirname(kvFile), { recursive: true });
   await writeFile(kvFile, JSON.stringify(split.entries));
   console.error(
     `runpass: ${split.entries.length} policies exceed RUNPASS_BUNDLE_MAX=${max}: records written to ${kvFile} for POLICY_KV`,

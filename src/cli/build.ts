@@ -3,9 +3,9 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { policyStoreKey } from "../core/policy/compile.ts";
 import { type Finding, lintPolicySet } from "../core/policy/lint.ts";
-import { type LoadResult, loadPolicySet, type Problem } from "../core/policy/load.ts";
+import { type LoadResult, loadPolicySet, type Problem, type SourceFile } from "../core/policy/load.ts";
+import { buildPolicyRecords } from "../core/policy/store-record.ts";
 import { devIssuerConfig, ensureDevKeys } from "./dev-keys.ts";
 import { readPolicyDir } from "./policy-files.ts";
 
@@ -25,7 +25,7 @@ export interface BuildOptions {
 /** Loads and validates a policies folder; in dev builds the dev issuer is available to policies that name it. */
 export async function loadPolicyFolder(
   options: BuildOptions,
-): Promise<LoadResult & { ignored: string[]; findings: Finding[] }> {
+): Promise<LoadResult & { ignored: string[]; findings: Finding[]; sources: SourceFile[] }> {
   const sources = await readPolicyDir(options.dir);
   const devIssuer = options.dev
     ? devIssuerConfig(await ensureDevKeys(options.root), options.port)
@@ -33,7 +33,7 @@ export async function loadPolicyFolder(
   const loadOptions = { dev: options.dev, ...(devIssuer ? { devIssuer } : {}) };
   const result = await loadPolicySet(sources, loadOptions);
   const findings = options.lint ? lintPolicySet(sources, loadOptions) : [];
-  return { ...result, ignored: sources.ignored, findings };
+  return { ...result, ignored: sources.ignored, findings, sources: sources.policies };
 }
 
 /** Formats a problem as `file:line:col: severity: message`. */
@@ -59,21 +59,42 @@ export function bundleModule(bundle: NonNullable<LoadResult["bundle"]>): string 
  */
 export const DEFAULT_BUNDLE_MAX = 10_000;
 
-/** Splits a large bundle into a small Worker bundle and POLICY_KV records (`wrangler kv bulk put` format). */
-export function splitForStore(
+/**
+ * Splits a large bundle into a small Worker bundle and POLICY_KV records (`wrangler kv bulk put` format): each
+ * record is a policy's YAML source from `sources` with its inclusion proof; the bundle keeps the Merkle root.
+ */
+export async function splitForStore(
   bundle: NonNullable<LoadResult["bundle"]>,
   max: number,
-): { bundle: NonNullable<LoadResult["bundle"]>; entries: Array<{ key: string; value: string }> | undefined } {
+  sources: readonly SourceFile[],
+): Promise<{
+  bundle: NonNullable<LoadResult["bundle"]>;
+  entries: Array<{ key: string; value: string }> | undefined;
+}> {
   if (bundle.policies.length <= max) return { bundle, entries: undefined };
+  const byName = new Map<string, string>();
+  // The loader's naming rule (file name without .yaml; the first path in sort order wins).
+  for (const file of [...sources].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    const name = (file.path.split(/[\\/]/).pop() ?? file.path).replace(/\.yaml$/, "");
+    if (!byName.has(name)) byName.set(name, file.text);
+  }
+  const records = bundle.policies.map((p) => {
+    const source = byName.get(p.name);
+    if (source === undefined) throw new Error(`policy ${p.name} has no source to store`);
+    return { name: p.name, source };
+  });
+  const { root, entries } = await buildPolicyRecords(records);
   const audiences = [
     ...new Set(bundle.policies.flatMap((p) => (p.audience !== undefined ? [p.audience] : []))),
   ];
   return {
-    bundle: { ...bundle, policies: [], store: { kind: "kv", count: bundle.policies.length }, audiences },
-    entries: bundle.policies.map((p) => ({
-      key: policyStoreKey(bundle.version, p.name),
-      value: JSON.stringify(p),
-    })),
+    bundle: {
+      ...bundle,
+      policies: [],
+      store: { kind: "kv", count: bundle.policies.length, root },
+      audiences,
+    },
+    entries,
   };
 }
 

@@ -65,18 +65,22 @@ export class Runtime {
       });
     let policies: PolicySet | ConfigError;
     try {
-      policies = compilePolicySet(options.bundle, {
-        get: (key) => {
-          if (!this.#kv) {
-            return Promise.reject(
-              new ConfigError(
-                "this policy set is stored in KV but POLICY_KV is not bound; see README (large policy sets)",
-              ),
-            );
-          }
-          return this.#kv.get(key);
+      policies = compilePolicySet(
+        options.bundle,
+        {
+          get: (key) => {
+            if (!this.#kv) {
+              return Promise.reject(
+                new ConfigError(
+                  "this policy set is stored in KV but POLICY_KV is not bound; see README (large policy sets)",
+                ),
+              );
+            }
+            return this.#kv.get(key);
+          },
         },
-      });
+        this.clock,
+      );
     } catch (e) {
       policies = new ConfigError(
         `the policy bundle failed to load (${errorMessage(e)}); rebuild and redeploy`,

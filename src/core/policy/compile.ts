@@ -1,8 +1,11 @@
 // Compiles a policy bundle once per isolate: globs tokenised, policies indexed by name, issuers by exact URL.
 
+import { ConfigError } from "../../errors.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import type { IssuerConfig } from "../oidc/issuers.ts";
 import { compileGlob, type Glob, isGlob } from "./glob.ts";
 import { REQUIRED_PINS } from "./load.ts";
+import { policyRecordKey, readPolicyRecord } from "./store-record.ts";
 import type { ConditionMap, PolicyBundle, PolicyDefinition, Scalar } from "./types.ts";
 
 export type Matcher = { kind: "exact"; value: Scalar } | { kind: "glob"; glob: Glob };
@@ -137,15 +140,31 @@ class LazyPolicies implements ReadonlyMap<string, CompiledPolicy> {
   }
 }
 
-/** The store key of a policy record. */
-export function policyStoreKey(version: string, name: string): string {
-  return `${version}/p/${name}`;
+const STORE_CACHE = 10_000;
+/** How long "no such record" is believed: records uploaded after a miss are seen within this time. */
+export const STORE_MISS_TTL_MS = 60_000;
+
+/** A record in the policy store that does not verify against this deployment; never used, always a 503. */
+export class PolicyRecordError extends ConfigError {
+  override readonly auditDetail: string;
+
+  constructor(name: string, why: string) {
+    super(
+      `the POLICY_KV record for policy "${name}" does not belong to this deployment's policy set; re-upload the set's records from this build (npm run deploy uploads generated/policy-kv.json)`,
+    );
+    this.name = "PolicyRecordError";
+    this.auditDetail = `policy record ${name} refused: ${why}`;
+  }
 }
 
-const STORE_CACHE = 10_000;
+type StoreEntry = { policy: Promise<CompiledPolicy | undefined>; missUntil?: number };
 
 /** Compiles a whole bundle. Throws if the bundle is inconsistent (a build bug: fail closed). */
-export function compilePolicySet(bundle: PolicyBundle, store?: PolicyStore): PolicySet {
+export function compilePolicySet(
+  bundle: PolicyBundle,
+  store?: PolicyStore,
+  clock: Clock = systemClock,
+): PolicySet {
   const issuersByName = new Map(bundle.issuers.map((i) => [i.name, i]));
   const issuersByUrl = new Map(bundle.issuers.map((i) => [i.url, i]));
   const policies = new LazyPolicies();
@@ -158,26 +177,38 @@ export function compilePolicySet(bundle: PolicyBundle, store?: PolicyStore): Pol
     if (def.audience !== undefined) audiences.add(def.audience);
   }
   for (const a of bundle.audiences ?? []) audiences.add(a);
-  const fromStore = new Map<string, Promise<CompiledPolicy | undefined>>();
+  if (bundle.store && !/^sha256:[0-9a-f]{64}$/.test(bundle.store.root)) {
+    throw new Error("this policy set lives in POLICY_KV but the bundle has no Merkle root for its records");
+  }
+  const fromStore = new Map<string, StoreEntry>();
+  const read = async (root: string, name: string): Promise<CompiledPolicy | undefined> => {
+    if (!store) throw new Error("this policy set lives in POLICY_KV, which is not bound");
+    const text = await store.get(policyRecordKey(root, name));
+    if (text === null) return undefined;
+    const record = await readPolicyRecord(text, name, root, bundle.issuers);
+    if (!record.ok) throw new PolicyRecordError(name, record.error);
+    return compilePolicy(record.value, issuersByName.get(record.value.issuer) as IssuerConfig);
+  };
   const lookup = async (name: string): Promise<CompiledPolicy | undefined> => {
     const bundled = policies.get(name);
     if (bundled || !bundle.store) return bundled;
-    if (!store) throw new Error("this policy set lives in POLICY_KV, which is not bound");
-    let p = fromStore.get(name);
-    if (!p) {
-      p = store.get(policyStoreKey(bundle.version, name)).then((text) => {
-        if (text === null) return undefined;
-        const def = JSON.parse(text) as PolicyDefinition;
-        const issuer = issuersByName.get(def.issuer);
-        // A record that does not belong to this set (wrong name or issuer) is treated as absent.
-        return issuer && def.name === name ? compilePolicy(def, issuer) : undefined;
-      });
-      // A failed read is not cached: the next request tries again.
-      p.catch(() => fromStore.delete(name));
-      if (fromStore.size >= STORE_CACHE) fromStore.delete(fromStore.keys().next().value as string);
-      fromStore.set(name, p);
-    }
-    return p;
+    const root = bundle.store.root;
+    const cached = fromStore.get(name);
+    if (cached && (cached.missUntil === undefined || clock() < cached.missUntil)) return cached.policy;
+    const entry: StoreEntry = { policy: read(root, name) };
+    entry.policy.then(
+      (p) => {
+        if (!p) entry.missUntil = clock() + STORE_MISS_TTL_MS;
+      },
+      // A failed read or a refused record is not cached: the next request reads again.
+      () => {
+        if (fromStore.get(name) === entry) fromStore.delete(name);
+      },
+    );
+    fromStore.delete(name);
+    if (fromStore.size >= STORE_CACHE) fromStore.delete(fromStore.keys().next().value as string);
+    fromStore.set(name, entry);
+    return entry.policy;
   };
   return {
     version: bundle.version,

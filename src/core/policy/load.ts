@@ -436,6 +436,35 @@ function loadPolicy(
   };
 }
 
+/** A policy's `policy_version`: `sha256:` of its compiled form and its issuer. */
+export function policyVersion(def: Omit<PolicyDefinition, "version">, issuer: IssuerConfig): Promise<string> {
+  return sha256(canonicalJson({ policy: def, issuer }));
+}
+
+/**
+ * Loads one policy's YAML source against a fixed set of issuers (a built bundle's) with exactly the rules
+ * `loadPolicySet` applies, so a record read back from a policy store is held to the bundled policies' standard.
+ */
+export async function loadPolicyRecord(
+  name: string,
+  text: string,
+  issuers: readonly IssuerConfig[],
+): Promise<{ def?: PolicyDefinition; problems: Problem[] }> {
+  const problems: Problem[] = [];
+  const file = `${name}.yaml`;
+  if (!POLICY_NAME.test(name)) {
+    problems.push({ file, line: 1, col: 1, severity: "error", message: `"${name}" is not a policy name` });
+    return { problems };
+  }
+  const byName = new Map(issuers.map((i) => [i.name, i]));
+  const def = loadPolicy(name, new YamlSource(file, text, problems), byName);
+  if (!def || problems.some((p) => p.severity === "error")) return { problems };
+  return {
+    def: { ...def, version: await policyVersion(def, byName.get(def.issuer) as IssuerConfig) },
+    problems,
+  };
+}
+
 /** Validates policy sources and builds the bundle. Pure: the caller reads files. */
 export async function loadPolicySet(
   input: { policies: SourceFile[]; issuers?: SourceFile },
@@ -481,8 +510,7 @@ export async function loadPolicySet(
   for (const d of definitions) referenced.set(d.issuer, issuers.get(d.issuer) as IssuerConfig);
   const policies: PolicyDefinition[] = [];
   for (const d of definitions) {
-    const version = await sha256(canonicalJson({ policy: d, issuer: referenced.get(d.issuer) }));
-    policies.push({ ...d, version });
+    policies.push({ ...d, version: await policyVersion(d, referenced.get(d.issuer) as IssuerConfig) });
   }
   const issuerList = [...referenced.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   const version = await sha256(

@@ -94,9 +94,10 @@ export interface PolicyBundle {
   policies: PolicyDefinition[];
   /**
    * Large sets (more than RUNPASS_BUNDLE_MAX policies) are kept out of the Worker: each policy is a record in
-   * the POLICY_KV namespace under `<version>/p/<name>`, loaded and compiled on first use.
+   * the POLICY_KV namespace under `<root>/p/<name>` (its YAML source and an inclusion proof), verified against
+   * `root` (the Merkle root of the set's records), loaded and compiled on first use.
    */
-  store?: { kind: "kv"; count: number };
+  store?: { kind: "kv"; count: number; root: string };
   /** Every audience some policy names (verification needs them before any policy is looked up). */
   audiences?: string[];
 }
