@@ -104,6 +104,11 @@ export const DEFAULT_AWS_REGION = "us-east-1";
 export const MAX_SECRET_BYTES = 64 * 1024;
 /** Request body cap for secret writes: a 64 KiB value as base64 inside JSON, with room to spare. */
 export const MAX_SECRET_BODY_BYTES = 128 * 1024;
+/**
+ * Versions with content (not destroyed) one secret path may hold; a put or rollback beyond it is refused with
+ * 409 `conflict` until old versions are destroyed (nothing is dropped on its own: policies may pin them).
+ */
+export const MAX_SECRET_VERSIONS = 100;
 
 /**
  * Default rate limits (RUNPASS_RATE_LIMITS overrides any of them), each `limit` requests per `windowSeconds`,

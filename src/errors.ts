@@ -12,6 +12,7 @@ export type ErrorCode =
   | "upstream_error"
   | "temporarily_unavailable"
   | "not_found"
+  | "conflict"
   | "server_error";
 
 /** HTTP status for each wire error code. */
@@ -21,6 +22,7 @@ export const STATUS: Record<ErrorCode, number> = {
   access_denied: 403,
   not_found: 404,
   token_replayed: 409,
+  conflict: 409,
   request_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -3,20 +3,27 @@
 // nothing outside this object ever sees a data key.
 
 import { DurableObject } from "cloudflare:workers";
+import { MAX_SECRET_VERSIONS } from "../constants.ts";
 import {
+  type AadFormat,
+  CURRENT_AAD_FORMAT,
   type MasterKeys,
   openValue,
   parseMasterKeys,
   rewrapValue,
   type SealedValue,
   SecretDecryptError,
+  type SecretEncoding,
   sealValue,
 } from "../core/secrets/crypto.ts";
 import { errorMessage } from "../errors.ts";
 import type { Env } from "./env.ts";
 
-export type SecretEncoding = "utf8" | "base64";
+export type { SecretEncoding };
 export type VersionState = "active" | "destroyed";
+
+/** Why a new version was not stored: configuration, or the path is at its version cap. */
+export type PutFailure = { ok: false; code: "config" | "conflict"; detail: string };
 
 export interface VersionMeta {
   version: number;
@@ -59,13 +66,27 @@ type VersionRow = {
   created_by: string;
   state: VersionState;
   copied_from: number | null;
+  /** Associated-data format; NULL for rows written before it was recorded (format 1). */
+  aad: number | null;
 };
 
 type PathRow = { path: string; current_version: number; deleted_at: number | null };
 
+function formatOf(row: VersionRow): AadFormat | undefined {
+  if (row.aad === null) return 1;
+  return row.aad === 1 || row.aad === 2 ? row.aad : undefined;
+}
+
+/** The sealed record of a row; undefined when destroyed. A format this code does not know opens as format 2 and fails. */
 function sealedOf(row: VersionRow): SealedValue | undefined {
   if (!row.kid || !row.wrapped || !row.iv || !row.ciphertext) return undefined;
-  return { kid: row.kid, wrapped: row.wrapped, iv: row.iv, ciphertext: row.ciphertext };
+  return {
+    aad: formatOf(row) ?? CURRENT_AAD_FORMAT,
+    kid: row.kid,
+    wrapped: row.wrapped,
+    iv: row.iv,
+    ciphertext: row.ciphertext,
+  };
 }
 
 function toBytes(value: string, encoding: SecretEncoding): Uint8Array<ArrayBuffer> {
@@ -95,9 +116,15 @@ export class SecretStore extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS secret_versions (
         path TEXT NOT NULL, version INTEGER NOT NULL, kid TEXT, wrapped TEXT, iv TEXT, ciphertext TEXT,
         encoding TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
-        state TEXT NOT NULL, copied_from INTEGER, PRIMARY KEY (path, version)
+        state TEXT NOT NULL, copied_from INTEGER, aad INTEGER, PRIMARY KEY (path, version)
       );
     `);
+    const columns = this.#sql
+      .exec<{ name: string }>("PRAGMA table_info(secret_versions)")
+      .toArray()
+      .map((c) => c.name);
+    // Stores created before the associated-data format was recorded: their rows stay NULL (format 1).
+    if (!columns.includes("aad")) this.#sql.exec("ALTER TABLE secret_versions ADD COLUMN aad INTEGER");
   }
 
   /**
@@ -120,21 +147,14 @@ export class SecretStore extends DurableObject<Env> {
     value: string,
     encoding: SecretEncoding,
     actor: string,
-  ): Promise<{ ok: true; version: number } | { ok: false; detail: string }> {
+  ): Promise<{ ok: true; version: number } | PutFailure> {
     let keys: MasterKeys;
     try {
       keys = await this.#keys(keysText);
     } catch (e) {
-      return { ok: false, detail: errorMessage(e) };
+      return { ok: false, code: "config", detail: errorMessage(e) };
     }
-    const bytes = toBytes(value, encoding);
-    // Numbering and insert must not interleave with another put while encryption awaits.
-    return this.ctx.blockConcurrencyWhile(async () => {
-      const version = this.#maxVersion(path) + 1;
-      const sealed = await sealValue(keys, path, version, bytes);
-      this.#insert(path, version, sealed, encoding, bytes.length, actor, null);
-      return { ok: true as const, version };
-    });
+    return this.#store(keys, path, toBytes(value, encoding), encoding, actor, null);
   }
 
   /** Metadata of one path (never values). */
@@ -203,7 +223,8 @@ export class SecretStore extends DurableObject<Env> {
       return { ok: false, code: "config", detail: errorMessage(e) };
     }
     try {
-      const bytes = await openValue(keys, path, v, sealed);
+      if (formatOf(row) === undefined) throw new SecretDecryptError("the record names an unknown format");
+      const bytes = await openValue(keys, { path, version: v, encoding: row.encoding }, sealed);
       return { ok: true, version: v, value: fromBytes(bytes, row.encoding), encoding: row.encoding };
     } catch (e) {
       const detail = e instanceof SecretDecryptError ? e.message : "the secret does not decrypt";
@@ -230,17 +251,15 @@ export class SecretStore extends DurableObject<Env> {
       const sealed = row ? sealedOf(row) : undefined;
       if (!row || !sealed)
         return { ok: false, code: "no_such_version", detail: `${path} has no version ${from}` };
-      const bytes = await openValue(await this.#keys(keysText), path, from, sealed);
+      const bytes = await openValue(
+        await this.#keys(keysText),
+        { path, version: from, encoding: row.encoding },
+        sealed,
+      );
       value = { value: fromBytes(bytes, row.encoding), encoding: row.encoding };
     }
     const keys = await this.#keys(keysText);
-    const bytes = toBytes(value.value, value.encoding);
-    return this.ctx.blockConcurrencyWhile(async () => {
-      const version = this.#maxVersion(path) + 1;
-      const sealed = await sealValue(keys, path, version, bytes);
-      this.#insert(path, version, sealed, value.encoding, bytes.length, actor, from);
-      return { ok: true as const, version };
-    });
+    return this.#store(keys, path, toBytes(value.value, value.encoding), value.encoding, actor, from);
   }
 
   /** Soft delete: the path stops delivering; versions stay for rollback. */
@@ -252,22 +271,42 @@ export class SecretStore extends DurableObject<Env> {
     return true;
   }
 
-  /** Destroys one version's ciphertext and wrapped key for good. */
-  async destroy(path: string, version: number): Promise<boolean> {
-    const row = this.#sql
-      .exec<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM secret_versions WHERE path = ? AND version = ?",
+  /**
+   * Destroys a version's content for good: its ciphertext and wrapped key, and those of every version holding
+   * the same content through rollback (copies of it, copies of copies, and the version it was copied from).
+   * Returns the versions destroyed, or undefined when the version does not exist.
+   */
+  async destroy(path: string, version: number): Promise<number[] | undefined> {
+    const rows = this.#sql
+      .exec<{ version: number; copied_from: number | null }>(
+        "SELECT version, copied_from FROM secret_versions WHERE path = ?",
         path,
-        version,
       )
-      .toArray()[0];
-    if (!row?.n) return false;
-    this.#sql.exec(
-      "UPDATE secret_versions SET kid = NULL, wrapped = NULL, iv = NULL, ciphertext = NULL, state = 'destroyed' WHERE path = ? AND version = ?",
-      path,
-      version,
-    );
-    return true;
+      .toArray();
+    const parent = new Map(rows.map((r) => [r.version, r.copied_from]));
+    if (!parent.has(version)) return undefined;
+    const origin = (v: number): number => {
+      const seen = new Set<number>();
+      let at = v;
+      // A copy always names an earlier version; the seen set guards against a tampered cycle.
+      for (let up = parent.get(at); up != null && parent.has(up) && !seen.has(up); up = parent.get(at)) {
+        seen.add(at);
+        at = up;
+      }
+      return at;
+    };
+    const root = origin(version);
+    const family = rows.map((r) => r.version).filter((v) => origin(v) === root);
+    this.ctx.storage.transactionSync(() => {
+      for (const v of family) {
+        this.#sql.exec(
+          "UPDATE secret_versions SET kid = NULL, wrapped = NULL, iv = NULL, ciphertext = NULL, state = 'destroyed' WHERE path = ? AND version = ?",
+          path,
+          v,
+        );
+      }
+    });
+    return family.sort((a, b) => a - b);
   }
 
   /** Re-wraps every data key not under the active master key. Records whose key is gone are reported by kid. */
@@ -284,19 +323,34 @@ export class SecretStore extends DurableObject<Env> {
     for (const row of rows) {
       const sealed = sealedOf(row);
       if (!sealed) continue;
-      if (sealed.kid === keys.active) {
+      if (formatOf(row) === undefined) {
+        failed.push({
+          path: row.path,
+          version: row.version,
+          kid: sealed.kid,
+          detail: "the record names an unknown format",
+        });
+        continue;
+      }
+      if (sealed.kid === keys.active && row.aad === CURRENT_AAD_FORMAT) {
         current++;
         continue;
       }
       try {
-        const next = await rewrapValue(keys, row.path, row.version, sealed);
+        const at = { path: row.path, version: row.version, encoding: row.encoding };
+        const next = await rewrapValue(keys, at, sealed);
+        // Guarded by the record read: a version destroyed or changed meanwhile is left alone.
         this.#sql.exec(
-          "UPDATE secret_versions SET kid = ?, wrapped = ? WHERE path = ? AND version = ? AND kid = ?",
+          "UPDATE secret_versions SET aad = ?, kid = ?, wrapped = ?, iv = ?, ciphertext = ? WHERE path = ? AND version = ? AND kid = ? AND ciphertext = ?",
+          next.aad,
           next.kid,
           next.wrapped,
+          next.iv,
+          next.ciphertext,
           row.path,
           row.version,
           sealed.kid,
+          sealed.ciphertext,
         );
         rewrapped++;
       } catch (e) {
@@ -308,6 +362,43 @@ export class SecretStore extends DurableObject<Env> {
 
   #path(path: string): PathRow | undefined {
     return this.#sql.exec<PathRow>("SELECT * FROM secret_paths WHERE path = ?", path).toArray()[0];
+  }
+
+  /** Seals and inserts the next version, unless the path already holds MAX_SECRET_VERSIONS with content. */
+  #store(
+    keys: MasterKeys,
+    path: string,
+    bytes: Uint8Array<ArrayBuffer>,
+    encoding: SecretEncoding,
+    actor: string,
+    copiedFrom: number | null,
+  ): Promise<{ ok: true; version: number } | PutFailure> {
+    // Counting, numbering and insert must not interleave with another write while encryption awaits.
+    return this.ctx.blockConcurrencyWhile(async () => {
+      const live = this.#sql
+        .exec<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM secret_versions WHERE path = ? AND ciphertext IS NOT NULL",
+          path,
+        )
+        .one().n;
+      if (live >= MAX_SECRET_VERSIONS) {
+        const oldest = this.#sql
+          .exec<{ version: number }>(
+            "SELECT version FROM secret_versions WHERE path = ? AND ciphertext IS NOT NULL ORDER BY version LIMIT 1",
+            path,
+          )
+          .one().version;
+        return {
+          ok: false as const,
+          code: "conflict" as const,
+          detail: `${path} holds ${MAX_SECRET_VERSIONS} versions, the most a path may keep; destroy old versions first (DELETE /v1/admin/secrets/${path}?version=${oldest}&destroy=1)`,
+        };
+      }
+      const version = this.#maxVersion(path) + 1;
+      const sealed = await sealValue(keys, { path, version, encoding }, bytes);
+      this.#insert(path, version, sealed, encoding, bytes.length, actor, copiedFrom);
+      return { ok: true as const, version };
+    });
   }
 
   #maxVersion(path: string): number {
@@ -328,7 +419,7 @@ export class SecretStore extends DurableObject<Env> {
   ): void {
     this.ctx.storage.transactionSync(() => {
       this.#sql.exec(
-        "INSERT INTO secret_versions (path, version, kid, wrapped, iv, ciphertext, encoding, size, created_at, created_by, state, copied_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)",
+        "INSERT INTO secret_versions (path, version, kid, wrapped, iv, ciphertext, encoding, size, created_at, created_by, state, copied_from, aad) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
         path,
         version,
         sealed.kid,
@@ -340,6 +431,7 @@ export class SecretStore extends DurableObject<Env> {
         Date.now(),
         actor,
         copiedFrom,
+        sealed.aad,
       );
       this.#sql.exec(
         "INSERT INTO secret_paths (path, current_version, deleted_at) VALUES (?, ?, NULL) ON CONFLICT(path) DO UPDATE SET current_version = excluded.current_version, deleted_at = NULL",

@@ -1,5 +1,6 @@
 // /v1/admin/secrets…: write, list, show, roll back, delete, destroy and re-wrap secrets. Admins can never read
-// a value back; every call is audited (paths and versions, never values).
+// a value back; every call is audited (paths and versions, never values). A path keeps at most
+// MAX_SECRET_VERSIONS versions with content; destroying one destroys its rollback copies too.
 
 import type { Context, Hono } from "hono";
 import * as z from "zod/mini";
@@ -102,7 +103,10 @@ export function secretRoutes(app: Hono<AppEnv>): void {
       encoding,
       actor(c),
     );
-    if (!result.ok) throw new ConfigError(result.detail.replace(/^runpass is misconfigured: /, ""));
+    if (!result.ok) {
+      if (result.code === "conflict") throw new RunpassError("conflict", result.detail);
+      throw new ConfigError(result.detail.replace(/^runpass is misconfigured: /, ""));
+    }
     await recordShard(c.env, path);
     await audit(c, "put", { path, version: result.version });
     return c.json({ path, version: result.version }, 201, NO_STORE);
@@ -145,6 +149,7 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     );
     if (!result.ok) {
       if (result.code === "config") throw new ConfigError(result.detail);
+      if (result.code === "conflict") throw new RunpassError("conflict", result.detail);
       throw new RunpassError(result.code === "undecryptable" ? "upstream_error" : "not_found", result.detail);
     }
     await audit(c, "rollback", { path, version: result.version, detail: `from v${body.version}` });
@@ -167,9 +172,14 @@ export function secretRoutes(app: Hono<AppEnv>): void {
       if (c.req.query("destroy") !== "1" || !Number.isInteger(version) || version < 1) {
         throw new RunpassError("invalid_request", "destroying needs ?version=N&destroy=1");
       }
-      if (!(await store.destroy(path, version)))
-        throw new RunpassError("not_found", `${path} has no version ${version}`);
-      await audit(c, "destroy", { path, version });
+      const destroyed = await store.destroy(path, version);
+      if (!destroyed) throw new RunpassError("not_found", `${path} has no version ${version}`);
+      // Rollback copies hold the same content, so they go too; the record names every version destroyed.
+      await audit(c, "destroy", {
+        path,
+        version,
+        detail: `destroyed ${destroyed.map((v) => `v${v}`).join(" ")}`,
+      });
       return c.body(null, 204, { ...NO_STORE });
     }
     if (!(await store.softDelete(path))) throw new RunpassError("not_found", `no secret at ${path}`);

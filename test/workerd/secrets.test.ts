@@ -36,6 +36,46 @@ function b64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
+function b64url(bytes: Uint8Array): string {
+  return b64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * A version sealed the way runpass wrote them before the associated data named the encoding (format v1), so
+ * the test pins that records written then still decrypt.
+ */
+async function sealLegacyV1(masterB64: string, kid: string, path: string, version: number, value: string) {
+  const aad = (kind: string, k?: string) =>
+    new TextEncoder().encode(`runpass-secret/v1\n${kind}\n${path}\n${version}${k ? `\n${k}` : ""}`);
+  const dek = crypto.getRandomValues(new Uint8Array(32));
+  const dataKey = await crypto.subtle.importKey("raw", dek, "AES-GCM", false, ["encrypt"]);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const ct = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv, additionalData: aad("value") },
+    dataKey,
+    new TextEncoder().encode(value),
+  );
+  const master = await crypto.subtle.importKey(
+    "raw",
+    Uint8Array.from(atob(masterB64), (c) => c.charCodeAt(0)),
+    "AES-GCM",
+    false,
+    ["encrypt"],
+  );
+  const wrapIv = crypto.getRandomValues(new Uint8Array(12));
+  const wrapped = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv: wrapIv, additionalData: aad("key", kid) },
+    master,
+    dek,
+  );
+  return {
+    kid,
+    wrapped: `${b64url(wrapIv)}.${b64url(new Uint8Array(wrapped))}`,
+    iv: b64url(iv),
+    ciphertext: b64url(new Uint8Array(ct)),
+  };
+}
+
 function masterKeys(active: string, ...kids: string[]): string {
   const keys: Record<string, string> = {};
   for (const kid of kids) keys[kid] = b64(crypto.getRandomValues(new Uint8Array(32)));
@@ -249,7 +289,7 @@ describe("the secrets grant", () => {
     );
   });
 
-  it("each delivery is recorded on the lease and in the audit log by digest, searchable with audit-hash", async () => {
+  it("each delivery is recorded on the lease and in the audit log by path and version; audit-hash of a value finds nothing", async () => {
     const s = await setup();
     await seed(s);
     const res = await s.exchange(await s.token());
@@ -268,17 +308,38 @@ describe("the secrets grant", () => {
       `SIGNING_KEY=${s.ns}/api/signing-pem@1`,
       `STRIPE_API_KEY=${s.ns}/api/stripe@1`,
     ]);
-    const digest = (await (
-      await s.broker.admin("/v1/admin/audit-hash", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ value: "sk_live_first" }),
-      })
-    ).json()) as { digest: string };
-    expect(delivered.find((g) => g.name === "STRIPE_API_KEY")?.id).toBe(digest.digest);
+    const auditHash = async (value: string) =>
+      (
+        (await (
+          await s.broker.admin("/v1/admin/audit-hash", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ value }),
+          })
+        ).json()) as { digest: string }
+      ).digest;
+    // No API computes a digest of a secret's value that appears in a record: no guessing oracle.
+    const leaseGrants = await runInDurableObject(
+      env.RUN_LEDGER.get(env.RUN_LEDGER.idFromName(lease.run)),
+      (_i, state) =>
+        state.storage.sql
+          .exec("SELECT * FROM leases")
+          .toArray()
+          .map((row) => JSON.stringify(row))
+          .join("\n"),
+    );
+    expect(leaseGrants).toContain(`${s.ns}/api/stripe`);
+    for (const value of ["sk_live_first", PEM, b64(BINARY)]) {
+      const digest = await auditHash(value);
+      expect(JSON.stringify(audit)).not.toContain(digest);
+      expect(leaseGrants).not.toContain(digest);
+    }
+    // A delivery of a version is still searchable, by `secret:<path>@<version>`.
+    const byVersion = await auditHash(`secret:${s.ns}/api/stripe@1`);
+    expect(delivered.find((g) => g.name === "STRIPE_API_KEY")?.id).toBe(byVersion);
     const found = await (
       await s.broker.admin(
-        `/v1/admin/audit?credential=${encodeURIComponent(digest.digest)}&run=${encodeURIComponent(lease.run)}`,
+        `/v1/admin/audit?credential=${encodeURIComponent(byVersion)}&run=${encodeURIComponent(lease.run)}`,
       )
     ).json();
     expect((found as { records: unknown[] }).records).toHaveLength(1);
@@ -417,6 +478,93 @@ grants:
     expect(flipped.status).toBe(502);
   });
 
+  it("a version whose stored encoding is flipped fails closed (the encoding is bound into the AEAD)", async () => {
+    const s = await setup({
+      policies: (ns, gh) => ({
+        p: `issuer: ${gh}
+allow:
+  repository_owner_id: "${ACME.ownerId}"
+grants:
+  secrets:
+    A: ${ns}/bin
+    B: ${ns}/text
+`,
+      }),
+    });
+    await s.put(`${s.ns}/bin`, { value_base64: b64(BINARY) });
+    await s.put(`${s.ns}/text`, { value: "value-text" });
+    expect((await s.exchange(await s.token(), "p")).status).toBe(200);
+    const flip = (path: string, encoding: string) =>
+      runInDurableObject(shard(s.ns), (_i, state) => {
+        state.storage.sql.exec("UPDATE secret_versions SET encoding = ? WHERE path = ?", encoding, path);
+      });
+
+    await flip(`${s.ns}/bin`, "utf8");
+    const asText = await s.exchange(await s.token(), "p");
+    expect(asText.status).toBe(502);
+    expect(asText.body.credentials).toBeUndefined();
+    await flip(`${s.ns}/bin`, "base64");
+    expect((await s.exchange(await s.token(), "p")).status).toBe(200);
+
+    await flip(`${s.ns}/text`, "base64");
+    const asBase64 = await s.exchange(await s.token(), "p");
+    expect(asBase64.status).toBe(502);
+    expect(JSON.stringify(asBase64.body)).not.toContain(btoa("value-text"));
+  });
+
+  it("a version written in the old associated-data format still decrypts; a new one relabelled as old fails closed", async () => {
+    const keys = keyring();
+    const master = keys("m1", "m1");
+    const s = await setup({
+      env: { RUNPASS_MASTER_KEYS: master },
+      policies: (ns, gh) => ({
+        old: `issuer: ${gh}\nallow:\n  repository_owner_id: "${ACME.ownerId}"\ngrants:\n  secrets:\n    A: ${ns}/legacy@1\n`,
+        new: `issuer: ${gh}\nallow:\n  repository_owner_id: "${ACME.ownerId}"\ngrants:\n  secrets:\n    A: ${ns}/legacy@2\n`,
+      }),
+    });
+    await s.put(`${s.ns}/legacy`, { value: "placeholder" });
+    await s.put(`${s.ns}/legacy`, { value: "value-v2-format" });
+    const material = (JSON.parse(master) as { keys: Record<string, string> }).keys.m1 as string;
+    const legacy = await sealLegacyV1(material, "m1", `${s.ns}/legacy`, 1, "value-v1-format");
+    // Rows written before the format was recorded carry no format (the column was added later).
+    await runInDurableObject(shard(s.ns), (_i, state) => {
+      state.storage.sql.exec(
+        "UPDATE secret_versions SET kid = ?, wrapped = ?, iv = ?, ciphertext = ?, aad = NULL WHERE path = ? AND version = 1",
+        legacy.kid,
+        legacy.wrapped,
+        legacy.iv,
+        legacy.ciphertext,
+        `${s.ns}/legacy`,
+      );
+    });
+    const old = await s.exchange(await s.token(), "old");
+    expect(old.status).toBe(200);
+    expect((old.body.credentials as { secrets: Record<string, string> }).secrets.A).toBe("value-v1-format");
+    expect((await s.exchange(await s.token(), "new")).status).toBe(200);
+
+    // Re-wrapping re-seals old-format versions in the current format, so their encoding is bound too.
+    await s.broker.admin("/v1/admin/secrets-rewrap", { method: "POST" });
+    const formats = await runInDurableObject(shard(s.ns), (_i, state) =>
+      state.storage.sql
+        .exec("SELECT version, aad FROM secret_versions WHERE path = ? ORDER BY version", `${s.ns}/legacy`)
+        .toArray()
+        .map((r) => `${r.version}:${r.aad}`),
+    );
+    expect(formats).toEqual(["1:2", "2:2"]);
+    const resealed = await s.exchange(await s.token(), "old");
+    expect((resealed.body.credentials as { secrets: Record<string, string> }).secrets.A).toBe(
+      "value-v1-format",
+    );
+
+    await runInDurableObject(shard(s.ns), (_i, state) => {
+      state.storage.sql.exec(
+        "UPDATE secret_versions SET aad = 1 WHERE path = ? AND version = 2",
+        `${s.ns}/legacy`,
+      );
+    });
+    expect((await s.exchange(await s.token(), "new")).status).toBe(502);
+  });
+
   it("rotation without downtime: old records decrypt until rewrapped; a removed kid fails closed, named", async () => {
     const keys = keyring();
     const policies = (ns: string, gh: string) => ({
@@ -470,6 +618,129 @@ grants:
     expect(report.failed.filter((f) => f.path === `${old.ns}/a`)).toEqual([
       { path: `${old.ns}/a`, version: 1, kid: "m2" },
     ]);
+  });
+});
+
+describe("destroy and the version cap", () => {
+  const rollback = (s: Setup, path: string, version: number) =>
+    s.broker.admin(`/v1/admin/secrets/${path}/rollback`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ version }),
+    });
+  const destroy = (s: Setup, path: string, version: number) =>
+    s.broker.admin(`/v1/admin/secrets/${path}?version=${version}&destroy=1`, { method: "DELETE" });
+  const pinned = (ns: string, gh: string) => {
+    const policy = (ref: string) =>
+      `issuer: ${gh}\nallow:\n  repository_owner_id: "${ACME.ownerId}"\ngrants:\n  secrets:\n    A: ${ref}\n`;
+    return {
+      current: policy(`${ns}/a`),
+      v2: policy(`${ns}/a@2`),
+      v3: policy(`${ns}/a@3`),
+      v4: policy(`${ns}/a@4`),
+    };
+  };
+  const states = async (s: Setup, path: string) =>
+    (
+      (await (await s.broker.admin(`/v1/admin/secrets/${path}`)).json()) as {
+        current_version: number;
+        versions: Array<{ version: number; state: string }>;
+      }
+    ).versions.map((v) => `${v.version}:${v.state}`);
+
+  it("destroying a version destroys every rollback copy of it: undeliverable, unreadable, metadata says destroyed", async () => {
+    const s = await setup({ policies: pinned });
+    const path = `${s.ns}/a`;
+    await s.put(path, { value: "first-value" });
+    await s.put(path, { value: "second-value" });
+    expect(await (await rollback(s, path, 1)).json()).toMatchObject({ version: 3 });
+    // A copy of the copy.
+    expect(await (await rollback(s, path, 3)).json()).toMatchObject({ version: 4 });
+    await s.put(path, { value: "fifth-value" });
+    expect((await s.exchange(await s.token(), "v3")).status).toBe(200);
+
+    expect((await destroy(s, path, 1)).status).toBe(204);
+    for (const policy of ["v3", "v4"]) {
+      const res = await s.exchange(await s.token(), policy);
+      expect(res.status, policy).toBe(502);
+      expect(JSON.stringify(res.body)).not.toContain("first-value");
+    }
+    expect((await s.exchange(await s.token(), "v2")).status).toBe(200);
+    const current = await s.exchange(await s.token(), "current");
+    expect((current.body.credentials as { secrets: Record<string, string> }).secrets.A).toBe("fifth-value");
+    expect(await states(s, path)).toEqual([
+      "1:destroyed",
+      "2:active",
+      "3:destroyed",
+      "4:destroyed",
+      "5:active",
+    ]);
+    const stored = await runInDurableObject(shard(s.ns), (_i, state) =>
+      state.storage.sql
+        .exec(
+          "SELECT version FROM secret_versions WHERE path = ? AND (ciphertext IS NOT NULL OR wrapped IS NOT NULL) ORDER BY version",
+          path,
+        )
+        .toArray()
+        .map((r) => r.version),
+    );
+    expect(stored).toEqual([2, 5]);
+    // Nothing left to roll back to either.
+    expect((await rollback(s, path, 4)).status).toBe(404);
+  });
+
+  it("destroying a rollback copy destroys the version it copied, even when the copy is current", async () => {
+    const s = await setup({ policies: pinned });
+    const path = `${s.ns}/a`;
+    await s.put(path, { value: "first-value" });
+    await s.put(path, { value: "second-value" });
+    await rollback(s, path, 1);
+    expect((await destroy(s, path, 3)).status).toBe(204);
+    expect(await states(s, path)).toEqual(["1:destroyed", "2:active", "3:destroyed"]);
+    expect((await s.exchange(await s.token(), "current")).status).toBe(502);
+    expect((await s.exchange(await s.token(), "v2")).status).toBe(200);
+  });
+
+  it("a path keeps at most 100 versions with content: one more is refused 409 conflict, nothing is dropped, the current one is delivered", async () => {
+    const s = await setup({ policies: pinned });
+    const path = `${s.ns}/a`;
+    await s.put(path, { value: "first-value" });
+    // Versions 2..99 as copies of version 1's stored record (never read; only counted).
+    await runInDurableObject(shard(s.ns), (_i, state) => {
+      for (let v = 2; v <= 99; v++) {
+        state.storage.sql.exec(
+          "INSERT INTO secret_versions SELECT path, ?, kid, wrapped, iv, ciphertext, encoding, size, created_at, created_by, state, copied_from, aad FROM secret_versions WHERE path = ? AND version = 1",
+          v,
+          path,
+        );
+      }
+    });
+    const hundredth = await s.put(path, { value: "hundredth-value" });
+    expect(await hundredth.json()).toEqual({ path, version: 100 });
+
+    const over = await s.put(path, { value: "one-too-many" });
+    expect(over.status).toBe(409);
+    const body = (await over.json()) as { error: string; error_description: string };
+    expect(body.error).toBe("conflict");
+    expect(body.error_description).toMatch(/100 versions/);
+    expect(body.error_description).toMatch(/destroy/);
+    expect((await rollback(s, path, 1)).status).toBe(409);
+
+    const meta = (await (await s.broker.admin(`/v1/admin/secrets/${path}`)).json()) as {
+      current_version: number;
+      versions: Array<{ state: string }>;
+    };
+    expect(meta.current_version).toBe(100);
+    expect(meta.versions).toHaveLength(100);
+    expect(meta.versions.every((v) => v.state === "active")).toBe(true);
+    const current = await s.exchange(await s.token(), "current");
+    expect((current.body.credentials as { secrets: Record<string, string> }).secrets.A).toBe(
+      "hundredth-value",
+    );
+
+    // Destroying an old version makes room.
+    expect((await destroy(s, path, 2)).status).toBe(204);
+    expect(await (await s.put(path, { value: "after-room" })).json()).toEqual({ path, version: 101 });
   });
 });
 

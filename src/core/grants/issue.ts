@@ -127,6 +127,14 @@ export interface Issued {
   encodings: Record<string, "base64">;
 }
 
+/**
+ * What a secret delivery's grant id digests: the path and version delivered (a version's content never changes),
+ * so `/v1/admin/audit-hash` of `secret:<path>@<version>` finds its deliveries.
+ */
+export function secretGrantId(path: string, version: number): string {
+  return `secret:${path}@${version}`;
+}
+
 function iso(seconds: number): string {
   return new Date(seconds * 1000).toISOString();
 }
@@ -227,7 +235,8 @@ export async function issueGrants(
       if (r.encoding === "base64") encodings[name] = "base64";
       grants.push({
         type: "secrets",
-        id: await deps.hasher.digest(r.value),
+        // Never a digest of the value: audit-hash would then confirm guesses of it (docs/security.md).
+        id: await deps.hasher.digest(secretGrantId(ref.path, r.version)),
         expires_at: iso(lease.expiresAt),
         name,
         path: ref.path,

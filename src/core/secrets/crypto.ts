@@ -1,6 +1,7 @@
-// Secrets at rest (DESIGN §4.8): each version under its own random AES-256-GCM data key; the data key wrapped
-// by a master key from RUNPASS_MASTER_KEYS; path and version bound as AAD into both, so a record copied to
-// another path or version, or any flipped byte, fails to decrypt.
+// Secrets at rest (docs/security.md): each version under its own random AES-256-GCM data key; the data key
+// wrapped by a master key from RUNPASS_MASTER_KEYS; path, version and (format 2) the delivery encoding bound as
+// AAD into both, so a record copied to another path or version, relabelled to another encoding or format, or
+// with any flipped byte, fails to decrypt.
 
 import { ConfigError } from "../../errors.ts";
 import { base64url, utf8 } from "../encoding.ts";
@@ -10,8 +11,20 @@ export interface MasterKeys {
   keys: ReadonlyMap<string, CryptoKey>;
 }
 
-/** An encrypted secret version as stored (all fields base64url). */
+/**
+ * Associated-data formats: 1 bound path and version; 2 adds the encoding the value is delivered in. New
+ * versions are always sealed as 2; 1 is read so versions written before it still decrypt.
+ */
+export type AadFormat = 1 | 2;
+export const CURRENT_AAD_FORMAT: AadFormat = 2;
+
+/** How a version's bytes are delivered: as UTF-8 text, or base64-encoded (binary values). */
+export type SecretEncoding = "utf8" | "base64";
+
+/** An encrypted secret version as stored (all fields base64url but `aad`). */
 export interface SealedValue {
+  /** The associated-data format it was sealed with. */
+  aad: AadFormat;
   kid: string;
   /** iv.ciphertext of the data key under the master key. */
   wrapped: string;
@@ -89,28 +102,46 @@ export async function parseMasterKeys(text: string | undefined): Promise<MasterK
   return { active, keys };
 }
 
-function aad(kind: "value" | "key", path: string, version: number, kid?: string): Uint8Array<ArrayBuffer> {
-  return utf8(`runpass-secret/v1\n${kind}\n${path}\n${version}${kid ? `\n${kid}` : ""}`);
+/** What one version's AEAD binds: where it lives, and how it is delivered. */
+export interface SealContext {
+  path: string;
+  version: number;
+  encoding: SecretEncoding;
+}
+
+// The format number leads the text, so no string of one format can equal one of another.
+function aad(
+  format: AadFormat,
+  kind: "value" | "key",
+  at: SealContext,
+  kid?: string,
+): Uint8Array<ArrayBuffer> {
+  const fields =
+    format === 1
+      ? [`runpass-secret/v1`, kind, at.path, String(at.version)]
+      : [`runpass-secret/v2`, kind, at.path, String(at.version), at.encoding];
+  if (kid) fields.push(kid);
+  return utf8(fields.join("\n"));
 }
 
 async function wrapDataKey(
   master: MasterKeys,
   kid: string,
   dek: Uint8Array<ArrayBuffer>,
-  path: string,
-  version: number,
+  format: AadFormat,
+  at: SealContext,
 ) {
   const key = master.keys.get(kid) as CryptoKey;
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const ct = await crypto.subtle.encrypt(
-    { name: "AES-GCM", iv, additionalData: aad("key", path, version, kid) },
+    { name: "AES-GCM", iv, additionalData: aad(format, "key", at, kid) },
     key,
     dek,
   );
   return `${base64url(iv)}.${base64url(new Uint8Array(ct))}`;
 }
 
-async function unwrapDataKey(master: MasterKeys, sealed: SealedValue, path: string, version: number) {
+async function unwrapDataKey(master: MasterKeys, sealed: SealedValue, at: SealContext) {
   const key = master.keys.get(sealed.kid);
   if (!key) {
     throw new SecretDecryptError(`master key "${sealed.kid}" is not in RUNPASS_MASTER_KEYS`, sealed.kid);
@@ -118,73 +149,88 @@ async function unwrapDataKey(master: MasterKeys, sealed: SealedValue, path: stri
   const [iv, ct] = sealed.wrapped.split(".");
   try {
     const raw = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: fromB64(iv ?? ""), additionalData: aad("key", path, version, sealed.kid) },
+      { name: "AES-GCM", iv: fromB64(iv ?? ""), additionalData: aad(sealed.aad, "key", at, sealed.kid) },
       key,
       fromB64(ct ?? ""),
     );
     return new Uint8Array(raw);
   } catch {
     throw new SecretDecryptError(
-      "the data key does not unwrap (tampered, or moved to another path or version)",
+      "the data key does not unwrap (tampered, or moved to another path, version, encoding or format)",
     );
   }
 }
 
-/** Encrypts one version's value under a fresh data key wrapped by the active master key. */
+/** Encrypts one version's value under a fresh data key wrapped by the active master key (current format). */
 export async function sealValue(
   master: MasterKeys,
-  path: string,
-  version: number,
+  at: SealContext,
   value: Uint8Array<ArrayBuffer>,
 ): Promise<SealedValue> {
+  const format = CURRENT_AAD_FORMAT;
   const dek = crypto.getRandomValues(new Uint8Array(32));
   const key = await crypto.subtle.importKey("raw", dek, "AES-GCM", false, ["encrypt"]);
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const ct = await crypto.subtle.encrypt(
-    { name: "AES-GCM", iv, additionalData: aad("value", path, version) },
+    { name: "AES-GCM", iv, additionalData: aad(format, "value", at) },
     key,
     value,
   );
-  const wrapped = await wrapDataKey(master, master.active, dek, path, version);
+  const wrapped = await wrapDataKey(master, master.active, dek, format, at);
   dek.fill(0);
-  return { kid: master.active, wrapped, iv: base64url(iv), ciphertext: base64url(new Uint8Array(ct)) };
+  return {
+    aad: format,
+    kid: master.active,
+    wrapped,
+    iv: base64url(iv),
+    ciphertext: base64url(new Uint8Array(ct)),
+  };
 }
 
-/** Decrypts one version; throws SecretDecryptError on an unknown kid or any tampering. */
+/** Decrypts one version with the format it records; throws SecretDecryptError on an unknown kid or any tampering. */
 export async function openValue(
   master: MasterKeys,
-  path: string,
-  version: number,
+  at: SealContext,
   sealed: SealedValue,
 ): Promise<Uint8Array> {
-  const dek = await unwrapDataKey(master, sealed, path, version);
+  const dek = await unwrapDataKey(master, sealed, at);
   try {
     const key = await crypto.subtle.importKey("raw", dek, "AES-GCM", false, ["decrypt"]);
     const pt = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: fromB64(sealed.iv), additionalData: aad("value", path, version) },
+      { name: "AES-GCM", iv: fromB64(sealed.iv), additionalData: aad(sealed.aad, "value", at) },
       key,
       fromB64(sealed.ciphertext),
     );
     return new Uint8Array(pt);
   } catch {
     throw new SecretDecryptError(
-      "the secret does not decrypt (tampered, or moved to another path or version)",
+      "the secret does not decrypt (tampered, or moved to another path, version, encoding or format)",
     );
   } finally {
     dek.fill(0);
   }
 }
 
-/** Re-wraps a version's data key under the active master key (the value itself is untouched). */
+/**
+ * Brings a version up to date: a record in an older associated-data format is re-sealed (new data key, current
+ * format) under the active master key; otherwise only its data key is re-wrapped when another master key wraps it.
+ */
 export async function rewrapValue(
   master: MasterKeys,
-  path: string,
-  version: number,
+  at: SealContext,
   sealed: SealedValue,
 ): Promise<SealedValue> {
+  if (sealed.aad !== CURRENT_AAD_FORMAT) {
+    const value = (await openValue(master, at, sealed)) as Uint8Array<ArrayBuffer>;
+    try {
+      return await sealValue(master, at, value);
+    } finally {
+      value.fill(0);
+    }
+  }
   if (sealed.kid === master.active) return sealed;
-  const dek = await unwrapDataKey(master, sealed, path, version);
-  const wrapped = await wrapDataKey(master, master.active, dek as Uint8Array<ArrayBuffer>, path, version);
+  const dek = await unwrapDataKey(master, sealed, at);
+  const wrapped = await wrapDataKey(master, master.active, dek as Uint8Array<ArrayBuffer>, sealed.aad, at);
   dek.fill(0);
   return { ...sealed, kid: master.active, wrapped };
 }
