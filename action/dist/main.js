@@ -3,8 +3,9 @@
 import { createRequire as __runpassCreateRequire } from "node:module";
 const require = __runpassCreateRequire(import.meta.url);
 import {
+  BrokerUrlError,
   ExchangeError,
-  brokerBase,
+  checkBrokerUrl,
   exchange,
   exportVariable,
   formatExchangeError,
@@ -15,7 +16,7 @@ import {
   setFailed,
   setOutput,
   setSecret
-} from "./chunks/chunk-VUCZ55SM.js";
+} from "./chunks/chunk-GFSUEAC3.js";
 
 // action/src/deliver.ts
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -139,22 +140,12 @@ function booleanInput(name, fallback) {
   throw new InputError(`input ${name} must be true or false, not "${v}"`);
 }
 function brokerUrl(raw) {
-  let u;
   try {
-    u = new URL(raw);
-  } catch {
-    throw new InputError(`input url "${raw}" is not a URL`);
+    return checkBrokerUrl(raw, "input url");
+  } catch (e) {
+    if (e instanceof BrokerUrlError) throw new InputError(e.message);
+    throw e;
   }
-  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);
-  if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback)) {
-    throw new InputError(
-      `input url must be https:// (http:// only for a loopback broker), got ${u.protocol}//`
-    );
-  }
-  if (u.search || u.hash || u.username || u.password) {
-    throw new InputError("input url must be the broker's base URL, without query, fragment or credentials");
-  }
-  return brokerBase(u.toString());
 }
 function oneLine(message) {
   return message.replace(/\s+/g, " ").trim().slice(0, 200);

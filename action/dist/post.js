@@ -8,7 +8,7 @@ import {
   revoke,
   setSecret,
   warning
-} from "./chunks/chunk-VUCZ55SM.js";
+} from "./chunks/chunk-GFSUEAC3.js";
 
 // action/src/post.ts
 async function run() {

@@ -2,12 +2,8 @@
 // Order matters: every credential is registered with the log masker before it is written anywhere.
 
 import * as core from "@actions/core";
-import {
-  brokerBase,
-  ExchangeError,
-  exchange,
-  formatExchangeError,
-} from "../../src/client/exchange-client.ts";
+import { BrokerUrlError, checkBrokerUrl } from "../../src/client/broker-url.ts";
+import { ExchangeError, exchange, formatExchangeError } from "../../src/client/exchange-client.ts";
 import { githubTokenEnvProblem, plan, secretNameProblems, valuesToMask } from "./deliver.ts";
 
 const USER_AGENT = "runpass-action/1";
@@ -29,22 +25,12 @@ function booleanInput(name: string, fallback: boolean): boolean {
 
 /** https, or http to a loopback broker only: the OIDC token must not cross a network in clear text. */
 function brokerUrl(raw: string): string {
-  let u: URL;
   try {
-    u = new URL(raw);
-  } catch {
-    throw new InputError(`input url "${raw}" is not a URL`);
+    return checkBrokerUrl(raw, "input url");
+  } catch (e) {
+    if (e instanceof BrokerUrlError) throw new InputError(e.message);
+    throw e;
   }
-  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);
-  if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback)) {
-    throw new InputError(
-      `input url must be https:// (http:// only for a loopback broker), got ${u.protocol}//`,
-    );
-  }
-  if (u.search || u.hash || u.username || u.password) {
-    throw new InputError("input url must be the broker's base URL, without query, fragment or credentials");
-  }
-  return brokerBase(u.toString());
 }
 
 function oneLine(message: string): string {

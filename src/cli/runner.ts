@@ -3,11 +3,14 @@
 // (so a runner with Node but no npm access can use it). Exit codes: 0 ok, 1 denied, 2 usage, 3 unavailable.
 
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { BrokerUrlError, checkBrokerUrl } from "../client/broker-url.ts";
 import { type ExchangeResponse, exchange, formatExchangeError, revoke } from "../client/exchange-client.ts";
+import { ENV_NAME } from "../core/secrets/paths.ts";
+import { ExistingFileError, refuseExisting, writeExclusive } from "./exclusive-file.ts";
 
 export const EXIT = { ok: 0, denied: 1, usage: 2, unavailable: 3 } as const;
 
@@ -16,10 +19,14 @@ export const RUNNER_USAGE = `  exchange       --url URL --policy NAME [--token-e
       Exchanges the job's OIDC token (default from $RUNPASS_ID_TOKEN) and prints the credentials in the
       chosen format (env: \`export NAME='…'\` lines for eval; dotenv; json; github-env for $GITHUB_ENV).
       --out writes them to FILE (mode 0600) instead of stdout. Keeps the lease in a state file for revoke.
+      --out and the state file are created fresh: an existing file or symlink there is refused. The URL
+      must be https:// (http:// only to 127.0.0.1, localhost, [::1]). A variable name that is not a shell
+      name ([A-Za-z_][A-Za-z0-9_]*) in the broker's answer is refused: nothing printed or written, exit 3.
       Retries 5xx/429/network errors with backoff for up to --timeout seconds (default 60).
       Exit 0 ok, 1 denied (reasons printed when the broker shows them), 2 usage, 3 unavailable.
   revoke         [--state FILE] [--url URL]
-      Ends the lease recorded by \`exchange\` (DELETE /v1/leases/{id}). Never fails the job: exit 0.`;
+      Ends the lease recorded by \`exchange\` (DELETE /v1/leases/{id}) and removes the state file.
+      Never fails the job: exit 0.`;
 
 export type Format = "env" | "dotenv" | "json" | "github-env";
 
@@ -41,6 +48,21 @@ export function variables(res: ExchangeResponse): Array<[string, string]> {
   for (const [name, value] of Object.entries(c.secrets ?? {})) out.push([name, value]);
   out.push(["RUNPASS_LEASE_ID", res.lease.id], ["RUNPASS_LEASE_EXPIRES_AT", res.lease.expires_at]);
   return out;
+}
+
+/**
+ * The variable names of a response that are not shell names, which no output format may carry: a name comes
+ * from the broker's answer, and `export NAME=…`, `NAME=…` or `NAME<<EOF` with a hostile name is code, not data.
+ */
+export function unsafeNames(res: ExchangeResponse): string[] {
+  return variables(res)
+    .map(([name]) => name)
+    .filter((name) => !ENV_NAME.test(name));
+}
+
+/** A refused name as it may be shown: JSON-quoted (no raw control characters), and not too long. */
+function shownName(name: string): string {
+  return JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}…` : name);
 }
 
 /** POSIX single quotes: nothing inside is expanded; a quote is closed, escaped and reopened. */
@@ -99,13 +121,14 @@ async function exchangeCommand(args: string[]): Promise<number> {
     },
     strict: true,
   });
-  const url = values.url ?? process.env.RUNPASS_URL;
+  const rawUrl = values.url ?? process.env.RUNPASS_URL;
   let budgetMs: number | undefined;
   if (values.timeout !== undefined) {
     budgetMs = Number(values.timeout) * 1000;
     if (!Number.isFinite(budgetMs) || budgetMs <= 0) throw new Usage("--timeout is a number of seconds");
   }
-  if (!url || !values.policy) throw new Usage("exchange needs --url (or RUNPASS_URL) and --policy");
+  if (!rawUrl || !values.policy) throw new Usage("exchange needs --url (or RUNPASS_URL) and --policy");
+  const url = checkBrokerUrl(rawUrl, values.url ? "--url" : "RUNPASS_URL");
   const format = values.format as Format;
   if (!["env", "dotenv", "json", "github-env"].includes(format)) {
     throw new Usage("--format must be env, dotenv, json or github-env");
@@ -129,6 +152,10 @@ async function exchangeCommand(args: string[]): Promise<number> {
         : `$${tokenEnv} is empty: in GitLab CI add \`id_tokens: { ${tokenEnv}: { aud: ${url.replace(/\/+$/, "")} } }\` to the job`,
     );
   }
+  // Checked before the exchange so a refusal costs no lease; created exclusively after it all the same.
+  const state = values.state ?? defaultStateFile();
+  refuseExisting(state, "the state file");
+  if (values.out) refuseExisting(values.out, "--out");
   const getToken = async (): Promise<string> => readToken();
   const result = await exchange({
     url,
@@ -151,15 +178,31 @@ async function exchangeCommand(args: string[]): Promise<number> {
     return EXIT[result.error.kind];
   }
   const res = result.response;
-  const state = values.state ?? defaultStateFile();
-  writeFileSync(
-    state,
-    `${JSON.stringify({ url, lease_id: res.lease.id, revoke_token: res.lease.revoke_token, expires_at: res.lease.expires_at })}\n`,
-    { mode: 0o600 },
-  );
+  const unsafe = unsafeNames(res);
+  if (unsafe.length) {
+    console.error(
+      `runpass: refusing variable name ${unsafe.map(shownName).join(", ")} in the broker's answer: not a shell variable name ([A-Za-z_][A-Za-z0-9_]*); nothing was printed or written`,
+    );
+    await endUndelivered(url, res);
+    return EXIT.unavailable;
+  }
   const text = render(res, format);
+  let stateWritten = false;
+  try {
+    writeExclusive(
+      state,
+      `${JSON.stringify({ url, lease_id: res.lease.id, revoke_token: res.lease.revoke_token, expires_at: res.lease.expires_at })}\n`,
+      "the state file",
+    );
+    stateWritten = true;
+    if (values.out) writeExclusive(values.out, text, "--out");
+  } catch (e) {
+    // E.g. a file created at the path since the check: the credentials go nowhere, so their lease ends here.
+    if (stateWritten) rmSync(state, { force: true });
+    await endUndelivered(url, res);
+    throw e;
+  }
   if (values.out) {
-    writeFileSync(values.out, text, { mode: 0o600 });
     console.error(
       `runpass: credentials written to ${values.out}; lease ${res.lease.id} until ${res.lease.expires_at}`,
     );
@@ -168,6 +211,16 @@ async function exchangeCommand(args: string[]): Promise<number> {
     console.error(`runpass: lease ${res.lease.id} until ${res.lease.expires_at}`);
   }
   return EXIT.ok;
+}
+
+/** Ends the lease of credentials the CLI refused to deliver; a failure only leaves it to the run's end or TTL. */
+async function endUndelivered(url: string, res: ExchangeResponse): Promise<void> {
+  const ended = await revoke({ url, leaseId: res.lease.id, revokeToken: res.lease.revoke_token });
+  console.error(
+    ended.ok
+      ? `runpass: lease ${res.lease.id} ended`
+      : `runpass: warning: could not end lease ${res.lease.id} (${ended.code}); it ends with the run or its TTL`,
+  );
 }
 
 async function revokeCommand(args: string[]): Promise<number> {
@@ -186,14 +239,27 @@ async function revokeCommand(args: string[]): Promise<number> {
     );
     return EXIT.ok;
   }
-  const url = values.url ?? state.url;
-  if (!url || !state.lease_id || !state.revoke_token) {
+  const rawUrl = values.url ?? state.url;
+  if (!rawUrl || !state.lease_id || !state.revoke_token) {
     console.error(`runpass: ${file} is not a runpass state file`);
     return EXIT.ok;
   }
+  let url: string;
+  try {
+    url = checkBrokerUrl(rawUrl, values.url ? "--url" : `the url in ${file}`);
+  } catch (e) {
+    if (!(e instanceof BrokerUrlError)) throw e;
+    console.error(
+      `runpass: warning: not revoking lease ${state.lease_id}: ${e.message}; it ends with the run or its TTL`,
+    );
+    return EXIT.ok;
+  }
   const result = await revoke({ url, leaseId: state.lease_id, revokeToken: state.revoke_token });
-  if (result.ok) console.error(`runpass: lease ${state.lease_id} ended`);
-  else
+  if (result.ok) {
+    console.error(`runpass: lease ${state.lease_id} ended`);
+    // Ended for good: the revoke token is useless now, and the path is free for the next exchange.
+    rmSync(file, { force: true });
+  } else
     console.error(
       `runpass: warning: could not end lease ${state.lease_id} (${result.code}); it ends with the run or its TTL`,
     );
@@ -209,6 +275,7 @@ export async function runner(command: string | undefined, args: string[]): Promi
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     console.error(`runpass: ${message}`);
+    if (e instanceof BrokerUrlError || e instanceof ExistingFileError) return EXIT.usage;
     if (e instanceof Usage || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       console.error(`usage:\n${RUNNER_USAGE}`);
       return EXIT.usage;

@@ -5,6 +5,7 @@
 
 // Type-only: the wire shape is the broker's own type, and nothing of the core is bundled.
 import type { Credentials } from "../core/grants/issue.ts";
+import { BrokerUrlError, checkBrokerUrl } from "./broker-url.ts";
 
 /** One failed check, as the broker reports it (DESIGN §2; only the policy's owner sees them). */
 export interface Reason {
@@ -41,7 +42,10 @@ export type FailureKind = "denied" | "usage" | "unavailable";
 export class ExchangeError extends Error {
   readonly kind: FailureKind;
   readonly status: number | undefined;
-  /** The broker's `error` code, or a client-side one: `network_error`, `invalid_response`, `token_unavailable`. */
+  /**
+   * The broker's `error` code, or a client-side one: `network_error`, `invalid_response`, `token_unavailable`,
+   * `insecure_url` / `invalid_url` (refused before anything was sent).
+   */
   readonly code: string;
   readonly description: string;
   readonly requestId: string | undefined;
@@ -210,7 +214,8 @@ function networkDescription(base: string, err: unknown): string {
  * Retries 5xx (unless the body says `retryable: false`), 429 and network errors with jittered exponential
  * backoff, honouring `Retry-After`, within `budgetMs`; a `Retry-After` past the budget ends it at once.
  * 409 token_replayed: one fresh token from `getToken`, one more try. 400/401/403/404/413/415: no retry.
- * Never throws for HTTP or network failures: they come back as `{ ok: false, error }`.
+ * A broker URL that is neither https nor http to a loopback host is refused (`usage`) before the token is
+ * fetched; redirects are never followed. Never throws for HTTP or network failures: they come back as `{ ok: false, error }`.
  */
 export async function exchange(options: ExchangeOptions): Promise<ExchangeResult> {
   const doFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
@@ -219,7 +224,17 @@ export async function exchange(options: ExchangeOptions): Promise<ExchangeResult
   const random = options.random ?? Math.random;
   const budget = options.budgetMs ?? DEFAULT_BUDGET_MS;
   const attemptTimeout = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
-  const base = brokerBase(options.url);
+  let base: string;
+  try {
+    // Before the token is even fetched: it must never travel in clear text, whoever the caller is.
+    base = checkBrokerUrl(options.url);
+  } catch (e) {
+    if (!(e instanceof BrokerUrlError)) throw e;
+    return {
+      ok: false,
+      error: new ExchangeError({ kind: "usage", code: e.code, description: e.message, attempts: 0 }),
+    };
+  }
   const endpoint = `${base}/v1/exchange`;
   const body = JSON.stringify({
     policy: options.policy,
@@ -369,14 +384,21 @@ export type RevokeResult =
   | { ok: false; status?: number; code: string; description: string; requestId?: string };
 
 /**
- * Ends a lease: `DELETE /v1/leases/{id}` with its revoke token. 204 (idempotent) is success. Never throws; a
+ * Ends a lease: `DELETE /v1/leases/{id}` with its revoke token (https only, or http to a loopback host; no
+ * redirects). 204 (idempotent) is success. Never throws; a
  * failure is reported, not raised, because the run's end and the lease TTL end the lease anyway.
  */
 export async function revoke(options: RevokeOptions): Promise<RevokeResult> {
   try {
     const doFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
     const sleep = options.sleep ?? defaultSleep;
-    const base = brokerBase(options.url);
+    let base: string;
+    try {
+      base = checkBrokerUrl(options.url);
+    } catch (e) {
+      if (e instanceof BrokerUrlError) return { ok: false, code: e.code, description: e.message };
+      throw e;
+    }
     const endpoint = `${base}/v1/leases/${encodeURIComponent(options.leaseId)}`;
     let last: RevokeResult = { ok: false, code: "network_error", description: "not attempted" };
     for (let attempt = 1; attempt <= 2; attempt++) {

@@ -12,17 +12,20 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs bin/runpass.mjs with this Node, without any RUNPASS_* (or PORT) settings from the outer environment. */
+/**
+ * Runs bin/runpass.mjs (or `script`, e.g. the standalone runner CLI the broker serves) with this Node, without
+ * any RUNPASS_* (or PORT) settings from the outer environment.
+ */
 export function runpass(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: { env?: Record<string, string>; cwd?: string; script?: string } = {},
 ): Promise<Run> {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith("RUNPASS_") && k !== "PORT") clean[k] = v;
   }
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [options.script ?? BIN, ...args], {
       cwd: options.cwd ?? ROOT,
       env: { ...clean, NODE_NO_WARNINGS: "1", ...options.env },
       stdio: ["ignore", "pipe", "pipe"],

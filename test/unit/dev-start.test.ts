@@ -371,15 +371,19 @@ describe("the runner CLI served by the broker (GitLab and other runners)", () =>
     await writeFile(script, text);
 
     const tokenFor = async () => (await cli(["dev", "token"])).stdout.trim();
-    const state = join(scratch, "runner-state.json");
-    const exchange = async (format: string, extra: string[] = []) =>
-      runnerCli(
+    let state = "";
+    let exchanges = 0;
+    const exchange = async (format: string, extra: string[] = []) => {
+      // One state file per exchange: the CLI only writes a state file it creates itself.
+      state = join(scratch, `runner-state-${++exchanges}.json`);
+      return runnerCli(
         script,
         ["exchange", "--url", base, "--policy", "hostile", "--format", format, "--state", state, ...extra],
         {
           RUNPASS_ID_TOKEN: await tokenFor(),
         },
       );
+    };
 
     // env: eval'd by a real shell, the value comes back exactly and nothing was executed.
     const env = await exchange("env");

@@ -36,6 +36,7 @@ interface Call {
   method: string | undefined;
   headers: Record<string, string>;
   body: string | undefined;
+  redirect: RequestInit["redirect"];
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
@@ -79,6 +80,7 @@ function harness(steps: Step[], tokens: string[] = [OIDC_1, OIDC_2]) {
         method: init.method,
         headers: { ...(init.headers as Record<string, string>) },
         body: init.body as string | undefined,
+        redirect: init.redirect,
       });
       const step = steps[Math.min(i++, steps.length - 1)]!;
       if (step instanceof Error) throw step;
@@ -415,5 +417,68 @@ describe("revoke", () => {
       sleep: async () => {},
     });
     expect(r.ok).toBe(false);
+  });
+});
+
+describe("exchange and revoke keep credentials on TLS", () => {
+  const REFUSED = [
+    ["http://runpass.example", "insecure_url"],
+    ["http://127.0.0.2:8787", "insecure_url"],
+    ["http://10.0.0.1", "insecure_url"],
+    ["ftp://runpass.example", "insecure_url"],
+    ["https://user:hunter2@runpass.example", "invalid_url"],
+    ["https://runpass.example/?x=1", "invalid_url"],
+    ["not a url", "invalid_url"],
+  ] as const;
+
+  it("refuses a broker URL that is not https (or http to loopback) before the token is fetched or anything sent", async () => {
+    for (const [url, code] of REFUSED) {
+      const h = harness([json(200, OK_BODY)]);
+      const r = await exchange({ ...h.options, url });
+      expect(r.ok, url).toBe(false);
+      if (r.ok) return;
+      expect(r.error).toMatchObject({ kind: "usage", code, attempts: 0 });
+      expect(h.calls).toEqual([]);
+      expect(h.tokenCalls()).toBe(0);
+      expect(formatExchangeError(r.error)).not.toContain("hunter2");
+    }
+  });
+
+  it("talks plain http to 127.0.0.1, localhost and [::1] only", async () => {
+    for (const host of ["127.0.0.1", "localhost", "[::1]"]) {
+      const h = harness([json(200, OK_BODY)]);
+      const r = await exchange({ ...h.options, url: `http://${host}:8787/` });
+      expect(r.ok, host).toBe(true);
+      expect(h.calls[0]!.url).toBe(`http://${host}:8787/v1/exchange`);
+    }
+  });
+
+  it("never follows a redirect with the OIDC token or the revoke token", async () => {
+    const h = harness([json(200, OK_BODY)]);
+    await exchange(h.options);
+    const d = harness([new Response(null, { status: 204 })]);
+    await revoke({
+      url: "https://runpass.example",
+      leaseId: "lse_1",
+      revokeToken: REVOKE,
+      fetch: d.options.fetch!,
+    });
+    expect([...h.calls, ...d.calls].map((c) => c.redirect)).toEqual(["error", "error"]);
+  });
+
+  it("revoke refuses the same URLs without sending the revoke token", async () => {
+    for (const [url, code] of REFUSED) {
+      const h = harness([new Response(null, { status: 204 })]);
+      const r = await revoke({
+        url,
+        leaseId: "lse_1",
+        revokeToken: REVOKE,
+        fetch: h.options.fetch!,
+        sleep: h.options.sleep!,
+      });
+      expect(r, url).toMatchObject({ ok: false, code });
+      expect(h.calls).toEqual([]);
+      expect(noSecretsIn(JSON.stringify(r))).toBe(true);
+    }
   });
 });

@@ -20495,11 +20495,52 @@ function getIDToken(aud) {
   });
 }
 
+// src/client/broker-url.ts
+var LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"];
+var BrokerUrlError = class extends Error {
+  code;
+  constructor(code, message) {
+    super(message);
+    this.name = "BrokerUrlError";
+    this.code = code;
+  }
+};
+function isLoopbackHost(hostname) {
+  return LOOPBACK_HOSTS.includes(hostname.toLowerCase());
+}
+function shown(u) {
+  return `${u.protocol}//${u.host}${u.pathname}`.replace(/\/+$/, "");
+}
+function checkBrokerUrl(raw, subject = "the broker URL") {
+  let u;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new BrokerUrlError("invalid_url", `${subject} is not a URL`);
+  }
+  if (u.protocol !== "https:" && !(u.protocol === "http:" && isLoopbackHost(u.hostname))) {
+    throw new BrokerUrlError(
+      "insecure_url",
+      `${subject} must be https:// (http:// only for a loopback broker: 127.0.0.1, localhost, [::1]), not ${shown(u)}`
+    );
+  }
+  if (u.username || u.password || u.search || u.hash) {
+    throw new BrokerUrlError(
+      "invalid_url",
+      `${subject} must be the broker's base URL, without credentials, query or fragment (${shown(u)})`
+    );
+  }
+  return `${u.origin}${u.pathname}`.replace(/\/+$/, "");
+}
+
 // src/client/exchange-client.ts
 var ExchangeError = class extends Error {
   kind;
   status;
-  /** The broker's `error` code, or a client-side one: `network_error`, `invalid_response`, `token_unavailable`. */
+  /**
+   * The broker's `error` code, or a client-side one: `network_error`, `invalid_response`, `token_unavailable`,
+   * `insecure_url` / `invalid_url` (refused before anything was sent).
+   */
   code;
   description;
   requestId;
@@ -20530,9 +20571,6 @@ var BACKOFF_BASE_MS = 1e3;
 var BACKOFF_CAP_MS = 15e3;
 var DEFAULT_USER_AGENT = "runpass-client/1";
 var defaultSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-function brokerBase(url) {
-  return url.replace(/\/+$/, "");
-}
 function backoffDelay(retry, random) {
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, retry - 1));
   return Math.round(ceiling / 2 + random() * ceiling / 2);
@@ -20602,7 +20640,16 @@ async function exchange(options) {
   const random = options.random ?? Math.random;
   const budget = options.budgetMs ?? DEFAULT_BUDGET_MS;
   const attemptTimeout = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
-  const base = brokerBase(options.url);
+  let base;
+  try {
+    base = checkBrokerUrl(options.url);
+  } catch (e) {
+    if (!(e instanceof BrokerUrlError)) throw e;
+    return {
+      ok: false,
+      error: new ExchangeError({ kind: "usage", code: e.code, description: e.message, attempts: 0 })
+    };
+  }
   const endpoint = `${base}/v1/exchange`;
   const body = JSON.stringify({
     policy: options.policy,
@@ -20716,7 +20763,13 @@ async function revoke(options) {
   try {
     const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
     const sleep = options.sleep ?? defaultSleep;
-    const base = brokerBase(options.url);
+    let base;
+    try {
+      base = checkBrokerUrl(options.url);
+    } catch (e) {
+      if (e instanceof BrokerUrlError) return { ok: false, code: e.code, description: e.message };
+      throw e;
+    }
     const endpoint = `${base}/v1/leases/${encodeURIComponent(options.leaseId)}`;
     let last = { ok: false, code: "network_error", description: "not attempted" };
     for (let attempt = 1; attempt <= 2; attempt++) {
@@ -20765,8 +20818,9 @@ export {
   saveState,
   getState,
   getIDToken,
+  BrokerUrlError,
+  checkBrokerUrl,
   ExchangeError,
-  brokerBase,
   exchange,
   formatExchangeError,
   revoke
