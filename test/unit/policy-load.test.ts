@@ -322,6 +322,56 @@ grants:
   });
 });
 
+describe("token grant audiences a cloud accepts are refused at load (no confused deputy)", () => {
+  const withAudience = (audience: string) =>
+    GH.replace(
+      'token: { audience: "https://deploy.acme.dev" }',
+      `token: { audience: ${JSON.stringify(audience)} }`,
+    );
+
+  it("refuses AWS STS, Azure AD token exchange and Google IAM audiences, any case, at the audience", async () => {
+    for (const audience of [
+      "sts.amazonaws.com",
+      "STS.AmazonAWS.com",
+      "https://sts.amazonaws.com",
+      "https://sts.amazonaws.com/",
+      "https://STS.amazonaws.com:443",
+      "https://sts.us-east-1.amazonaws.com",
+      "sts.eu-west-1.amazonaws.com",
+      "https://sts.example.net",
+      "https://sts.amazonaws.com.",
+      "api://AzureADTokenExchange",
+      "api://azureadtokenexchange",
+      "API://AzureADTokenExchangeUSGov",
+      "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci/providers/runpass",
+      "//IAM.googleapis.com/projects/1",
+      "https://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci/providers/runpass",
+    ]) {
+      const text = withAudience(audience);
+      const e = oneError(await load({ p: text }));
+      expect(e.message, audience).toMatch(/grants\.token\.audience/);
+      expect(e.message, audience).toMatch(/confused deputy|accepts/);
+      expect(e.message, audience).toContain(JSON.stringify(audience));
+      const line = text.split("\n").findIndex((l) => l.includes("token:")) + 1;
+      expect(e.line, audience).toBe(line);
+    }
+  });
+
+  it("accepts audiences that only look like one", async () => {
+    for (const audience of [
+      "https://deploy.acme.dev",
+      "https://ststore.acme.dev",
+      "https://deploy.acme.dev/sts.amazonaws.com",
+      "https://acme.dev/?aud=sts.amazonaws.com",
+      "api://acme-deploy",
+      "https://iam.acme.dev/projects/1",
+    ]) {
+      const result = await load({ p: withAudience(audience) });
+      expect(errors(result), audience).toEqual([]);
+    }
+  });
+});
+
 describe("load-time pin rules", () => {
   it("a GitHub-kind policy without repository_owner_id or repository_id is refused", async () => {
     const p = oneError(await load({ p: policy("github", "  ref: refs/heads/main\n  event_name: push") }));

@@ -4,6 +4,7 @@
 
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   BROKER_URL,
@@ -145,6 +146,8 @@ describe("aws and github grants", () => {
     for (const c of [credentials.aws, credentials.github, credentials.token]) {
       expect(Date.parse(c?.expires_at as string)).toBeLessThanOrEqual(Date.parse(lease.expires_at));
     }
+    // Every runpass-signed JWT says which grant it is for, so no audience can take one for another.
+    expect(decodeJwt(credentials.token?.token as string)).toMatchObject({ runpass_grant: "token" });
 
     const [call] = await stsCalls(s.roleArn);
     expect(call).toMatchObject({
@@ -340,6 +343,7 @@ describe("web identity: no static AWS keys", () => {
     expect(call?.webIdentityClaims).toMatchObject({
       iss: BROKER_URL,
       aud: "sts.amazonaws.com",
+      runpass_grant: "aws",
       sub: `policy:deploy:run:${res.body.lease.run}`,
       "https://aws.amazon.com/tags": {
         principal_tags: { repository: ["acme/api"], workflow: ["deploy _prod_"] },

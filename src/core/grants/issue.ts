@@ -283,7 +283,7 @@ export async function issueGrants(
       const sts = deps.sts();
       let webIdentity: string | undefined;
       if (sts.mode === "web_identity") {
-        webIdentity = await deps.signer.sign({
+        webIdentity = await deps.signer.sign("aws", {
           iss: deps.issuerUrl,
           sub: `policy:${policy.name}:run:${lease.run}`,
           aud: "sts.amazonaws.com",

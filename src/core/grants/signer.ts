@@ -14,6 +14,12 @@ function algFor(jwk: JWK): string | undefined {
   return undefined;
 }
 
+/**
+ * Which grant a runpass JWT was signed for (its `runpass_grant` claim). A relying party can then refuse a runpass
+ * token minted for another grant, even when it carries the audience it expects.
+ */
+export type RunpassGrant = "token" | "aws" | "gcp" | "azure";
+
 /** Signs runpass JWTs with the active key and publishes every configured key's public half. */
 export class Signer {
   readonly #key: CryptoKey;
@@ -83,9 +89,9 @@ export class Signer {
     return this.#alg;
   }
 
-  /** Signs `claims` as a JWT with the active key. */
-  async sign(claims: JWTPayload): Promise<string> {
-    return new SignJWT(claims)
+  /** Signs `claims` as a JWT for `grant` with the active key; the grant is always stamped, last, as `runpass_grant`. */
+  async sign(grant: RunpassGrant, claims: JWTPayload): Promise<string> {
+    return new SignJWT({ ...claims, runpass_grant: grant })
       .setProtectedHeader({ alg: this.#alg, kid: this.#kid, typ: "JWT" })
       .sign(this.#key);
   }

@@ -35,7 +35,7 @@ export async function mintTokenGrant(grant: TokenGrant, ctx: TokenGrantContext):
     const v = ctx.source.claims[claim];
     if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") forwarded[claim] = v;
   }
-  const token = await ctx.signer.sign({
+  const token = await ctx.signer.sign("token", {
     ...forwarded,
     iss: ctx.issuerUrl,
     sub: `${ctx.source.issuer.name}:${ctx.source.sub}`,

@@ -1,5 +1,5 @@
-// Load-time validation of the aws and github grants (DESIGN §3): refuse at build what STS or GitHub would
-// refuse at run time, or what could never fit the lease.
+// Load-time validation of the grants (README "Writing policies"): refuse at build what STS or GitHub would
+// refuse at run time, what could never fit the lease, and token audiences that belong to a cloud.
 
 import {
   AWS_MAX_POLICY_ARNS,
@@ -33,6 +33,33 @@ function checkTemplate(report: Report, path: Path, value: string | undefined): v
   if (value === undefined) return;
   const problem = templateProblem(value);
   if (problem) report(path, problem);
+}
+
+/**
+ * Why a token grant's audience is refused, or undefined: an audience a cloud's token exchange accepts (AWS STS,
+ * Azure AD workload identity, Google IAM workload identity) would make a `token` grant a credential for that
+ * cloud, outside the aws/gcp/azure grants and their checks. Hosts compare without case; any `sts.` host counts.
+ */
+export function cloudAudienceProblem(audience: string): string | undefined {
+  const text = audience.trim().toLowerCase();
+  let cloud: string | undefined;
+  if (text.startsWith("api://azureadtokenexchange")) cloud = "Azure AD token exchange";
+  else if (text.startsWith("//iam.googleapis.com/") || text.startsWith("https://iam.googleapis.com/"))
+    cloud = "Google Cloud workload identity federation";
+  else {
+    // A bare host ("sts.amazonaws.com") or a URL of any scheme; URL parsing drops userinfo and port.
+    let host = text.split(/[/?#]/, 1)[0] ?? "";
+    if (/^[a-z][a-z0-9+.-]*:\/\//.test(text)) {
+      try {
+        host = new URL(text).hostname;
+      } catch {
+        host = "";
+      }
+    }
+    if (host.startsWith("sts.")) cloud = host.endsWith("amazonaws.com") ? "AWS STS" : "an STS";
+  }
+  if (!cloud) return undefined;
+  return `grants.token.audience ${JSON.stringify(audience)} is an audience ${cloud} accepts: a runpass token for it would be a cloud credential outside the cloud grants (a confused deputy). Use the aws grant for AWS, and an audience naming your own service for token grants`;
 }
 
 /** Validates grants.aws against the policy's lease ttl (seconds). */

@@ -24,7 +24,13 @@ import {
   RESERVED_ISSUER_NAMES,
 } from "../oidc/issuers.ts";
 import { globProblem, isGlob } from "./glob.ts";
-import { loadAwsGrant, loadGitHubGrant, loadSecretsGrant, type Report } from "./grants.ts";
+import {
+  cloudAudienceProblem,
+  loadAwsGrant,
+  loadGitHubGrant,
+  loadSecretsGrant,
+  type Report,
+} from "./grants.ts";
 import {
   type IssuersFile,
   IssuersFileSchema,
@@ -390,6 +396,8 @@ function loadPolicy(
   if (file.grants.token) {
     if (file.grants.token.audience.length === 0)
       src.error(["grants", "token", "audience"], "audience must not be empty");
+    const cloud = cloudAudienceProblem(file.grants.token.audience);
+    if (cloud) src.error(["grants", "token", "audience"], cloud);
     grants.token = {
       audience: file.grants.token.audience,
       ttl: parseTtl(src, ["grants", "token", "ttl"], file.grants.token.ttl, DEFAULT_TOKEN_GRANT_TTL_SECONDS),
