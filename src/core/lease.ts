@@ -16,7 +16,7 @@ export interface LeaseGrant {
   expires_at: string;
   /** Opaque handle a grant's revoker needs to recall it upstream (never the credential in clear). */
   revocation?: string;
-  /** Secrets: which secret and version was delivered, and under which name (id is the value's digest). */
+  /** Secrets: which secret and version was delivered, and under which name (id digests `secret:<path>@<version>`, never the value). */
   path?: string;
   version?: number;
   name?: string;
