@@ -2,6 +2,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { checkBrokerUrl } from "../client/broker-url.ts";
 
 export interface AdminTarget {
   url: string;
@@ -10,12 +11,13 @@ export interface AdminTarget {
 
 /**
  * Where and as whom: --url or RUNPASS_URL (default the local broker); RUNPASS_ADMIN_TOKEN, or the local
- * broker's generated admin token from .dev/keys.json when talking to a loopback URL.
+ * broker's generated admin token from .dev/keys.json when talking to a loopback URL. The URL must be https, or
+ * http to a loopback host (throws BrokerUrlError otherwise): the admin token never travels in clear text.
  */
 export function adminTarget(root: string, url: string | undefined): AdminTarget {
-  const base = (url ?? process.env.RUNPASS_URL ?? `http://127.0.0.1:${process.env.PORT || 8787}`).replace(
-    /\/+$/,
-    "",
+  const base = checkBrokerUrl(
+    url ?? process.env.RUNPASS_URL ?? `http://127.0.0.1:${process.env.PORT || 8787}`,
+    url === undefined && process.env.RUNPASS_URL ? "RUNPASS_URL" : "the broker URL",
   );
   let token = process.env.RUNPASS_ADMIN_TOKEN;
   const keysFile = join(root, ".dev", "keys.json");
@@ -24,6 +26,17 @@ export function adminTarget(root: string, url: string | undefined): AdminTarget 
   }
   if (!token) throw new Error("set RUNPASS_ADMIN_TOKEN (the broker's admin bearer token)");
   return { url: base, token };
+}
+
+/** Where a redirect points, as it may be shown: scheme, host and path (no userinfo or query). */
+function whereTo(location: string | null, base: string): string {
+  if (!location) return "";
+  try {
+    const u = new URL(location, base);
+    return ` to ${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return "";
+  }
 }
 
 /** The broker answered with an error status (as opposed to being unreachable or misconfigured locally). */
@@ -41,7 +54,8 @@ export class BrokerError extends Error {
 
 /**
  * Calls the admin API; returns the parsed JSON body (`{}` for an empty one) or throws a BrokerError with the
- * broker's error description. `headers` are sent in addition to authorization and content-type.
+ * broker's error description. `headers` are sent in addition to authorization and content-type. A redirect is
+ * never followed (BrokerError, code `redirect`): it would re-send the admin token and the body elsewhere.
  */
 export async function adminCall(
   target: AdminTarget,
@@ -56,7 +70,16 @@ export async function adminCall(
       authorization: `Bearer ${target.token}`,
       ...(init.body ? { "content-type": "application/json" } : {}),
     },
+    redirect: "manual",
   });
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel();
+    throw new BrokerError(
+      res.status,
+      "redirect",
+      `the broker answered with a redirect${whereTo(res.headers.get("location"), target.url)}; runpass never re-sends the admin token or a secret value to another URL — give the final URL with --url or RUNPASS_URL`,
+    );
+  }
   const body = (await res.json().catch(() => ({}))) as { error?: string; error_description?: string };
   if (!res.ok) {
     throw new BrokerError(
