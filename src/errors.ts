@@ -59,6 +59,7 @@ export type ReasonCode =
   | "grant_not_allowed"
   | "lease_too_short"
   | "secrets_already_delivered"
+  | "target_invalid"
   // run ledger
   | "replayed"
   | "run_ended"
@@ -68,7 +69,11 @@ export type ReasonCode =
   | "webhook_token_invalid"
   | "duplicate_delivery"
   | "revoke_token_invalid"
-  | "admin_token_invalid";
+  | "admin_token_invalid"
+  | "lease_id_invalid"
+  | "renewed_too_soon"
+  | "out_of_scope"
+  | "revoked_by_rule";
 
 /** One failed check. `expected` holds policy values, never the token's own claim values. */
 export interface Reason {

@@ -5,6 +5,7 @@ import { bundle } from "../generated/policy-bundle.ts";
 import { createApp } from "./app.ts";
 
 export { RateLimiter } from "./adapters/rate-limiter.ts";
+export { RevocationRegistry } from "./adapters/revocation-registry.ts";
 export { RunLedger } from "./adapters/run-ledger.ts";
 export { SecretStore } from "./adapters/secret-store.ts";
 

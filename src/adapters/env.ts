@@ -5,6 +5,7 @@ import { parseDuration } from "../core/duration.ts";
 import { checkIssuerUrl } from "../core/oidc/issuers.ts";
 import { ConfigError } from "../errors.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
+import type { RevocationRegistry } from "./revocation-registry.ts";
 import type { RunLedger } from "./run-ledger.ts";
 import type { SecretStore } from "./secret-store.ts";
 
@@ -12,6 +13,8 @@ import type { SecretStore } from "./secret-store.ts";
 export interface Env {
   RUN_LEDGER: DurableObjectNamespace<RunLedger>;
   SECRET_STORE: DurableObjectNamespace<SecretStore>;
+  /** Emergency revocation rules (one object). */
+  REVOCATIONS: DurableObjectNamespace<RevocationRegistry>;
   /** Rate-limit counters, one object per limit key. */
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   /** Policy records of large sets (RUNPASS_BUNDLE_MAX); optional for bundled sets. */

@@ -12,7 +12,7 @@ import type {
   Ledger,
   RenewableLease,
 } from "../core/ledger.ts";
-import type { RunLedger, WebhookAudit } from "./run-ledger.ts";
+import type { RunLedger, WebhookAudit, WebhookScope } from "./run-ledger.ts";
 
 export class DurableLedger implements Ledger {
   readonly ns: DurableObjectNamespace<RunLedger>;
@@ -38,8 +38,8 @@ export class DurableLedger implements Ledger {
   }
 
   /** Ends a whole run (webhook or admin revoke by run). */
-  async endRun(ctx: EndContext, webhook?: WebhookAudit): Promise<EndRunOutcome> {
-    return (await this.#stub(ctx.run).endRun(ctx, webhook)) as EndRunOutcome;
+  async endRun(ctx: EndContext, webhook?: WebhookAudit, scope?: WebhookScope): Promise<EndRunOutcome> {
+    return (await this.#stub(ctx.run).endRun(ctx, webhook, scope)) as EndRunOutcome;
   }
 
   /** Ends one lease; with `revokeHash`, only if it matches the lease's. */
@@ -56,11 +56,13 @@ export class DurableLedger implements Ledger {
     runKey: string,
     leaseId: string,
     revokeHash: string,
-  ): Promise<RenewableLease | "not_found" | "ended"> {
-    return (await this.#stub(runKey).renewable(leaseId, revokeHash)) as
+    now: number,
+  ): Promise<RenewableLease | "not_found" | "ended" | { retryAfterMs: number }> {
+    return (await this.#stub(runKey).renewable(leaseId, revokeHash, now)) as
       | RenewableLease
       | "not_found"
-      | "ended";
+      | "ended"
+      | { retryAfterMs: number };
   }
 
   async addGrants(
@@ -68,8 +70,9 @@ export class DurableLedger implements Ledger {
     leaseId: string,
     grants: LeaseGrant[],
     audit: AuditRecord,
+    now: number,
   ): Promise<boolean> {
-    return await this.#stub(runKey).addGrants(leaseId, grants, audit);
+    return await this.#stub(runKey).addGrants(leaseId, grants, audit, now);
   }
 
   async lease(runKey: string, leaseId: string): Promise<LeaseView | null> {

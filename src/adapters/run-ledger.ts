@@ -6,7 +6,7 @@ import { REVOCATION_BACKOFF_MS, REVOCATION_MAX_ATTEMPTS, RUN_ENDED_RETENTION_MS 
 import { type AuditRecord, refusedRecord } from "../core/audit/record.ts";
 import { randomId } from "../core/crypto.ts";
 import { revokeGrant } from "../core/grants/revoke.ts";
-import type { LeaseEndReason, LeaseGrant } from "../core/lease.ts";
+import { type LeaseEndReason, type LeaseGrant, renewalIntervalMs } from "../core/lease.ts";
 import type {
   CommitInput,
   CommitOutcome,
@@ -17,8 +17,10 @@ import type {
   LeaseView,
   RenewableLease,
 } from "../core/ledger.ts";
-import { enqueueAudit, OUTBOX_TABLE, shipOutbox } from "./audit-outbox.ts";
+import { ruleMatches } from "../core/revocation-rules.ts";
+import { enqueueAudit, OUTBOX_TABLE, outboxPending, shipOutbox } from "./audit-outbox.ts";
 import type { Env } from "./env.ts";
+import { revocationRegistry } from "./revocation-registry.ts";
 import { revokersFor } from "./revokers.ts";
 
 /** Retry delay for shipping the audit outbox to D1 after a failure. */
@@ -34,7 +36,22 @@ type LeaseRow = {
   end_reason: LeaseEndReason | null;
   grants: string;
   subject: string | null;
+  /** JSON {issuer, repository_id?, project_id?}: what the lease index records (revocation rules match it). */
+  scope: string | null;
+  renew_interval_ms: number | null;
+  /** Earliest next renewal (ms, the Worker's clock). */
+  renew_after: number | null;
+  /** 1 once the lease was shipped to the lease index and the revocation rules were consulted after that. */
+  rules_checked: number;
 };
+
+/** The scope of a delivery signed with a derived webhook secret: the run's verified claims must lie inside it. */
+export interface WebhookScope {
+  issuer: string;
+  /** The claim that names the scope: repository_owner_id, repository_id, project_id or namespace_id. */
+  claim: string;
+  value: string;
+}
 
 /** The webhook record a run-ending delivery leaves (valid signature; duplicate or not). */
 export interface WebhookAudit {
@@ -69,10 +86,22 @@ export class RunLedger extends DurableObject<Env> {
       );
       ${OUTBOX_TABLE}
     `);
-    // Objects created before leases remembered their subject (renewal needs it).
-    const columns = this.#sql.exec<{ name: string }>("PRAGMA table_info(leases)").toArray();
-    if (!columns.some((c) => c.name === "subject"))
-      this.#sql.exec("ALTER TABLE leases ADD COLUMN subject TEXT");
+    // Objects created before leases remembered these columns.
+    const columns = new Set(
+      this.#sql
+        .exec<{ name: string }>("PRAGMA table_info(leases)")
+        .toArray()
+        .map((c) => c.name),
+    );
+    for (const [name, type] of [
+      ["subject", "TEXT"],
+      ["scope", "TEXT"],
+      ["renew_interval_ms", "INTEGER"],
+      ["renew_after", "INTEGER"],
+      ["rules_checked", "INTEGER NOT NULL DEFAULT 0"],
+    ] as const) {
+      if (!columns.has(name)) this.#sql.exec(`ALTER TABLE leases ADD COLUMN ${name} ${type}`);
+    }
   }
 
   /**
@@ -108,8 +137,15 @@ export class RunLedger extends DurableObject<Env> {
       );
       this.#remember(input.audit.run);
       const l = input.lease;
+      const interval = renewalIntervalMs(l.grants, l.createdAt, l.expiresAt);
+      const { audit } = input;
+      const scope = {
+        issuer: l.subject.issuer,
+        ...(audit.repository_id !== undefined ? { repository_id: audit.repository_id } : {}),
+        ...(audit.project_id !== undefined ? { project_id: audit.project_id } : {}),
+      };
       this.#sql.exec(
-        "INSERT INTO leases (id, revoke_hash, policy, created_at, expires_at, grants, subject) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO leases (id, revoke_hash, policy, created_at, expires_at, grants, subject, scope, renew_interval_ms, renew_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         l.id,
         l.revokeHash,
         l.policy,
@@ -117,6 +153,9 @@ export class RunLedger extends DurableObject<Env> {
         l.expiresAt,
         JSON.stringify(l.grants),
         JSON.stringify(l.subject),
+        JSON.stringify(scope),
+        interval,
+        l.createdAt + interval,
       );
       this.#enqueue(input.audit);
       return { ok: true };
@@ -147,19 +186,34 @@ export class RunLedger extends DurableObject<Env> {
     return this.#sql.exec<LeaseRow>("SELECT * FROM leases ORDER BY created_at, id").toArray().map(leaseView);
   }
 
-  /** One lease, or null. */
+  /** One lease, or null, after ending it if an emergency revocation rule the index could not yet apply names it. */
   async lease(id: string): Promise<LeaseView | null> {
+    await this.#applyRules(id);
     const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
     return row ? leaseView(row) : null;
   }
 
-  /** A live lease's renewal view, after the revoke token checks out (constant time). */
-  async renewable(id: string, revokeHash: string): Promise<RenewableLease | "not_found" | "ended"> {
+  /**
+   * A live lease's renewal view, after the revoke token checks out (constant time). At most one renewal per
+   * half the shortest credential lifetime: the slot is taken here, atomically, so concurrent renewals cannot
+   * both mint (`now` is the Worker's clock).
+   */
+  async renewable(
+    id: string,
+    revokeHash: string,
+    now: number,
+  ): Promise<RenewableLease | "not_found" | "ended" | { retryAfterMs: number }> {
+    const found = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
+    if (!found || !constantTimeEqual(found.revoke_hash, revokeHash)) return "not_found";
+    await this.#applyRules(id);
     const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
-    if (!row || !constantTimeEqual(row.revoke_hash, revokeHash)) return "not_found";
-    if (row.ended_at !== null || row.expires_at <= Date.now() || this.#runEnded() || !row.subject)
+    if (!row || row.ended_at !== null || row.expires_at <= Date.now() || this.#runEnded() || !row.subject)
       return "ended";
     const grants = JSON.parse(row.grants) as LeaseGrant[];
+    const interval = row.renew_interval_ms ?? renewalIntervalMs(grants, row.created_at, row.expires_at);
+    const after = row.renew_after ?? row.created_at + interval;
+    if (now < after) return { retryAfterMs: after - now };
+    this.#sql.exec("UPDATE leases SET renew_after = ? WHERE id = ?", now + interval, id);
     return {
       policy: row.policy,
       expires_at: row.expires_at,
@@ -172,12 +226,19 @@ export class RunLedger extends DurableObject<Env> {
    * Adds renewed credentials to a lease, atomically with its audit record, only while the lease and the run
    * are live (a webhook may have ended the run while the credentials were minted: then the caller recalls them).
    */
-  async addGrants(id: string, grants: LeaseGrant[], audit: AuditRecord): Promise<boolean> {
+  async addGrants(id: string, grants: LeaseGrant[], audit: AuditRecord, now: number): Promise<boolean> {
     const ok = this.ctx.storage.transactionSync(() => {
       const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
       if (!row || row.ended_at !== null || row.expires_at <= Date.now() || this.#runEnded()) return false;
       const all = [...(JSON.parse(row.grants) as LeaseGrant[]), ...grants];
-      this.#sql.exec("UPDATE leases SET grants = ? WHERE id = ?", JSON.stringify(all), id);
+      const interval = renewalIntervalMs(grants, now, row.expires_at);
+      this.#sql.exec(
+        "UPDATE leases SET grants = ?, renew_interval_ms = ?, renew_after = ? WHERE id = ?",
+        JSON.stringify(all),
+        interval,
+        now + interval,
+        id,
+      );
       this.#enqueue(audit);
       return true;
     });
@@ -194,9 +255,16 @@ export class RunLedger extends DurableObject<Env> {
    * Ends the run: every active lease ends, revocations are queued, and the run is marked ended so no
    * later exchange can succeed. A delivery id seen before changes nothing (and is recorded as a duplicate).
    */
-  async endRun(ctx: EndContext, webhook?: WebhookAudit): Promise<EndRunOutcome> {
+  async endRun(ctx: EndContext, webhook?: WebhookAudit, scope?: WebhookScope): Promise<EndRunOutcome> {
     const now = Date.now();
     const outcome = this.ctx.storage.transactionSync((): EndRunOutcome => {
+      // A delivery signed with a scoped secret ends only a run whose verified claims lie inside that scope.
+      if (scope && !this.#inScope(scope)) {
+        if (webhook) {
+          this.#enqueue({ ...webhook.record, decision: "deny", reasons: [{ code: "out_of_scope" }] });
+        }
+        return { duplicate: false, alreadyEnded: this.#runEnded(), ended: 0, outOfScope: true };
+      }
       this.#remember(ctx.run);
       if (webhook?.delivery !== undefined) {
         const seen = this.#sql.exec("SELECT 1 FROM deliveries WHERE id = ?", webhook.delivery).toArray();
@@ -275,6 +343,8 @@ export class RunLedger extends DurableObject<Env> {
     let shipRetry: number | undefined;
     try {
       await this.#ship();
+      // Shipped leases are in the lease index now; a revoke that searched it earlier left a rule behind.
+      await this.#applyRules();
     } catch {
       shipRetry = now + SHIP_RETRY_MS;
     }
@@ -294,6 +364,60 @@ export class RunLedger extends DurableObject<Env> {
       purgeAt ?? null,
     ].filter((t): t is number => typeof t === "number");
     if (next.length > 0) await this.ctx.storage.setAlarm(Math.max(now, Math.min(...next)));
+  }
+
+  /**
+   * Ends active leases that an emergency revocation rule names but the lease index may not have shown when
+   * the rule was made (docs/security.md, "Emergency revoke is complete"). Only leases not yet confirmed as
+   * indexed ask the registry; after the outbox shipped them they are marked, since a later revoke finds them
+   * through the index. With `id`, only that lease is considered.
+   */
+  async #applyRules(id?: string): Promise<void> {
+    const unchecked = (): LeaseRow[] =>
+      this.#sql
+        .exec<LeaseRow>(
+          `SELECT * FROM leases WHERE ended_at IS NULL AND rules_checked = 0${id !== undefined ? " AND id = ?" : ""}`,
+          ...(id !== undefined ? [id] : []),
+        )
+        .toArray();
+    const rows = unchecked();
+    if (rows.length === 0) return;
+    const oldest = Math.min(...rows.map((r) => r.created_at));
+    const rules = await revocationRegistry(this.env).since(oldest);
+    const shipped = !outboxPending(this.#sql);
+    this.ctx.storage.transactionSync(() => {
+      const now = Date.now();
+      for (const row of unchecked()) {
+        const target = { ...leaseScope(row), policy: row.policy, created_at: row.created_at };
+        if (rules.some((rule) => ruleMatches(rule, target))) {
+          this.#endWhere(
+            "id = ? AND ended_at IS NULL",
+            [row.id],
+            {
+              run: this.#runKey(),
+              requestId: randomId("rule", 12),
+              policySetVersion: "",
+              reason: "admin_revoke",
+            },
+            now,
+          );
+        } else if (shipped && id === undefined) {
+          this.#sql.exec("UPDATE leases SET rules_checked = 1 WHERE id = ?", row.id);
+        }
+      }
+    });
+  }
+
+  /** Whether the run's leases carry verified claims inside `scope` (no lease: nothing proves it is). */
+  #inScope(scope: WebhookScope): boolean {
+    const rows = this.#sql.exec<{ subject: string | null }>("SELECT subject FROM leases").toArray();
+    const subjects = rows
+      .filter((r) => r.subject !== null)
+      .map((r) => JSON.parse(r.subject as string) as LeaseSubject);
+    return (
+      subjects.length > 0 &&
+      subjects.every((s) => s.issuer === scope.issuer && s.claims[scope.claim] === scope.value)
+    );
   }
 
   /** Ends matching active leases: audit record per lease, revocations queued. Call inside a transaction. */
@@ -410,6 +534,18 @@ export class RunLedger extends DurableObject<Env> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
+}
+
+/** What the lease index records about a lease (older rows: from its subject's claims). */
+function leaseScope(row: LeaseRow): { issuer: string; repository_id?: string; project_id?: string } {
+  if (row.scope)
+    return JSON.parse(row.scope) as { issuer: string; repository_id?: string; project_id?: string };
+  const subject = row.subject ? (JSON.parse(row.subject) as LeaseSubject) : undefined;
+  const claim = (name: string) => {
+    const v = subject?.claims[name];
+    return typeof v === "string" ? { [name]: v } : {};
+  };
+  return { issuer: subject?.issuer ?? "", ...claim("repository_id"), ...claim("project_id") };
 }
 
 function leaseView(row: LeaseRow): LeaseView {

@@ -19,6 +19,7 @@ import { RUNNER_USAGE, runner } from "./runner.ts";
 import { adminSecrets, checkSecretGrants } from "./secrets.ts";
 import { UsageError } from "./usage-error.ts";
 import { verifyRemote } from "./verify-token.ts";
+import { WEBHOOK_SECRET_USAGE, webhookSecretCommand } from "./webhook-secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const POLICY_TOOLS: PolicyToolContext = { root: ROOT, policiesDir: (flag) => policiesDir(flag) };
@@ -76,6 +77,7 @@ ${RUNNER_USAGE}
       Erases version N's ciphertext for good.
   admin secrets rewrap   [--url URL]
       Re-wraps every data key under the active master key; exit 1 if any could not be (listed on stderr).
+${WEBHOOK_SECRET_USAGE}
       Admin commands use RUNPASS_URL (default the local broker) and RUNPASS_ADMIN_TOKEN (for a local
       broker, the generated token in .dev/keys.json); writes send X-Runpass-Actor: user@host.
       A broker refusal exits 1 with its error description.
@@ -318,6 +320,7 @@ export async function main(argv: string[]): Promise<number> {
     if (group === "admin" && command === "revoke") return await adminRevoke(rest);
     if (group === "admin" && command === "leases") return await adminLeases(rest);
     if (group === "admin" && command === "secrets") return await adminSecrets(ROOT, rest);
+    if (group === "admin" && command === "webhook-secret") return await webhookSecretCommand(rest);
     if (group === undefined || group === "help" || group === "--help" || group === "-h") {
       console.log(USAGE);
       return 0;

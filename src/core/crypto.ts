@@ -30,15 +30,39 @@ export class AuditHasher {
   }
 }
 
+/**
+ * An HMAC-SHA256 key derived (HKDF-SHA256) from `secret` under its own `label`: one configured secret can
+ * then key unrelated purposes without a value computed for one being usable, or computable, for another.
+ */
+export async function deriveHmacKey(secret: string, label: string): Promise<CryptoKey> {
+  const ikm = await crypto.subtle.importKey("raw", utf8(secret), "HKDF", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: utf8(label) },
+    ikm,
+    { name: "HMAC", hash: "SHA-256", length: 256 },
+    false,
+    ["sign"],
+  );
+}
+
+/** HMAC-SHA256 of `text` under `key`, raw bytes. */
+export async function hmac(key: CryptoKey, text: string | Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, typeof text === "string" ? utf8(text) : text));
+}
+
+/** Compares two byte strings without an early exit (lengths are not secret here). */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
+  return diff === 0;
+}
+
 /** Compares two secrets in constant time (hashing first so lengths do not leak). */
 export async function timingSafeEqualText(a: string, b: string): Promise<boolean> {
   const [ha, hb] = await Promise.all([
     crypto.subtle.digest("SHA-256", utf8(a)),
     crypto.subtle.digest("SHA-256", utf8(b)),
   ]);
-  const x = new Uint8Array(ha);
-  const y = new Uint8Array(hb);
-  let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= (x[i] as number) ^ (y[i] as number);
-  return diff === 0;
+  return equalBytes(new Uint8Array(ha), new Uint8Array(hb));
 }

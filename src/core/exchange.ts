@@ -16,7 +16,7 @@ import {
   recallGitHub,
 } from "./grants/issue.ts";
 import type { Signer } from "./grants/signer.ts";
-import { leaseIdFor } from "./lease.ts";
+import type { LeaseIds } from "./lease.ts";
 import type { AuditSink, Ledger } from "./ledger.ts";
 import { type VerifiedToken, type VerifierOptions, verifyToken } from "./oidc/verify.ts";
 import type { CompiledPolicy, PolicySet } from "./policy/compile.ts";
@@ -35,6 +35,8 @@ export interface ExchangeDeps {
   maxLeaseTtl: number;
   signer: Signer;
   hasher: AuditHasher;
+  /** Mints MAC'd lease ids. */
+  leaseIds: LeaseIds;
   /** Upstream clients and the revocation-handle sealer. */
   grants: Pick<IssueDeps, "sealer" | "sts" | "github" | "secrets">;
   ledger: Ledger;
@@ -51,6 +53,8 @@ export interface ExchangeInput {
   grants?: GrantName[];
   /** Requested lease length, seconds (can only shorten). */
   ttl?: number;
+  /** RFC 8693 `audience`: judged only once the token verified and the policy matched, so it reveals nothing. */
+  audience?: string;
 }
 
 export interface ExchangeResponse {
@@ -221,11 +225,26 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
     throw auth.error;
   }
   const { token, policy, grants, visible } = auth.value;
+  if (
+    input.audience !== undefined &&
+    (!grants.includes("token") || policy.def.grants.token?.audience !== input.audience)
+  ) {
+    const error = new RunpassError(
+      "access_denied",
+      "runpass does not issue tokens for that audience under this policy",
+      {
+        reasons: [{ code: "target_invalid" }],
+        reasonsVisible: visible,
+      },
+    );
+    await recordDenial(input, deps, "exchange", { error, token, policy });
+    throw error;
+  }
   const nowMs = deps.clock();
   const now = Math.floor(nowMs / 1000);
   const runKey = await ledgerKey(token);
   const leaseTtl = Math.min(policy.def.ttl, deps.maxLeaseTtl, input.ttl ?? Number.POSITIVE_INFINITY);
-  const lease = { id: leaseIdFor(runKey), run: runKey, expiresAt: now + leaseTtl };
+  const lease = { id: await deps.leaseIds.mint(runKey), run: runKey, expiresAt: now + leaseTtl };
   const revokeToken = randomId("rvk", 32);
   const subject: GrantSubject = { issuer: token.issuer, claims: token.claims, sub: token.standard.sub };
   const singleUse = await sha256(token.singleUseId);

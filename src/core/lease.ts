@@ -1,6 +1,6 @@
 // Leases: ids that name their run, why leases end, and the per-grant record a lease keeps for revocation.
 
-import { randomId } from "./crypto.ts";
+import { deriveHmacKey, equalBytes, hmac, randomId } from "./crypto.ts";
 import { base64url, utf8 } from "./encoding.ts";
 import type { GrantName } from "./policy/types.ts";
 import { decodeUtf8 } from "./read-capped.ts";
@@ -22,19 +22,75 @@ export interface LeaseGrant {
   name?: string;
 }
 
-const LEASE_ID = /^lse_([A-Za-z0-9_-]{1,1024})\.([A-Za-z0-9_-]{16,64})$/;
-
-/** Lease ids carry their run key so `DELETE /v1/leases/{id}` finds the run's ledger without a lookup table. */
-export function leaseIdFor(runKey: string): string {
-  return `lse_${base64url(utf8(runKey))}.${randomId("r").slice(2)}`;
+/**
+ * Renewal spacing (docs/security.md, "Renewal is bounded"): half the shortest lifetime among the credentials
+ * issued at `issuedAt` (secrets are not re-minted, so they do not count), or half the rest of the lease.
+ */
+export function renewalIntervalMs(
+  grants: readonly LeaseGrant[],
+  issuedAt: number,
+  leaseExpiresAt: number,
+): number {
+  const lifetimes = grants
+    .filter((g) => g.type !== "secrets")
+    .map((g) => Date.parse(g.expires_at) - issuedAt)
+    .filter((ms) => Number.isFinite(ms) && ms > 0);
+  const shortest = lifetimes.length > 0 ? Math.min(...lifetimes) : leaseExpiresAt - issuedAt;
+  return Math.max(1000, Math.floor(shortest / 2));
 }
 
-/** The run key inside a lease id, or undefined when the id is not one runpass could have made. */
-export function runKeyOfLeaseId(id: string): string | undefined {
+// `lse_<base64url(run key)>.<random>[.<mac>]`: the mac (HMAC-SHA256 truncated to 128 bits, under a key derived
+// from RUNPASS_AUDIT_KEY with its own label) was added later; ids without one are legacy (docs/security.md,
+// "Forged lease ids touch nothing").
+const LEASE_ID = /^lse_([A-Za-z0-9_-]{1,1024})\.([A-Za-z0-9_-]{16,64})(?:\.([A-Za-z0-9_-]{22}))?$/;
+
+/** The HKDF label of the lease-id MAC key: never reused for anything else. */
+export const LEASE_ID_KEY_LABEL = "runpass/lease-id-mac/v1";
+
+/** Mints lease ids that carry their run key and a MAC, and opens only ids this deployment minted. */
+export class LeaseIds {
+  readonly #key: Promise<CryptoKey>;
+
+  constructor(auditKey: string) {
+    this.#key = deriveHmacKey(auditKey, LEASE_ID_KEY_LABEL);
+  }
+
+  /** A new lease id for a lease of `runKey`. */
+  async mint(runKey: string): Promise<string> {
+    const body = `lse_${base64url(utf8(runKey))}.${randomId("r").slice(2)}`;
+    return `${body}.${await this.#mac(body)}`;
+  }
+
+  /**
+   * The run key of an id this deployment minted; undefined for anything else (malformed, forged, altered, or
+   * minted before ids carried a MAC), decided before any storage is addressed.
+   */
+  async open(id: string): Promise<string | undefined> {
+    const m = LEASE_ID.exec(id);
+    const mac = m?.[3];
+    if (!m || !mac) return undefined;
+    const body = id.slice(0, id.length - mac.length - 1);
+    if (!equalBytes(utf8(mac), utf8(await this.#mac(body)))) return undefined;
+    return decodeRunKey(m[1] as string);
+  }
+
+  async #mac(body: string): Promise<string> {
+    return base64url((await hmac(await this.#key, body)).slice(0, 16));
+  }
+}
+
+/**
+ * The run key inside a lease id, without checking its MAC: only for ids that arrive inside a token runpass
+ * signed (introspection), whose signature already vouches for them. Undefined when malformed.
+ */
+export function runKeyOfSignedLeaseId(id: string): string | undefined {
   const m = LEASE_ID.exec(id);
-  if (!m) return undefined;
+  return m ? decodeRunKey(m[1] as string) : undefined;
+}
+
+function decodeRunKey(encoded: string): string | undefined {
   try {
-    const b64 = (m[1] as string).replace(/-/g, "+").replace(/_/g, "/");
+    const b64 = encoded.replace(/-/g, "+").replace(/_/g, "/");
     const text = decodeUtf8(
       Uint8Array.from(atob(b64.padEnd(Math.ceil(b64.length / 4) * 4, "=")), (ch) => ch.charCodeAt(0)),
     );

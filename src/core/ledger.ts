@@ -65,6 +65,8 @@ export interface EndRunOutcome {
   alreadyEnded: boolean;
   /** Leases this call ended. */
   ended: number;
+  /** A scoped delivery named a run whose verified claims lie outside its scope: nothing changed. */
+  outOfScope?: boolean;
 }
 
 export type EndLeaseOutcome = "ended" | "already_ended" | "not_found";

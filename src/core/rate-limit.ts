@@ -216,6 +216,13 @@ export class LocalLimiter {
     return this.#refuse(b, target, store, defer, now);
   }
 
+  /** Whether this isolate knows the key is over its limit; counts nothing and does no I/O. */
+  isBlocked(target: LimitTarget): boolean {
+    const now = this.#clock();
+    const b = this.#bucket(target, now, false);
+    return b !== undefined && now < b.blockedUntil;
+  }
+
   /** Counts one event that already happened (a failed request) and waits for the object's count, so a key over its limit is blocked from the next request on. */
   async charge(target: LimitTarget, store: LimitStore): Promise<void> {
     const now = this.#clock();

@@ -5,11 +5,14 @@ import * as z from "zod/mini";
 import { D1AuditStore, type LeaseFilter } from "../adapters/audit-store.ts";
 import type { Env } from "../adapters/env.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
+import { revocationRegistry } from "../adapters/revocation-registry.ts";
 import { ADMIN_REVOKE_CONCURRENCY, MAX_AUDIT_PAGE } from "../constants.ts";
 import { timingSafeEqualText } from "../core/crypto.ts";
 import { base64url, utf8 } from "../core/encoding.ts";
+import type { RevocationRuleKind } from "../core/revocation-rules.ts";
 import { ConfigError, RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
+import { clientBlocked, refuseOrCharge } from "./rate-limit.ts";
 import { bearer, describeIssue, jsonBody } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import { secretRoutes } from "./secrets.ts";
@@ -24,6 +27,9 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
         "RUNPASS_ADMIN_TOKEN is not set (or shorter than 16 characters); the admin API is closed",
       );
     }
+    // The right token always gets in; failures count against the client's failure limit, and past it they
+    // are refused with 429 and audited only in the limiter's aggregate record (guessing stays slow and quiet).
+    const blocked = clientBlocked(c);
     let given: string | undefined;
     try {
       given = bearer(c, 1024);
@@ -36,6 +42,8 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
         "the admin API requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`",
         { reasons: [{ code: given ? "admin_token_invalid" : "token_missing" }] },
       );
+      const refusal = await refuseOrCharge(c, blocked, error);
+      if (refusal) throw refusal;
       throw await auditRefusal(c, "admin", error, { detail: `${c.req.method} ${c.req.path}` });
     }
     await next();
@@ -56,6 +64,9 @@ const AuditQuerySchema = z.strictObject({
   limit: z.optional(z.string()),
   cursor: z.optional(z.string()),
 });
+
+/** Rules outlive the longest lease by this much (clock differences between isolates and objects). */
+const RULE_MARGIN_MS = 60 * 60 * 1000;
 
 const RUN_KEY = /^(github|gitlab|token):[^\s]{1,900}$/;
 
@@ -179,6 +190,12 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       runs = 1;
     } else {
       const filter = body as LeaseFilter;
+      // The rule first, durably: a lease the index does not show yet is ended by its run's object on that
+      // object's next action (docs/security.md, "Emergency revoke is complete").
+      const [kind, value] = Object.entries(filter)[0] as [RevocationRuleKind, string];
+      const now = rt.clock();
+      const keepUntil = now + rt.context(c.env).config.maxLeaseTtl * 1000 + RULE_MARGIN_MS;
+      await revocationRegistry(c.env).add({ kind, value, before: now }, keepUntil);
       const found = await new D1AuditStore(c.env.AUDIT_DB).activeRuns(filter, rt.clock());
       const counts = await mapLimited(found, ADMIN_REVOKE_CONCURRENCY, (run) =>
         ledger.endLeases({ ...base, run }, body.policy),

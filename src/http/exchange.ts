@@ -5,10 +5,18 @@ import * as z from "zod/mini";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import { parseDuration } from "../core/duration.ts";
 import { type ExchangeDeps, type ExchangeInput, exchange, explain } from "../core/exchange.ts";
+import { withoutKidRefetch } from "../core/oidc/key-source.ts";
+import { verifyToken } from "../core/oidc/verify.ts";
 import { GRANT_NAMES } from "../core/policy/types.ts";
 import { RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink } from "./audit.ts";
-import { chargeFailure, guardClient, repositoryLimit } from "./rate-limit.ts";
+import {
+  chargeFailure,
+  clientBlocked,
+  clientRefusal,
+  refuseOrCharge,
+  repositoryLimit,
+} from "./rate-limit.ts";
 import { bearer, checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -35,6 +43,7 @@ export async function exchangeDeps(c: Context<AppEnv>, event: "exchange" | "expl
     maxLeaseTtl: ctx.config.maxLeaseTtl,
     signer: event === "exchange" ? await ctx.signer() : (undefined as never),
     hasher,
+    leaseIds: ctx.leaseIds(),
     grants: ctx.grants,
     ledger: new DurableLedger(c.env.RUN_LEDGER),
     audit,
@@ -43,11 +52,26 @@ export async function exchangeDeps(c: Context<AppEnv>, event: "exchange" | "expl
   };
 }
 
+/**
+ * For a client over its failure limit: the token must verify (an unknown `kid` never causes a key fetch) before
+ * anything else happens; otherwise the 429, with no record of its own (docs/security.md, "Shared addresses").
+ */
+export async function proveOrRefuse(c: Context<AppEnv>, token: string | undefined): Promise<void> {
+  const { verifier } = c.get("runtime").context(c.env);
+  const proof = token
+    ? await verifyToken(token, { ...verifier, keys: withoutKidRefetch(verifier.keys) })
+    : undefined;
+  if (proof?.ok) return;
+  const refusal = clientRefusal(c);
+  if (refusal) throw refusal;
+}
+
 async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promise<Response> {
   const rt = c.get("runtime");
   const requestId = c.get("requestId");
   rt.context(c.env).hasher(); // no audit key, no decisions: fail closed before reading anything
-  guardClient(c); // a client over its failure limit: 429 before anything is read, parsed or verified
+  // A client over its failure limit is not refused yet: its token may verify (a shared egress address).
+  const blocked = clientBlocked(c);
 
   let input: ExchangeInput;
   let policyName: string | undefined;
@@ -72,11 +96,13 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
       ...(ttl !== undefined ? { ttl } : {}),
     };
   } catch (e) {
-    await chargeFailure(c, e);
+    const refusal = await refuseOrCharge(c, blocked, e);
+    if (refusal) throw refusal;
     if (e instanceof RunpassError)
       throw await auditRefusal(c, event, e, policyName ? { policy: policyName } : {});
     throw e;
   }
+  if (blocked) await proveOrRefuse(c, input.token);
 
   const deps = await exchangeDeps(c, event);
   try {

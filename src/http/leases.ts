@@ -1,17 +1,17 @@
 // DELETE /v1/leases/{id} (the job's post step) and POST /v1/introspect (RFC 7662 for runpass-signed tokens).
 
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import type { AuditRecord } from "../core/audit/record.ts";
 import { sha256 } from "../core/crypto.ts";
 import { type Issued, issueGrants, planGrants, recallGitHub } from "../core/grants/issue.ts";
-import { runKeyOfLeaseId } from "../core/lease.ts";
+import { runKeyOfSignedLeaseId } from "../core/lease.ts";
 import { claimReasons } from "../core/policy/match.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
 import { type Reason, RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
-import { chargeFailure, guardClient, limitIntrospection } from "./rate-limit.ts";
+import { clientBlocked, limitIntrospection, refuseOrCharge } from "./rate-limit.ts";
 import { bearer, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
@@ -23,6 +23,35 @@ function noSuchLease(): RunpassError {
   });
 }
 
+/** The lease a DELETE or renewal names, with its revoke token; a forged or altered id never reaches storage. */
+async function openLease(
+  c: Context<AppEnv>,
+): Promise<{ id: string; run: string; revokeToken: string } | RunpassError> {
+  let revokeToken: string | undefined;
+  try {
+    revokeToken = bearer(c, 256);
+  } catch (e) {
+    if (e instanceof RunpassError) return e;
+    throw e;
+  }
+  if (!revokeToken) {
+    return new RunpassError(
+      "invalid_token",
+      "the lease's revoke token is required as `Authorization: Bearer <revoke_token>`",
+      { reasons: [{ code: "token_missing" }] },
+    );
+  }
+  const id = c.req.param("id") ?? "";
+  const run = await c.get("runtime").context(c.env).leaseIds().open(id);
+  // Same answer as a wrong revoke token; charged to the client's failure limit like any invalid token.
+  if (!run) {
+    return new RunpassError("not_found", "no lease matches this id and revoke token", {
+      reasons: [{ code: "lease_id_invalid" }],
+    });
+  }
+  return { id, run, revokeToken };
+}
+
 /** Claims introspection may disclose: what the holder of the token can already read in it, minus identity data. */
 const INTROSPECTION_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "policy", "lease_id", "run"];
 
@@ -30,23 +59,12 @@ const INTROSPECTION_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "
 export function leaseRoutes(app: Hono<AppEnv>): void {
   app.delete("/v1/leases/:id", async (c) => {
     const rt = c.get("runtime");
-    const id = c.req.param("id");
-    let revokeToken: string | undefined;
-    try {
-      revokeToken = bearer(c, 256);
-      if (!revokeToken) {
-        throw new RunpassError(
-          "invalid_token",
-          "the lease's revoke token is required as `Authorization: Bearer <revoke_token>`",
-          { reasons: [{ code: "token_missing" }] },
-        );
-      }
-    } catch (e) {
-      if (e instanceof RunpassError) throw await auditRefusal(c, "lease_delete", e);
-      throw e;
-    }
-    const run = runKeyOfLeaseId(id);
-    if (!run) throw await auditRefusal(c, "lease_delete", noSuchLease());
+    const blocked = clientBlocked(c);
+    const fail = async (e: RunpassError, fields: Partial<AuditRecord> = {}) =>
+      (await refuseOrCharge(c, blocked, e)) ?? (await auditRefusal(c, "lease_delete", e, fields));
+    const found = await openLease(c);
+    if (found instanceof RunpassError) throw await fail(found);
+    const { id, run, revokeToken } = found;
     const outcome = await new DurableLedger(c.env.RUN_LEDGER).endLease(
       id,
       {
@@ -57,38 +75,33 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
       },
       await sha256(revokeToken),
     );
-    if (outcome === "not_found") throw await auditRefusal(c, "lease_delete", noSuchLease(), { run });
+    if (outcome === "not_found") throw await fail(noSuchLease(), { run });
     return c.body(null, 204, { ...NO_STORE });
   });
 
   app.post("/v1/leases/:id/renew", async (c) => {
     const rt = c.get("runtime");
     const ctx = rt.context(c.env);
-    const id = c.req.param("id");
+    const blocked = clientBlocked(c);
     const fail = (e: RunpassError, fields: Partial<AuditRecord> = {}) => auditRefusal(c, "renew", e, fields);
-    let revokeToken: string | undefined;
-    try {
-      revokeToken = bearer(c, 256);
-    } catch (e) {
-      if (e instanceof RunpassError) throw await fail(e);
-      throw e;
-    }
-    if (!revokeToken) {
+    const found = await openLease(c);
+    if (found instanceof RunpassError) throw (await refuseOrCharge(c, blocked, found)) ?? (await fail(found));
+    const { id, run, revokeToken } = found;
+    const ledger = new DurableLedger(c.env.RUN_LEDGER);
+    const lease = await ledger.renewable(run, id, await sha256(revokeToken), rt.clock());
+    if (lease === "not_found")
+      throw (await refuseOrCharge(c, blocked, noSuchLease())) ?? (await fail(noSuchLease(), { run }));
+    if (typeof lease === "object" && "retryAfterMs" in lease) {
+      const seconds = Math.max(1, Math.ceil(lease.retryAfterMs / 1000));
       throw await fail(
-        new RunpassError(
-          "invalid_token",
-          "the lease's revoke token is required as `Authorization: Bearer <revoke_token>`",
-          {
-            reasons: [{ code: "token_missing" }],
-          },
-        ),
+        new RunpassError("rate_limited", `this lease was renewed recently; retry after ${seconds} s`, {
+          retryAfter: seconds,
+          reasons: [{ code: "renewed_too_soon" }],
+          reasonsVisible: true,
+        }),
+        { run, lease_id: id },
       );
     }
-    const run = runKeyOfLeaseId(id);
-    if (!run) throw await fail(noSuchLease());
-    const ledger = new DurableLedger(c.env.RUN_LEDGER);
-    const lease = await ledger.renewable(run, id, await sha256(revokeToken));
-    if (lease === "not_found") throw await fail(noSuchLease(), { run });
     const ended = () =>
       new RunpassError("access_denied", "the lease or its run has ended; exchange a new OIDC token", {
         reasons: [{ code: "run_ended" }],
@@ -156,7 +169,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
         grants: issued.grants.map(({ revocation: _r, ...g }) => g),
       },
     );
-    if (!(await ledger.addGrants(run, id, issued.grants, record))) {
+    if (!(await ledger.addGrants(run, id, issued.grants, record, rt.clock()))) {
       const tokens = issued.credentials.github ? [issued.credentials.github.token] : [];
       const recalled = await recallGitHub(ctx.grants, tokens);
       throw await fail(ended(), { run, lease_id: id, detail: recalled });
@@ -177,8 +190,9 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
   app.post("/v1/introspect", async (c) => {
     const rt = c.get("runtime");
     const ctx = rt.context(c.env);
-    guardClient(c); // a client over its failure limit: 429 before anything is read
-    await limitIntrospection(c);
+    // Junk from an address must not lock out valid introspections from it (resource servers share addresses
+    // too): a client over its failure limit is refused only when its token does not verify.
+    const blocked = clientBlocked(c);
     let token: string | undefined;
     try {
       const bytes = await readBodyBytes(c);
@@ -192,7 +206,8 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
       token = form.get("token") ?? undefined;
       if (!token) throw new RunpassError("invalid_request", 'the form field "token" is required');
     } catch (e) {
-      await chargeFailure(c, e);
+      const refusal = await refuseOrCharge(c, blocked, e);
+      if (refusal) throw refusal;
       if (e instanceof RunpassError) throw await auditRefusal(c, "introspect", e);
       throw e;
     }
@@ -212,12 +227,15 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
       });
       claims = payload as Record<string, unknown>;
     } catch {
-      await chargeFailure(c, "invalid_token");
+      const refusal = await refuseOrCharge(c, blocked, "invalid_token");
+      if (refusal) throw refusal;
       return inactive("not a valid runpass token");
     }
     const leaseId = typeof claims.lease_id === "string" ? claims.lease_id : "";
-    const run = runKeyOfLeaseId(leaseId);
+    // The id comes from a token runpass signed, so its MAC is not needed (ids minted before it had none).
+    const run = runKeyOfSignedLeaseId(leaseId);
     if (!run) return inactive("no lease");
+    await limitIntrospection(c, run);
     const lease = await new DurableLedger(c.env.RUN_LEDGER).lease(run, leaseId);
     if (!lease || lease.ended_at !== null || lease.expires_at <= rt.clock()) {
       return inactive(lease?.end_reason ?? "lease ended", { run, lease_id: leaseId });

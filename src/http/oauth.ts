@@ -7,8 +7,8 @@ import type { GrantName } from "../core/policy/types.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
 import { ConfigError, RunpassError } from "../errors.ts";
 import { auditRefusal } from "./audit.ts";
-import { exchangeDeps } from "./exchange.ts";
-import { chargeFailure, clientRefusal } from "./rate-limit.ts";
+import { exchangeDeps, proveOrRefuse } from "./exchange.ts";
+import { chargeFailure, clientBlocked, refuseOrCharge } from "./rate-limit.ts";
 import { readBodyBytes } from "./request.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -59,10 +59,11 @@ function mapError(e: RunpassError): { status: number; error: string } {
     case "token_replayed":
       return { status: 400, error: "invalid_grant" };
     case "access_denied":
-      // A run that ended revoked the grant; any other denial is an unacceptable subject_token.
-      return e.reasons.some((r) => r.code === "run_ended")
-        ? { status: 400, error: "invalid_grant" }
-        : { status: 400, error: "invalid_request" };
+      // A run that ended revoked the grant; an audience judged after the token verified and matched is a
+      // target runpass does not serve; any other denial is an unacceptable subject_token.
+      if (e.reasons.some((r) => r.code === "run_ended")) return { status: 400, error: "invalid_grant" };
+      if (e.reasons.some((r) => r.code === "target_invalid")) return { status: 400, error: "invalid_target" };
+      return { status: 400, error: "invalid_request" };
     case "upstream_error":
       return { status: 502, error: "server_error" };
     case "temporarily_unavailable":
@@ -78,12 +79,13 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
   app.post("/oauth/token", async (c) => {
     const rt = c.get("runtime");
     rt.context(c.env).hasher();
-    const blocked = clientRefusal(c); // before anything is read, parsed or verified
-    if (blocked) return oauthError(c, 429, "temporarily_unavailable", blocked.message, blocked.retryAfter);
+    // A client over its failure limit is not refused yet: its token may verify (a shared egress address).
+    const blocked = clientBlocked(c);
     let form: URLSearchParams;
     let policy: string | undefined;
     let grants: GrantName[];
     let subject: string;
+    let audience: string | undefined;
     try {
       const bytes = await readBodyBytes(c);
       const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
@@ -119,20 +121,12 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
       else if (requested === GITHUB_TYPE) grants = ["github"];
       else
         throw new FormError("invalid_request", `requested_token_type must be ${JWT_TYPE} or ${GITHUB_TYPE}`);
-      const audience = form.get("audience");
-      if (audience !== null) {
-        const expected = (await rt.policies.lookup(policy))?.def.grants.token?.audience;
-        // Same answer for an unknown policy as for a wrong audience: policies cannot be enumerated.
-        if (grants[0] !== "token" || audience !== expected) {
-          throw new FormError(
-            "invalid_target",
-            "runpass does not issue tokens for that audience under this scope",
-          );
-        }
-      }
+      // Judged by the pipeline once the subject token verified (no enumeration of policies or audiences).
+      audience = form.get("audience") ?? undefined;
     } catch (e) {
+      const refusal = await refuseOrCharge(c, blocked, e instanceof FormError ? "invalid_request" : e);
+      if (refusal) return oauthError(c, 429, "temporarily_unavailable", refusal.message, refusal.retryAfter);
       if (e instanceof FormError) {
-        await chargeFailure(c, "invalid_request");
         await auditRefusal(
           c,
           "exchange",
@@ -142,7 +136,6 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
         return oauthError(c, 400, e.code, e.message);
       }
       if (e instanceof RunpassError && !(e instanceof ConfigError)) {
-        await chargeFailure(c, e);
         await auditRefusal(c, "exchange", e, { detail: "oauth" });
         return oauthError(c, e.code === "request_too_large" ? 413 : 400, "invalid_request", e.message);
       }
@@ -150,8 +143,18 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
     }
 
     try {
+      if (blocked) await proveOrRefuse(c, subject);
       const deps = await exchangeDeps(c, "exchange");
-      const out = await exchange({ requestId: c.get("requestId"), token: subject, policy, grants }, deps);
+      const out = await exchange(
+        {
+          requestId: c.get("requestId"),
+          token: subject,
+          policy,
+          grants,
+          ...(audience !== undefined ? { audience } : {}),
+        },
+        deps,
+      );
       const now = Math.floor(rt.clock() / 1000);
       const issued = grants[0] === "github" ? out.credentials.github : out.credentials.token;
       if (!issued) throw new RunpassError("access_denied", "this scope does not issue that token type");
@@ -170,7 +173,7 @@ export function oauthRoutes(app: Hono<AppEnv>): void {
     } catch (e) {
       if (e instanceof ConfigError) throw e;
       if (e instanceof RunpassError) {
-        await chargeFailure(c, e);
+        if (e.code !== "rate_limited") await chargeFailure(c, e);
         const mapped = mapError(e);
         return oauthError(c, mapped.status, mapped.error, e.message, e.retryAfter);
       }

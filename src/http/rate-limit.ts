@@ -5,7 +5,7 @@
 // - repository: verified requests per (issuer, repository/project) — charged only after the signature
 //   verifies, so forged tokens naming a repository cannot spend its budget.
 // - webhook: authenticated deliveries that end a run, per GitHub installation / GitLab project.
-// - introspect: introspection requests per client address.
+// - introspect: introspections of verified runpass tokens, per run.
 // Counting: src/core/rate-limit.ts (in-isolate front) and src/adapters/rate-limiter.ts (one Durable Object
 // per key, exact counts, one aggregated audit record per key and window for what was refused).
 
@@ -33,6 +33,8 @@ const FAILURE_CODES: ReadonlySet<ErrorCode> = new Set([
   "invalid_token",
   "request_too_large",
   "unsupported_media_type",
+  // A lease id that is forged, altered or not this deployment's, or a wrong revoke token.
+  "not_found",
 ]);
 
 interface LimiterState {
@@ -108,8 +110,8 @@ function clientTarget(c: Context<AppEnv>, rule: RateRule): LimitTarget {
 }
 
 /**
- * The 429 for a client already over its failure limit, or undefined. No I/O and nothing parsed: call it
- * first in a handler. Every refusal is counted (in the background) for the aggregated audit record.
+ * The 429 for a client already over its failure limit, or undefined. No I/O and nothing parsed. Every refusal
+ * is counted (in the background) for the aggregated audit record.
  */
 export function clientRefusal(c: Context<AppEnv>): RunpassError | undefined {
   const rule = limits(c).failures;
@@ -118,10 +120,33 @@ export function clientRefusal(c: Context<AppEnv>): RunpassError | undefined {
   return decision.ok ? undefined : tooMany(decision, "too many failed requests from this client");
 }
 
-/** Throws the 429 of {@link clientRefusal}. */
-export function guardClient(c: Context<AppEnv>): void {
-  const refusal = clientRefusal(c);
-  if (refusal) throw refusal;
+/**
+ * Whether the client is over its failure limit, counting nothing. Such a client is not refused up front:
+ * runner fleets share egress addresses, so a request that proves itself cheaply (a token that verifies
+ * against cached keys, a lease id whose MAC checks out, the admin token) is still served; only its failures
+ * become 429s, through {@link refuseOrCharge} (docs/security.md, "Shared addresses").
+ */
+export function clientBlocked(c: Context<AppEnv>): boolean {
+  const rule = limits(c).failures;
+  return rule !== undefined && state(c).local.isBlocked(clientTarget(c, rule));
+}
+
+/**
+ * Decides a failed request: from a client that was over its failure limit it becomes the 429 (counted in the
+ * limiter's aggregate record, no record of its own, returned for the caller to throw); otherwise the failure
+ * is charged and undefined is returned, and the caller audits it as usual.
+ */
+export async function refuseOrCharge(
+  c: Context<AppEnv>,
+  blocked: boolean,
+  failure: unknown,
+): Promise<RunpassError | undefined> {
+  if (blocked) {
+    const refusal = clientRefusal(c);
+    if (refusal) return refusal;
+  }
+  await chargeFailure(c, failure);
+  return undefined;
 }
 
 /**
@@ -185,30 +210,41 @@ export function repositoryLimit(c: Context<AppEnv>): ((token: VerifiedToken) => 
   };
 }
 
-/** The webhook limit: one authenticated, run-ending delivery for an installation (GitHub) or project (GitLab). */
+/**
+ * The webhook limit: one authenticated, run-ending delivery, keyed on what the signature proves — the derived
+ * secret's scope, or for master deliveries the installation (GitHub) or project (GitLab) the master vouches for.
+ */
 export async function limitWebhook(
   c: Context<AppEnv>,
   issuer: string,
-  source: { kind: "installation" | "repository" | "project"; id: number },
+  source: { kind: string; id: number | string },
 ): Promise<void> {
   const rule = limits(c).webhook;
   if (!rule) return;
   const name = `${issuer}:${source.kind}:${source.id}`;
   const fields: RateLimitFields = {
     issuer,
-    ...(source.kind === "repository" ? { repository_id: String(source.id) } : {}),
-    ...(source.kind === "project" ? { project_id: String(source.id) } : {}),
+    ...(source.kind === "repository" || source.kind === "github-repository"
+      ? { repository_id: String(source.id) }
+      : {}),
+    ...(source.kind === "project" || source.kind === "gitlab-project"
+      ? { project_id: String(source.id) }
+      : {}),
     label: `${source.kind} ${source.id}`,
   };
   const decision = await take(c, rule, name, fields);
   if (!decision.ok) throw tooMany(decision, `too many webhook deliveries for this ${source.kind}`);
 }
 
-/** The introspection limit per client address. */
-export async function limitIntrospection(c: Context<AppEnv>): Promise<void> {
+/**
+ * The introspection limit for a token that verified, per run: keyed on what the token proves rather than on
+ * the caller's address, so junk from a shared address cannot lock out a resource server's valid
+ * introspections (junk is charged to the failure limit instead).
+ */
+export async function limitIntrospection(c: Context<AppEnv>, run: string): Promise<void> {
   const rule = limits(c).introspect;
   if (!rule) return;
-  const target = clientTarget(c, rule);
-  const decision = await state(c).local.take(target, store(c), defer(c));
-  if (!decision.ok) throw tooMany(decision, "too many introspection requests from this client");
+  const digest = (await sha256(run)).slice("sha256:".length);
+  const decision = await take(c, rule, `run:${digest}`, { label: `run ${run}` });
+  if (!decision.ok) throw tooMany(decision, "too many introspection requests for this run");
 }

@@ -10,6 +10,7 @@ import { AuditHasher } from "../core/crypto.ts";
 import type { IssueDeps, StsPort } from "../core/grants/issue.ts";
 import { Sealer } from "../core/grants/seal.ts";
 import { Signer } from "../core/grants/signer.ts";
+import { LeaseIds } from "../core/lease.ts";
 import { DEV_ISSUER_NAME, type IssuerConfig } from "../core/oidc/issuers.ts";
 import { KeySetCache, type KeySource } from "../core/oidc/key-source.ts";
 import type { VerifierOptions } from "../core/oidc/verify.ts";
@@ -38,6 +39,8 @@ export interface EnvContext {
   signer(): Promise<Signer>;
   /** The audit hasher; throws a ConfigError when RUNPASS_AUDIT_KEY is missing. */
   hasher(): AuditHasher;
+  /** Lease ids with a MAC; throws a ConfigError when RUNPASS_AUDIT_KEY is missing. */
+  leaseIds(): LeaseIds;
   /** Upstream clients for the aws and github grants, and the revocation-handle sealer. */
   grants: IssuePorts;
 }
@@ -132,6 +135,7 @@ export class Runtime {
     const audiences = new Set([...policies.policyAudiences, config.audience]);
     let signer: Promise<Signer> | undefined;
     let hasher: AuditHasher | undefined;
+    let leaseIds: LeaseIds | undefined;
     let sealer: Sealer | undefined;
     let sts: StsPort | undefined;
     const context: EnvContext = {
@@ -150,6 +154,10 @@ export class Runtime {
       hasher: () => {
         hasher ??= new AuditHasher(requireAuditKey(env));
         return hasher;
+      },
+      leaseIds: () => {
+        leaseIds ??= new LeaseIds(requireAuditKey(env));
+        return leaseIds;
       },
       grants: {
         get sealer() {

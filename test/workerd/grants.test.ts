@@ -74,7 +74,7 @@ interface Setup {
 }
 
 async function setup(
-  options: { env?: Partial<Cloudflare.Env>; grants?: string; ttl?: string } = {},
+  options: { env?: Partial<Cloudflare.Env>; grants?: string; ttl?: string; clock?: () => number } = {},
 ): Promise<Setup> {
   const gh = uniqueIssuer();
   const suffix = crypto.randomUUID().slice(0, 8);
@@ -111,6 +111,7 @@ ${grants.replaceAll("{{roleArn}}", roleArn).replaceAll("{{owner}}", owner)}
     policies: { deploy: policy },
     issuers: issuersYaml(gh),
     env: { ...GITHUB_ENV, ...STATIC_AWS_ENV, ...options.env },
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   const token = (o: Record<string, unknown> = {}) =>
     mint(
@@ -354,15 +355,24 @@ describe("web identity: no static AWS keys", () => {
   });
 });
 
+/** The real clock moved forward by what the test says (renewal spacing is judged on the Worker's clock). */
+function movableClock() {
+  let offset = 0;
+  return { clock: () => Date.now() + offset, advance: (ms: number) => (offset += ms) };
+}
+
 describe("renewal", () => {
   it("re-mints the lease's credentials while the lease and run are live, never past the lease", async () => {
-    const s = await setup();
+    const time = movableClock();
+    const s = await setup({ clock: time.clock });
     const first = await s.exchange(await s.token());
     const renew = (token = first.body.lease.revoke_token) =>
       s.broker.fetch(`/v1/leases/${first.body.lease.id}/renew`, {
         method: "POST",
         headers: { authorization: `Bearer ${token}` },
       });
+    // The token grant lives 10 min, the shortest: one renewal per 5 min.
+    time.advance(5 * 60_000 + 1000);
     const res = await renew();
     expect(res.status).toBe(200);
     const body = (await res.json()) as Exchanged;
@@ -396,8 +406,10 @@ describe("secrets stay out of logs", () => {
     };
     for (const m of ["log", "error", "warn", "info", "debug"] as const)
       vi.spyOn(console, m).mockImplementation(capture);
-    const s = await setup();
+    const time = movableClock();
+    const s = await setup({ clock: time.clock });
     const res = await s.exchange(await s.token());
+    time.advance(5 * 60_000 + 1000);
     const renewed = (await (
       await s.broker.fetch(`/v1/leases/${res.body.lease.id}/renew`, {
         method: "POST",

@@ -22,7 +22,21 @@ export type KeyFailure =
 
 /** Finds the verification key for a token header. One implementation per deployment; tests may use a static one. */
 export interface KeySource {
-  getKey(issuer: IssuerConfig, kid: string | undefined, alg: string): Promise<Result<CryptoKey, KeyFailure>>;
+  /**
+   * With `noKidRefetch`, a `kid` the cached set lacks is unknown at once, never a reason to refetch: a set is
+   * fetched only when none is cached or it is due anyway, which no request can make happen more often.
+   */
+  getKey(
+    issuer: IssuerConfig,
+    kid: string | undefined,
+    alg: string,
+    noKidRefetch?: boolean,
+  ): Promise<Result<CryptoKey, KeyFailure>>;
+}
+
+/** The same key source, never refetching for an unknown `kid`: for callers that must not cause an extra fetch. */
+export function withoutKidRefetch(source: KeySource): KeySource {
+  return { getKey: (issuer, kid, alg) => source.getKey(issuer, kid, alg, true) };
 }
 
 export interface KeySetCacheOptions {
@@ -77,6 +91,7 @@ export class KeySetCache implements KeySource {
     issuer: IssuerConfig,
     kid: string | undefined,
     alg: string,
+    noKidRefetch = false,
   ): Promise<Result<CryptoKey, KeyFailure>> {
     const entry = this.#entry(issuer.url);
     if (issuer.jwks) {
@@ -106,7 +121,7 @@ export class KeySetCache implements KeySource {
     let key = await this.#select(entry, entry.good.keys, kid, alg);
     if (key) return ok(key);
     const cooled = entry.lastAttempt === undefined || now - entry.lastAttempt >= JWKS_UNKNOWN_KID_COOLDOWN_MS;
-    if (!refreshed && cooled && !this.#inBackoff(entry, now)) {
+    if (!noKidRefetch && !refreshed && cooled && !this.#inBackoff(entry, now)) {
       await this.#refresh(issuer, entry, now);
       if (entry.good) key = await this.#select(entry, entry.good.keys, kid, alg);
       if (key) return ok(key);
