@@ -489,3 +489,29 @@ describe("emergency revoke is complete", () => {
     expect(res.status).toBe(403);
   });
 });
+
+describe("every failure limit spares honest callers", () => {
+  it("failed admin logins are limited per address and audited in aggregate; the right token still gets in", async () => {
+    const s = await setup({ RUNPASS_RATE_LIMITS: JSON.stringify({ failures: "3/1m" }) });
+    const ip = "203.0.113.99";
+    const tryAdmin = (token: string) =>
+      s.broker.fetch("/v1/admin/leases", {
+        headers: { authorization: `Bearer ${token}`, "cf-connecting-ip": ip },
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await tryAdmin(`guess-${i}-0123456789abcdef`)).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429, 429, 429, 429]);
+    expect((await tryAdmin(env.RUNPASS_ADMIN_TOKEN as string)).status).toBe(200);
+    const denied = (await audit(s.broker, { event: "admin", decision: "deny" })).filter((r) =>
+      String(r.detail).includes("/v1/admin/leases"),
+    );
+    expect(denied.length).toBeGreaterThanOrEqual(3);
+    // The window rolls: the next failure is decided again and the limiter writes one record for the five.
+    s.time.advance(60_000);
+    expect((await tryAdmin("guess-again-0123456789abcdef")).status).toBe(401);
+    const aggregate = (await audit(s.broker, { event: "rate_limit" })).filter((r) =>
+      String(r.detail).startsWith("failures limit (3 per 60 s)"),
+    );
+    expect(aggregate.some((r) => r.count === 5)).toBe(true);
+  });
+});
