@@ -341,10 +341,15 @@ export class RunLedger extends DurableObject<Env> {
     this.#sql.exec("DELETE FROM used_tokens WHERE expires_at <= ?", now);
     await this.#runRevocations(now);
     let shipRetry: number | undefined;
+    let rulesRetry: number | null = null;
     try {
       await this.#ship();
-      // Shipped leases are in the lease index now; a revoke that searched it earlier left a rule behind.
-      await this.#applyRules();
+      try {
+        // Shipped leases are in the lease index now; a revoke that searched it earlier left a rule behind.
+        await this.#applyRules();
+      } catch {
+        rulesRetry = now + SHIP_RETRY_MS;
+      }
     } catch {
       shipRetry = now + SHIP_RETRY_MS;
     }
@@ -361,6 +366,7 @@ export class RunLedger extends DurableObject<Env> {
       this.#scalar("SELECT MIN(expires_at) AS v FROM used_tokens"),
       this.#scalar("SELECT MIN(next_at) AS v FROM pending_revocations"),
       pendingOutbox > 0 ? (shipRetry ?? now) : null,
+      rulesRetry,
       purgeAt ?? null,
     ].filter((t): t is number => typeof t === "number");
     if (next.length > 0) await this.ctx.storage.setAlarm(Math.max(now, Math.min(...next)));

@@ -126,7 +126,12 @@ async function verifyGitHub(
   let master = false;
   for (const secret of secrets) if (await githubSignatureMatches(secret, bytes, sig)) master = true;
   if (master) return undefined;
-  const hints = parsePayload(json(), GitHubScopeHints);
+  let hints: z.infer<typeof GitHubScopeHints> | undefined;
+  try {
+    hints = parsePayload(json(), GitHubScopeHints);
+  } catch {
+    hints = undefined; // not JSON: no scope to try, so the signature does not verify
+  }
   const scopes: DerivedScope[] = [];
   const owner = hints?.repository?.owner?.id ?? hints?.organization?.id;
   if (owner !== undefined) scopes.push({ kind: "github-owner", id: String(owner) });

@@ -216,6 +216,12 @@ describe("webhooks are scoped", () => {
     expect(await introspect(s.broker, got.body.credentials.token.token)).toEqual({ active: false });
   });
 
+  it("a body that is not JSON under a signature no secret made is 401, not 400", async () => {
+    const s = await setup();
+    const res = await postGitHub(s.broker, `/v1/webhooks/github/${s.gh}`, "not json", "not-the-secret");
+    expect(res.status).toBe(401);
+  });
+
   it("the master secret still ends any run", async () => {
     const s = await setup();
     const got = await s.exchange(await s.token());
