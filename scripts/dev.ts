@@ -1,11 +1,15 @@
 // `npm start`: the local broker. Generates dev keys on first start (.dev/, git-ignored), writes a generated env
-// file with them plus RUNPASS_*/GITHUB_*/GITLAB_*/AWS_* from this environment, and runs `wrangler dev` on PORT.
+// file with them plus RUNPASS_*/GITHUB_*/GITLAB_*/AWS_* from this environment, builds the policies, loads a large
+// set's records into wrangler's local POLICY_KV, and runs `wrangler dev` on PORT.
 
-import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { DEV_SERVER_MARKER } from "../src/cli/dev-build-guard.ts";
 import { devVars, renderEnvFile } from "../src/cli/dev-env.ts";
 import { DEV_DIR, devBaseUrl, ensureDevKeys } from "../src/cli/dev-keys.ts";
+import { putLocalKv } from "../src/cli/local-kv.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const port = Number(process.env.PORT || 8787);
@@ -33,6 +37,27 @@ await writeFile(
   `${JSON.stringify({ issuer: `${base}/dev/oidc`, audience: vars.RUNPASS_AUDIENCE || vars.RUNPASS_ISSUER_URL, port }, null, 2)}\n`,
 );
 
+const childEnv = {
+  ...process.env,
+  RUNPASS_DEV: "1",
+  [DEV_SERVER_MARKER]: "1",
+  RUNPASS_POLICIES_DIR: policiesDir,
+  PORT: String(port),
+};
+const run = (cmd: string, args: string[]) => {
+  const r = spawnSync(cmd, args, { cwd: root, env: childEnv, stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+};
+// wrangler dev builds again when it starts, but a set above RUNPASS_BUNDLE_MAX needs its records in the local
+// POLICY_KV (wrangler's local persistence, which wrangler dev then reads) before the first request.
+run(process.execPath, [join(root, "scripts/build-policies.ts")]);
+const kvFile = join(root, "generated/policy-kv.json");
+if (existsSync(kvFile)) {
+  const entries = JSON.parse(await readFile(kvFile, "utf8")) as Array<{ key: string; value: string }>;
+  console.error(`runpass: loading ${entries.length} policy records into the local POLICY_KV`);
+  await putLocalKv(root, "POLICY_KV", entries);
+}
+
 console.error(`runpass: starting the local broker on ${base} with policies from ${policiesDir}`);
 console.error("runpass: mint a dev token with `npx runpass dev token`; the admin token is in .dev/keys.json");
 
@@ -53,7 +78,7 @@ const child = spawn(
   {
     cwd: root,
     stdio: "inherit",
-    env: { ...process.env, RUNPASS_DEV: "1", RUNPASS_POLICIES_DIR: policiesDir, PORT: String(port) },
+    env: childEnv,
   },
 );
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));

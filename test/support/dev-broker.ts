@@ -36,8 +36,12 @@ export interface DevBroker {
   stop(): Promise<void>;
 }
 
-/** Starts scripts/dev.ts in `scratch` on a free port and waits (up to 90 s) until /healthz answers. */
-export async function startDevBroker(scratch: string, env: Record<string, string>): Promise<DevBroker> {
+/** Starts scripts/dev.ts in `scratch` on a free port and waits (up to `timeoutMs`, 90 s) until /healthz answers. */
+export async function startDevBroker(
+  scratch: string,
+  env: Record<string, string>,
+  timeoutMs = 90_000,
+): Promise<DevBroker> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   let log = "";
@@ -74,7 +78,7 @@ export async function startDevBroker(scratch: string, env: Record<string, string
       await rm(scratch, { recursive: true, force: true });
     },
   };
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       const res = await fetch(`${base}/healthz`);

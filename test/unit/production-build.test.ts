@@ -28,13 +28,14 @@ afterAll(async () => {
 });
 
 /** Runs `wrangler deploy --dry-run` in the scratch project with a production environment. */
-async function dryRun(policiesDir: string, outdir: string) {
+async function dryRun(policiesDir: string, outdir: string, extraEnv: Record<string, string> = {}) {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     RUNPASS_POLICIES_DIR: policiesDir,
     WRANGLER_SEND_METRICS: "false",
   };
   delete env.RUNPASS_DEV;
+  Object.assign(env, extraEnv);
   try {
     const { stdout, stderr } = await run(
       join(scratch, "node_modules/.bin/wrangler"),
@@ -63,6 +64,20 @@ describe("production build", () => {
     expect(bundle).not.toContain("dev-demo");
     // DESIGN §7: the deployed bundle stays under 1 MiB gzip.
     expect(gzipSync(bundle).length).toBeLessThan(1024 * 1024);
+  }, 120_000);
+
+  it("RUNPASS_DEV=1 wrangler deploy is refused by the build: a development bundle is never deployed", async () => {
+    const out = join(scratch, "out-dev");
+    // Even with the marker `npm start` sets for its own build: wrangler says this build is for a deploy.
+    const result = await dryRun(join(scratch, "policies"), out, {
+      RUNPASS_DEV: "1",
+      RUNPASS_DEV_SERVER: "1",
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.output).toMatch(
+      /RUNPASS_DEV=1 builds a development bundle .* refused for `wrangler deploy`/,
+    );
+    expect(existsSync(join(out, "index.js"))).toBe(false);
   }, 120_000);
 
   it("a policy folder with a plain-http issuer fails the production build with a named error", async () => {
