@@ -45,6 +45,13 @@ if (split.entries) {
   console.error(
     `runpass: ${split.entries.length} policies exceed RUNPASS_BUNDLE_MAX=${max}: records written to ${kvFile} for POLICY_KV`,
   );
+  // npm start loads the records into the local KV once, before wrangler dev starts; a rebuild while it runs
+  // (watch_dir) names a new Merkle root whose records are not there yet.
+  if (process.env.WRANGLER_COMMAND === "dev") {
+    console.error(
+      "note: npm start loads these records when it starts; restart it after changing the policies",
+    );
+  }
 } else {
   await rm(kvFile, { force: true });
 }
