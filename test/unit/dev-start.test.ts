@@ -294,18 +294,25 @@ describe("npm start and the README walk-through", () => {
     expect(noSuchVersion.code).toBe(1);
     expect(noSuchVersion.stdout).toMatch(/grants\.secrets\.API_KEY: secret "ci\/pem" has no version 9/);
 
-    // Destroy version 1 for good: a grant pinned to it is now an error; the current version (3) still works.
+    // Destroy version 1 for good: its rollback copy (3, the current version) goes with it, a grant pinned to
+    // either is now an error, and a new version delivers again.
     expect(json(await cli(["admin", "secrets", "destroy", "ci/pem", "--version", "1"]))).toEqual({
       path: "ci/pem",
       version: 1,
       destroyed: true,
     });
     expect(json(await cli(["admin", "secrets", "show", "ci/pem"]))).toMatchObject({
-      versions: [{ version: 1, state: "destroyed" }, { state: "active" }, { state: "active" }],
+      versions: [
+        { version: 1, state: "destroyed" },
+        { version: 2, state: "active" },
+        { version: 3, state: "destroyed" },
+      ],
     });
     const destroyed = await check("v1", "ci/pem@1");
     expect(destroyed.code).toBe(1);
     expect(destroyed.stdout).toMatch(/grants\.secrets\.API_KEY: version 1 of secret "ci\/pem" is destroyed/);
+    expect((await check("v3", "ci/pem@3")).code).toBe(1);
+    expect(json(await cli(["admin", "secrets", "put", "ci/pem"], "fresh\n"))).toMatchObject({ version: 4 });
     expect((await check("ok", "ci/pem")).code).toBe(0);
     expect((await cli(["admin", "secrets", "destroy", "ci/pem"])).code).toBe(2);
 
