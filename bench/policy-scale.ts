@@ -1,4 +1,4 @@
-// Policy scale (issue 7 / DESIGN §7): generate 100,000 policies, build them with the real loader, measure the
+// Policy scale (docs/benchmarks.md, Targets): generate 100,000 policies, build them with the real loader, measure the
 // compiled module's size, load it, and time decisions — by name (the exchange path) and by candidate index
 // (explain --all). Prints one JSON object; numbers only, no assertions. Run with `npm run bench:policies`.
 

@@ -1,4 +1,4 @@
-// `npm run bench` (and `npm run bench:quick`): everything DESIGN §7 measures, in one run, side by side.
+// `npm run bench` (and `npm run bench:quick`): every target of docs/benchmarks.md, in one run, side by side.
 //   1. policy match at 100 and 100,000 policies (bench/policy-scale.ts; --quick: 100 and 10,000), pinned to
 //      CPU 1, while CPU 0 builds the production bundle (`wrangler deploy --dry-run --outdir`, for its size)
 //      and the bench Worker, and starts workerd;
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
         `policy match at ${p.policies.toLocaleString("en")} policies: by name p50 ${p.by_name_us.p50} µs / p99 ${p.by_name_us.p99} µs; candidate search p50 ${p.by_index_us.p50} µs / p99 ${p.by_index_us.p99} µs`,
     ),
     "",
-    "DESIGN §7 targets:",
+    "targets (docs/benchmarks.md):",
     `  exchange (token) throughput at c=8: ${token8?.rps_x_floor} × floor (target ≥ 0.5)`,
     `  exchange (token) p99 at c=8: ${token8?.p99_x_floor} × floor p99 (target ≤ 3)`,
     `  JWKS fetches per 1,000 exchanges: ${http.jwks.per_1000} (target 0)`,

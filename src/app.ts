@@ -1,4 +1,4 @@
-// Routes → handlers, the request id on every response, and one place that turns errors into the DESIGN §2 shape.
+// Routes → handlers, the request id on every response, and one place that turns errors into one shape (docs/api.md, Errors).
 
 import { Hono } from "hono";
 import { randomId } from "./core/crypto.ts";

@@ -9,7 +9,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 /** Clock skew tolerated on exp/nbf/iat. CI runners and issuers are NTP-synced; a minute covers the rest. */
 export const CLOCK_SKEW_SECONDS = 60;
 
-/** Default token age bound (now − iat) per issuer kind, in seconds (DESIGN §4.1). */
+/** Default token age bound (now − iat) per issuer kind, in seconds (docs/policies.md, Issuers). */
 export const DEFAULT_MAX_TOKEN_AGE_SECONDS = {
   /** GitHub mints ID tokens on demand, so a fresh token is never older than a few seconds. */
   github: 10 * 60,
@@ -112,13 +112,13 @@ export const MAX_SECRET_VERSIONS = 100;
 
 /**
  * Default rate limits (RUNPASS_RATE_LIMITS overrides any of them), each `limit` requests per `windowSeconds`,
- * in fixed windows. Honest CI never comes near them (DESIGN §4.9: at least a burst of 100 exchanges per
+ * in fixed windows. Honest CI never comes near them (docs/security.md, Rate limits: at least a burst of 100 exchanges per
  * repository per minute); they bite on failures per client and on floods.
  */
 export const DEFAULT_RATE_LIMITS = {
   /** Failed requests (400/401/413/415) per client address; over it, every request from that address is refused before parsing. */
   failures: { limit: 60, windowSeconds: 60 },
-  /** Verified exchanges/explains per (issuer, repository or project): 3× the burst DESIGN promises. */
+  /** Verified exchanges/explains per (issuer, repository or project): 3× the burst docs/security.md promises. */
   repository: { limit: 300, windowSeconds: 60 },
   /** Authenticated webhook deliveries that end a run, per installation (GitHub) or project (GitLab). */
   webhook: { limit: 600, windowSeconds: 60 },

@@ -1,6 +1,6 @@
-// The error-code union of DESIGN §2, the reason codes behind it, and their HTTP mapping.
+// The error-code union of docs/api.md (Errors), the reason codes behind it, and their HTTP mapping.
 
-/** Wire error codes (DESIGN §2). Callers switch on these, never on message text. */
+/** Wire error codes (docs/api.md, Errors). Callers switch on these, never on message text. */
 export type ErrorCode =
   | "invalid_request"
   | "invalid_token"
@@ -96,7 +96,7 @@ export class RunpassError extends Error {
   readonly retryAfter: number | undefined;
   /** Extra response fields (e.g. `retryable`). */
   readonly extra: Record<string, unknown> | undefined;
-  /** Whether `reasons` may be shown to the caller (DESIGN §2 redaction rule). */
+  /** Whether `reasons` may be shown to the caller (docs/api.md, Redaction). */
   readonly reasonsVisible: boolean;
   /** Operator detail for the audit record only (e.g. upstream error text); never sent to the caller. */
   readonly auditDetail: string | undefined;

@@ -9,7 +9,7 @@ import type { RevocationRegistry } from "./revocation-registry.ts";
 import type { RunLedger } from "./run-ledger.ts";
 import type { SecretStore } from "./secret-store.ts";
 
-/** Bindings and vars (DESIGN §6). Everything string-typed is optional here and checked where it is needed. */
+/** Bindings and vars (README.md, Configuration; docs/operations.md, Deploy). Everything string-typed is optional here and checked where it is needed. */
 export interface Env {
   RUN_LEDGER: DurableObjectNamespace<RunLedger>;
   SECRET_STORE: DurableObjectNamespace<SecretStore>;
@@ -29,7 +29,7 @@ export interface Env {
   RUNPASS_DEV?: string;
   RUNPASS_MAX_LEASE_TTL?: string;
   RUNPASS_MASTER_KEYS?: string;
-  /** JSON overrides of the rate limits, e.g. {"failures":"60/1m","repository":"300/1m"} (see README). */
+  /** JSON overrides of the rate limits, e.g. {"failures":"60/1m","repository":"300/1m"} (docs/security.md, Rate limits). */
   RUNPASS_RATE_LIMITS?: string;
   GITHUB_WEBHOOK_SECRET?: string;
   GITHUB_WEBHOOK_SECRET_PREVIOUS?: string;

@@ -1,4 +1,4 @@
-// The per-run ledger (DESIGN §5): used token ids, leases, the run's state, webhook deliveries, pending
+// The per-run ledger (docs/architecture.md, State and The run lifecycle): used token ids, leases, the run's state, webhook deliveries, pending
 // upstream revocations and an audit outbox, in one Durable Object per run.
 
 import { DurableObject } from "cloudflare:workers";

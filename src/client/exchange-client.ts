@@ -7,7 +7,7 @@
 import type { Credentials } from "../core/grants/issue.ts";
 import { BrokerUrlError, checkBrokerUrl } from "./broker-url.ts";
 
-/** One failed check, as the broker reports it (DESIGN §2; only the policy's owner sees them). */
+/** One failed check, as the broker reports it (docs/api.md, Redaction: only the policy's owner sees them). */
 export interface Reason {
   code: string;
   claim?: string;

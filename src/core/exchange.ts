@@ -203,7 +203,7 @@ async function recordDenial(
   deps.audit.write(record);
 }
 
-/** The run ledger key (DESIGN §5); tokens that name no run get a key of their own from issuer + single-use id. */
+/** The run ledger key (docs/architecture.md, State); tokens that name no run get a key of their own from issuer + single-use id. */
 export async function ledgerKey(token: VerifiedToken): Promise<string> {
   if (token.identity.runKey) return token.identity.runKey;
   const digest = await sha256(`${token.issuer.url}\n${token.singleUseId}`);

@@ -1,4 +1,4 @@
-// Response helpers: JSON with no-store, the DESIGN §2 error shape, and the request id on everything.
+// Response helpers: JSON with no-store, the error shape of docs/api.md, and the request id on everything.
 
 import type { Context } from "hono";
 import { type ErrorCode, RunpassError, STATUS } from "../errors.ts";

@@ -483,7 +483,7 @@ const structuredToken = fc.oneof(
   },
 );
 
-/** Independent statement of the claim rules (DESIGN §4.1) for a token that verified. */
+/** Independent statement of the claim rules (docs/security.md, Verification before everything) for a token that verified. */
 function claimsAcceptable(issuer: IssuerConfig, claims: Record<string, unknown>): string | undefined {
   const int = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v);
   if (claims.iss !== issuer.url) return "iss";
@@ -733,7 +733,7 @@ describe("verifier fuzz: real-looking tokens", () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-// Single-use identity of tokens without jti (generic issuers, DESIGN §4.3). A signature has several valid
+// Single-use identity of tokens without jti (generic issuers, docs/security.md, Single use). A signature has several valid
 // encodings: base64url's unused trailing bits, and for ECDSA both s and n − s verify. A single-use id taken
 // over the whole token string would let one token be exchanged once per encoding.
 

@@ -1,4 +1,4 @@
-// Glob semantics for policy values (DESIGN §3): anchored, `*` per segment, `**` across, `?` one non-/ char, no regex.
+// Glob semantics for policy values (docs/policies.md, Matching rules): anchored, `*` per segment, `**` across, `?` one non-/ char, no regex.
 
 import { describe, expect, it } from "vitest";
 import { compileGlob, globProblem, isGlob, matchGlob } from "../../src/core/policy/glob.ts";
@@ -191,7 +191,7 @@ describe("unicode", () => {
   });
 
   // BUG (src/core/policy/glob.ts matchGlob): input is walked by UTF-16 code unit, so `?` consumes half of a
-  // surrogate pair. DESIGN §3 says `?` is one character: "v?" should match "v😀" but does not ("v??" does).
+  // surrogate pair. docs/policies.md says `?` is one character: "v?" should match "v😀" but does not ("v??" does).
   it("? matches one astral character (one character, not one UTF-16 code unit)", () => {
     expect(match("v?", "v😀")).toBe(true);
   });

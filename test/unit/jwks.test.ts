@@ -1,4 +1,4 @@
-// KeySetCache hygiene (DESIGN §4.2): caching, rotation, kid-miss cooldown, stale window, backoff, fault modes.
+// KeySetCache hygiene (docs/security.md, JWKS hygiene): caching, rotation, kid-miss cooldown, stale window, backoff, fault modes.
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";

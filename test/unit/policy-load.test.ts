@@ -1,4 +1,4 @@
-// Loading policies (DESIGN §3): strict schema with file:line:col problems, load-time pin rules, issuers, versions.
+// Loading policies (docs/policies.md): strict schema with file:line:col problems, load-time pin rules, issuers, versions.
 
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -438,7 +438,7 @@ describe("load-time pin rules", () => {
     ).toEqual([]);
   });
   // BUG (src/core/policy/load.ts:70 CLAIM_NAME): "/" is not allowed in claim names, yet CircleCI (the generic
-  // issuer DESIGN §3 shows) names its claims "oidc.circleci.com/project-id", "oidc.circleci.com/context-ids", ….
+  // issuer docs/policies.md shows) names its claims "oidc.circleci.com/project-id", "oidc.circleci.com/context-ids", ….
   // Such a policy is refused with '"oidc.circleci.com/project-id" is not a valid claim name'.
   it("a generic policy may match CircleCI's namespaced claims such as oidc.circleci.com/project-id", async () => {
     const issuers = "circleci: { url: https://oidc.circleci.com/org/abc, kind: generic }\n";

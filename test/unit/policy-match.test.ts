@@ -1,4 +1,4 @@
-// Matching verified claims against compiled policies (DESIGN §3): AND of keys, any-of lists, strict types, deny wins.
+// Matching verified claims against compiled policies (docs/policies.md, Matching rules): AND of keys, any-of lists, strict types, deny wins.
 
 import { resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";

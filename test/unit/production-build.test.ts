@@ -1,4 +1,4 @@
-// DESIGN §4.12: the production build (`wrangler deploy --dry-run`, as CI would deploy) carries no dev
+// docs/security.md, No dev shortcuts in production: the production build (`wrangler deploy --dry-run`, as CI would deploy) carries no dev
 // issuer or dev-only policy, and refuses a policy folder with a plain-http issuer. Runs wrangler for real
 // in a scratch copy of the project so the working tree's generated bundle is never touched.
 
@@ -62,7 +62,7 @@ describe("production build", () => {
     expect(generated).not.toContain("http://");
     expect(generated).toContain("api-deploy");
     expect(bundle).not.toContain("dev-demo");
-    // DESIGN §7: the deployed bundle stays under 1 MiB gzip.
+    // docs/benchmarks.md, Targets: the deployed bundle stays under 1 MiB gzip.
     expect(gzipSync(bundle).length).toBeLessThan(1024 * 1024);
   }, 120_000);
 

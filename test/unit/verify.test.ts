@@ -1,4 +1,4 @@
-// verifyToken against a real KeySetCache and the local test issuer (DESIGN §4.1): every attack gets its own test.
+// verifyToken against a real KeySetCache and the local test issuer (docs/security.md, Verification before everything): every attack gets its own test.
 
 import { exportSPKI, importJWK, type JWK, SignJWT, UnsecuredJWT } from "jose";
 import { describe, expect, test } from "vitest";

@@ -1,4 +1,4 @@
-// Audit (DESIGN §4.5–4.6) in workerd: one record per decision, durable in the run ledger before the
+// Audit (docs/security.md, No credential without an audit record) in workerd: one record per decision, durable in the run ledger before the
 // credential leaves, shipped to D1, queryable by admins, digests instead of identifiers, no secrets in logs.
 
 import { runDurableObjectAlarm } from "cloudflare:test";

@@ -16,7 +16,7 @@ import {
 } from "../support/broker.ts";
 import { githubClaims, mint } from "../support/claims.ts";
 
-/** Error codes POST /v1/exchange documents for requests that carry no valid token (DESIGN §2). */
+/** Error codes POST /v1/exchange documents for requests that carry no valid token (docs/api.md, Errors). */
 const DOCUMENTED = [
   "invalid_request",
   "invalid_token",

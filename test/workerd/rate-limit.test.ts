@@ -1,4 +1,4 @@
-// Rate limits (DESIGN §2 429, §4.6, §4.9): failures per client address are refused before any parsing or
+// Rate limits (docs/security.md, Rate limits; docs/api.md, Errors): failures per client address are refused before any parsing or
 // key lookup, verified requests per repository, run-ending webhooks per installation, introspection per
 // address; honest CI bursts pass; refusals are audited in aggregate with counts that add up.
 

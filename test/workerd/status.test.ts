@@ -1,4 +1,4 @@
-// DESIGN §2 status rules over HTTP inside workerd: which failures are 401, 403, 400, 413, 415, the
+// Status rules (docs/api.md, Errors) over HTTP inside workerd: which failures are 401, 403, 400, 413, 415, the
 // redaction rule for reasons, and that error bodies never echo the token.
 
 import { describe, expect, it } from "vitest";

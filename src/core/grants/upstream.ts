@@ -36,7 +36,7 @@ export interface RetryOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** DESIGN §2: throttling and 5xx are retried (3 attempts, jittered, within a few seconds); others are not. */
+/** docs/grants.md (aws, STS failures): throttling and 5xx are retried (3 attempts, jittered, within a few seconds); others are not. */
 export const DEFAULT_RETRY: RetryOptions = { attempts: 3, baseDelayMs: 250 };
 
 /** Runs `call`, retrying retryable UpstreamErrors with jittered exponential backoff. */

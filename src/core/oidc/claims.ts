@@ -166,7 +166,7 @@ export interface Identity {
   repositoryId?: string;
   repositoryName?: string;
   ref?: string;
-  /** The run ledger key (DESIGN §5); undefined when the token names no run. */
+  /** The run ledger key (docs/architecture.md, State); undefined when the token names no run. */
   runKey?: string;
 }
 

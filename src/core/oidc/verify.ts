@@ -1,4 +1,4 @@
-// OIDC token verification, in the order DESIGN §4.1 fixes: size, issuer allow-list, header, that issuer's key, signature, claims, time.
+// OIDC token verification, in the order docs/security.md fixes (Verification before everything): size, issuer allow-list, header, that issuer's key, signature, claims, time.
 
 import { compactVerify, decodeJwt, decodeProtectedHeader, errors as joseErrors } from "jose";
 import { CLOCK_SKEW_SECONDS, MAX_TOKEN_BYTES } from "../../constants.ts";

@@ -70,7 +70,7 @@ export function compilePolicy(def: PolicyDefinition, issuer: IssuerConfig): Comp
     const values = def.allow[claim];
     if (values?.every((v) => typeof v === "string" && !isGlob(v))) {
       pins.set(claim, new Set(values as string[]));
-      // The owner pin, when present, decides alone: the owner is who DESIGN §2 lets see reasons.
+      // The owner pin, when present, decides alone: the owner is who may see reasons (docs/api.md, Redaction).
       break;
     }
   }

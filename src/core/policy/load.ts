@@ -81,7 +81,7 @@ const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.:/-]{0,127}$/;
 /** Claims checked by verification itself; matching them in a policy would only confuse. */
 const VERIFICATION_CLAIMS = new Set(["iss", "aud", "exp", "iat", "nbf"]);
 
-/** The claim(s) a policy of each kind must pin exactly (DESIGN §3). */
+/** The claim(s) a policy of each kind must pin exactly (docs/policies.md, Matching rules). */
 export const REQUIRED_PINS: Record<IssuerKind, readonly string[]> = {
   github: ["repository_owner_id", "repository_id"],
   gitlab: ["namespace_id", "project_id"],

@@ -60,7 +60,7 @@ export function claimReasons(policy: CompiledPolicy, claims: Record<string, unkn
 }
 
 /**
- * Whether the caller may see reasons (DESIGN §2): only a token from the owner/repository (GitHub, GitLab)
+ * Whether the caller may see reasons (docs/api.md, Redaction): only a token from the owner/repository (GitHub, GitLab)
  * or subject (generic) the policy pins, or everyone when RUNPASS_EXPLAIN=full.
  */
 export function reasonsVisible(

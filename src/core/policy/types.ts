@@ -15,7 +15,7 @@ export interface TokenGrant {
   ttl: number;
 }
 
-/** The aws grant (DESIGN §3): an STS session for `role_arn`. Strings marked template take `${claim}`. */
+/** The aws grant (docs/grants.md): an STS session for `role_arn`. Strings marked template take `${claim}`. */
 export interface AwsGrant {
   role_arn: string;
   /** Region of the STS endpoint and of the returned credentials. */
