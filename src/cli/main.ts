@@ -30,7 +30,7 @@ commands:
 ${RUNNER_USAGE}
   policy check   [--policies DIR] [--strict] [--format text|sarif] [--admin-url URL]
       Validates every policy and issuers.yaml (schema and load-time rules), then lints them for security
-      (rules RP001-RP017, see README "Lint rules"): text prints file:line:col: error|warning RULE: message
+      (rules RP001-RP017, see docs/policy-tooling.md "Lint rules"): text prints file:line:col: error|warning RULE: message
       with indented why:/fix: lines; --format sarif prints one SARIF 2.1.0 log (for code scanning) instead.
       With --admin-url, also looks up every secrets grant's path in that broker's store (admin token as
       below): a path that does not exist, is deleted, or whose named/current version is destroyed is an error.

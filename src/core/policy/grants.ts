@@ -1,4 +1,4 @@
-// Load-time validation of the grants (README "Writing policies"): refuse at build what STS or GitHub would
+// Load-time validation of the grants (docs/grants.md): refuse at build what STS or GitHub would
 // refuse at run time, what could never fit the lease, and token audiences that belong to a cloud.
 
 import {

@@ -1,4 +1,4 @@
-// Security lint for policy files (`runpass policy check`, README "Lint rules"): rules RP001–RP018, each pointing at
+// Security lint for policy files (`runpass policy check`, docs/policy-tooling.md "Lint rules"): rules RP001–RP018, each pointing at
 // file:line:col. Pure: the caller reads the files; the YAML is re-parsed here with the loader's own parser
 // so findings can name positions. Findings warn about policies the loader accepts but that trust more than
 // their authors probably meant (or can never match); RP001 repeats the loader's refusal with a rule id.
@@ -45,7 +45,7 @@ export interface LintRule {
   fix: string;
 }
 
-/** Every rule, in id order (README "Lint rules" mirrors this table; a test keeps them in step). */
+/** Every rule, in id order (docs/policy-tooling.md "Lint rules" mirrors this table; a test keeps them in step). */
 export const LINT_RULES: readonly LintRule[] = [
   {
     id: "RP001",
