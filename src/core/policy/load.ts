@@ -1,7 +1,5 @@
 // Turns policy YAML sources into a validated PolicyBundle, with file:line:col problems for everything refused.
 
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import type * as z from "zod/mini";
 import {
   DEFAULT_LEASE_TTL_SECONDS,
   DEFAULT_MAX_TOKEN_AGE_SECONDS,
@@ -38,24 +36,11 @@ import {
   PolicyFileSchema,
   TYPE_HINTS,
 } from "./schema.ts";
+import { reportSchemaIssues } from "./schema-problems.ts";
 import type { ConditionMap, Grants, PolicyBundle, PolicyDefinition, Scalar } from "./types.ts";
+import { type Path, type Problem, type SourceFile, YamlSource } from "./yaml-source.ts";
 
-/** A source file handed to the loader (the caller does the reading). */
-export interface SourceFile {
-  /** Path shown in problems. */
-  path: string;
-  text: string;
-}
-
-export interface Problem {
-  file: string;
-  line: number;
-  col: number;
-  severity: "error" | "warning";
-  message: string;
-  /** Lint rule id (lint.ts LINT_RULES) when the problem is also a lint rule, e.g. RP001 for a missing pin. */
-  rule?: string;
-}
+export type { Problem, SourceFile } from "./yaml-source.ts";
 
 export interface LoadOptions {
   /** RUNPASS_DEV=1 build: loopback http issuers and the dev issuer are allowed. */
@@ -87,137 +72,6 @@ export const REQUIRED_PINS: Record<IssuerKind, readonly string[]> = {
   gitlab: ["namespace_id", "project_id"],
   generic: ["sub"],
 };
-
-type Path = ReadonlyArray<string | number>;
-
-/** A parsed YAML document that can point at any path's line and column (lint.ts re-parses with it too). */
-export class YamlSource {
-  readonly file: string;
-  readonly problems: Problem[];
-  readonly value: unknown;
-  readonly #contents: Node | null;
-  readonly #lines = new LineCounter();
-
-  constructor(file: string, text: string, problems: Problem[]) {
-    this.file = file;
-    this.problems = problems;
-    const doc = parseDocument(text, {
-      lineCounter: this.#lines,
-      uniqueKeys: true,
-      strict: true,
-      version: "1.2",
-      prettyErrors: false,
-    });
-    for (const e of [...doc.errors, ...doc.warnings]) {
-      const pos = this.#lines.linePos(e.pos[0]);
-      problems.push({
-        file,
-        line: pos.line,
-        col: pos.col,
-        severity: "error",
-        message: `YAML: ${e.message.split("\n")[0]}`,
-      });
-    }
-    this.#contents = doc.contents as Node | null;
-    this.value = doc.errors.length === 0 ? doc.toJS({ maxAliasCount: 50 }) : undefined;
-  }
-
-  /** Records a problem at `path` (at the key when `atKey`). */
-  error(
-    path: Path,
-    message: string,
-    atKey = false,
-    severity: Problem["severity"] = "error",
-    rule?: string,
-  ): void {
-    const { line, col } = this.locate(path, atKey);
-    this.problems.push({ file: this.file, line, col, severity, message, ...(rule ? { rule } : {}) });
-  }
-
-  locate(path: Path, atKey: boolean): { line: number; col: number } {
-    let node: Node | null | undefined = this.#contents;
-    let found: Node | null | undefined = node;
-    for (let i = 0; i < path.length && node; i++) {
-      const seg = path[i];
-      const last = i === path.length - 1;
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
-        if (!pair) break;
-        node = (last && atKey ? pair.key : pair.value) as Node | null;
-      } else if (isSeq(node) && typeof seg === "number") {
-        node = node.items[seg] as Node | null;
-      } else {
-        break;
-      }
-      if (node) found = node;
-    }
-    const offset = found?.range?.[0] ?? 0;
-    return this.#lines.linePos(offset);
-  }
-}
-
-function typeName(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a map";
-  return `a ${typeof v}`;
-}
-
-/** Reports zod issues against YAML positions, with hints instead of zod's generic messages. */
-function reportSchemaIssues(src: YamlSource, issues: z.core.$ZodIssue[], root: unknown): void {
-  for (const issue of issues) {
-    const path = issue.path as Path;
-    if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys)
-        src.error([...path, key], `unknown key "${key}"${suggest(key, path)}`, true);
-      continue;
-    }
-    const last = path[path.length - 1];
-    const actual = path.reduce<unknown>(
-      (v, seg) => (v && typeof v === "object" ? (v as Record<string, unknown>)[seg as string] : undefined),
-      root,
-    );
-    const where = path.length ? `${path.join(".")}: ` : "";
-    if (actual === undefined) {
-      src.error(path.slice(0, -1), `missing required key "${String(last)}"`);
-      continue;
-    }
-    const hint =
-      typeof last === "string" && TYPE_HINTS[last]
-        ? TYPE_HINTS[last]
-        : issue.code === "invalid_union"
-          ? "a string, number, boolean, or a list of them"
-          : issue.code === "invalid_type"
-            ? `${issue.expected}`
-            : issue.message;
-    src.error(path, `${where}expected ${hint}, got ${typeName(actual)}`);
-  }
-}
-
-const KNOWN_KEYS = ["description", "issuer", "audience", "allow", "deny", "ttl", "grants", "token"];
-function suggest(key: string, path: Path): string {
-  if (path.length > 1) return "";
-  const close = KNOWN_KEYS.find((k) => editDistance(k, key) <= 2);
-  return close ? ` (did you mean "${close}"?)` : "";
-}
-
-/** Levenshtein distance, for "did you mean" hints. */
-export function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) (dp[0] as number[])[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const row = dp[i] as number[];
-      const prev = dp[i - 1] as number[];
-      row[j] = Math.min(
-        (prev[j] as number) + 1,
-        (row[j - 1] as number) + 1,
-        (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-  }
-  return (dp[a.length] as number[])[b.length] as number;
-}
 
 function loadIssuers(src: YamlSource | undefined, options: LoadOptions): Map<string, IssuerConfig> {
   const issuers = new Map<string, IssuerConfig>(Object.entries(PRESET_ISSUERS));
