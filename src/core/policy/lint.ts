@@ -1,8 +1,8 @@
-// Security lint for policy files (`runpass policy check`, README "Lint rules"): rules RP001–RP018, each pointing at
-// file:line:col. Pure: the caller reads the files; the YAML is re-parsed with the loader's own parser so findings
-// can name positions. Findings warn about policies the loader accepts but that trust more than their authors
-// probably meant (or can never match); RP001 repeats the loader's refusal with a rule id. The rule table is in
-// lint/rules.ts, the policy model in lint/model.ts, and the checks, by theme, in lint/checks-*.ts.
+// Security lint for policy files (`runpass policy check`, docs/policy-tooling.md "Lint rules"): rules RP001–RP018,
+// each pointing at file:line:col. Pure: the caller reads the files; the YAML is re-parsed with the loader's own
+// parser so findings can name positions. Findings warn about policies the loader accepts but that trust more than
+// their authors probably meant (or can never match); RP001 repeats the loader's refusal with a rule id. The rule
+// table is in lint/rules.ts, the policy model in lint/model.ts, and the checks, by theme, in lint/checks-*.ts.
 
 import { denyOnOptionalClaim, types, unknownClaims } from "./lint/checks-claims.ts";
 import { grantBreadth, sharedSecrets } from "./lint/checks-grants.ts";
