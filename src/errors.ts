@@ -98,8 +98,7 @@ export class RunpassError extends Error {
   readonly extra: Record<string, unknown> | undefined;
   /** Whether `reasons` may be shown to the caller (docs/api.md, Redaction). */
   readonly reasonsVisible: boolean;
-  /** Operator detail for the audit record only (e.g. upstream error text); never sent to the caller. */
-  readonly auditDetail: string | undefined;
+  #auditDetail: string | undefined;
 
   constructor(
     code: ErrorCode,
@@ -119,7 +118,18 @@ export class RunpassError extends Error {
     this.retryAfter = options.retryAfter;
     this.extra = options.extra;
     this.reasonsVisible = options.reasonsVisible ?? false;
-    this.auditDetail = options.auditDetail;
+    this.#auditDetail = options.auditDetail;
+  }
+
+  /** Operator detail for the audit record only (e.g. upstream error text); never sent to the caller. */
+  get auditDetail(): string | undefined {
+    return this.#auditDetail;
+  }
+
+  /** Adds operator detail for the audit record (after what is already there) and returns the same error. */
+  annotate(detail: string): this {
+    this.#auditDetail = this.#auditDetail ? `${this.#auditDetail} (${detail})` : detail;
+    return this;
   }
 
   get status(): number {

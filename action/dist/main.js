@@ -18,6 +18,55 @@ import {
   setSecret
 } from "./chunks/chunk-GFSUEAC3.js";
 
+// src/client/grant-exports.ts
+var GITHUB_TOKEN_ENV = "RUNPASS_GITHUB_TOKEN";
+var GRANT_EXPORTS = {
+  aws: {
+    env: (c) => [
+      ["AWS_ACCESS_KEY_ID", c.access_key_id],
+      ["AWS_SECRET_ACCESS_KEY", c.secret_access_key],
+      ["AWS_SESSION_TOKEN", c.session_token],
+      ["AWS_REGION", c.region],
+      ["AWS_DEFAULT_REGION", c.region]
+    ],
+    outputs: (c) => [["aws-region", c.region]],
+    credentialOutputs: (c) => [
+      ["aws-access-key-id", c.access_key_id],
+      ["aws-secret-access-key", c.secret_access_key],
+      ["aws-session-token", c.session_token]
+    ],
+    values: (c) => [c.access_key_id, c.secret_access_key, c.session_token]
+  },
+  token: {
+    env: (c) => [["RUNPASS_TOKEN", c.token]],
+    outputs: () => [],
+    credentialOutputs: (c) => [["token", c.token]],
+    values: (c) => [c.token]
+  },
+  github: {
+    env: (c) => [[GITHUB_TOKEN_ENV, c.token]],
+    outputs: () => [],
+    credentialOutputs: (c) => [["github-token", c.token]],
+    values: (c) => [c.token]
+  },
+  secrets: {
+    env: (c) => Object.entries(c),
+    outputs: () => [],
+    credentialOutputs: (c) => Object.entries(c).map(([name, value]) => [`secret-${name}`, value]),
+    values: (c) => Object.values(c)
+  }
+};
+var ORDER = Object.keys(GRANT_EXPORTS);
+function exportsOf(name) {
+  return GRANT_EXPORTS[name];
+}
+function collect(credentials, pick) {
+  return ORDER.flatMap((name) => {
+    const credential = credentials[name];
+    return credential === void 0 ? [] : pick(exportsOf(name), credential, name);
+  });
+}
+
 // action/src/deliver.ts
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 var RUNNER_RESERVED = /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z0-9_]*|DYLD_[A-Z0-9_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*)$/i;
@@ -74,13 +123,8 @@ function valuesToMask(r) {
     for (const line of lines(v)) out.add(line);
   };
   add(r.lease.revoke_token);
-  add(r.credentials.token?.token);
-  add(r.credentials.aws?.access_key_id);
-  add(r.credentials.aws?.secret_access_key);
-  add(r.credentials.aws?.session_token);
-  add(r.credentials.github?.token);
+  for (const value of collect(r.credentials, (grant, credential) => grant.values(credential))) add(value);
   for (const [name, value] of Object.entries(r.credentials.secrets ?? {})) {
-    add(value);
     if (r.secret_encodings?.[name] === "base64") add(decodeBase64Text(value));
   }
   return [...out];
@@ -92,36 +136,21 @@ function plan(r, o) {
     ["expires-at", r.lease.expires_at],
     ["run", r.lease.run]
   ];
-  const { token, aws, github, secrets } = r.credentials;
-  if (aws) {
-    env.push(
-      ["AWS_ACCESS_KEY_ID", aws.access_key_id],
-      ["AWS_SECRET_ACCESS_KEY", aws.secret_access_key],
-      ["AWS_SESSION_TOKEN", aws.session_token],
-      ["AWS_REGION", aws.region],
-      ["AWS_DEFAULT_REGION", aws.region]
-    );
-    outputs.push(["aws-region", aws.region]);
-    if (o.credentialOutputs) {
-      outputs.push(
-        ["aws-access-key-id", aws.access_key_id],
-        ["aws-secret-access-key", aws.secret_access_key],
-        ["aws-session-token", aws.session_token]
-      );
-    }
-  }
-  if (token) {
-    env.push([TOKEN_ENV, token.token]);
-    if (o.credentialOutputs) outputs.push(["token", token.token]);
-  }
-  if (github) {
-    if (o.githubTokenEnv) env.push([o.githubTokenEnv, github.token]);
-    if (o.credentialOutputs) outputs.push(["github-token", github.token]);
-  }
-  for (const [name, value] of Object.entries(secrets ?? {})) {
-    env.push([name, value]);
-    if (o.credentialOutputs) outputs.push([`secret-${name}`, value]);
-  }
+  env.push(
+    ...collect(
+      r.credentials,
+      (grant, credential) => grant.env(credential).flatMap(([name, value]) => {
+        if (name !== GITHUB_TOKEN_ENV) return [[name, value]];
+        return o.githubTokenEnv ? [[o.githubTokenEnv, value]] : [];
+      })
+    )
+  );
+  outputs.push(
+    ...collect(r.credentials, (grant, credential) => [
+      ...grant.outputs(credential),
+      ...o.credentialOutputs ? grant.credentialOutputs(credential) : []
+    ])
+  );
   return { env: o.exportEnv ? env : [], outputs };
 }
 

@@ -1,6 +1,7 @@
 // What the action masks, exports and outputs for an exchange response. Pure: no @actions/core, no I/O.
 
 import type { ExchangeResponse } from "../../src/client/exchange-client.ts";
+import { collect, GITHUB_TOKEN_ENV } from "../../src/client/grant-exports.ts";
 
 /** Environment variable names (the broker's rule for secret output names). */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -80,13 +81,8 @@ export function valuesToMask(r: ExchangeResponse): string[] {
     for (const line of lines(v)) out.add(line);
   };
   add(r.lease.revoke_token);
-  add(r.credentials.token?.token);
-  add(r.credentials.aws?.access_key_id);
-  add(r.credentials.aws?.secret_access_key);
-  add(r.credentials.aws?.session_token);
-  add(r.credentials.github?.token);
+  for (const value of collect(r.credentials, (grant, credential) => grant.values(credential))) add(value);
   for (const [name, value] of Object.entries(r.credentials.secrets ?? {})) {
-    add(value);
     if (r.secret_encodings?.[name] === "base64") add(decodeBase64Text(value));
   }
   return [...out];
@@ -109,35 +105,20 @@ export function plan(
     ["expires-at", r.lease.expires_at],
     ["run", r.lease.run],
   ];
-  const { token, aws, github, secrets } = r.credentials;
-  if (aws) {
-    env.push(
-      ["AWS_ACCESS_KEY_ID", aws.access_key_id],
-      ["AWS_SECRET_ACCESS_KEY", aws.secret_access_key],
-      ["AWS_SESSION_TOKEN", aws.session_token],
-      ["AWS_REGION", aws.region],
-      ["AWS_DEFAULT_REGION", aws.region],
-    );
-    outputs.push(["aws-region", aws.region]);
-    if (o.credentialOutputs) {
-      outputs.push(
-        ["aws-access-key-id", aws.access_key_id],
-        ["aws-secret-access-key", aws.secret_access_key],
-        ["aws-session-token", aws.session_token],
-      );
-    }
-  }
-  if (token) {
-    env.push([TOKEN_ENV, token.token]);
-    if (o.credentialOutputs) outputs.push(["token", token.token]);
-  }
-  if (github) {
-    if (o.githubTokenEnv) env.push([o.githubTokenEnv, github.token]);
-    if (o.credentialOutputs) outputs.push(["github-token", github.token]);
-  }
-  for (const [name, value] of Object.entries(secrets ?? {})) {
-    env.push([name, value]);
-    if (o.credentialOutputs) outputs.push([`secret-${name}`, value]);
-  }
+  env.push(
+    ...collect(r.credentials, (grant, credential) =>
+      grant.env(credential).flatMap(([name, value]): Array<[string, string]> => {
+        // The github token goes where the workflow said (nowhere when `github-token-env` is empty).
+        if (name !== GITHUB_TOKEN_ENV) return [[name, value]];
+        return o.githubTokenEnv ? [[o.githubTokenEnv, value]] : [];
+      }),
+    ),
+  );
+  outputs.push(
+    ...collect(r.credentials, (grant, credential) => [
+      ...grant.outputs(credential),
+      ...(o.credentialOutputs ? grant.credentialOutputs(credential) : []),
+    ]),
+  );
   return { env: o.exportEnv ? env : [], outputs };
 }

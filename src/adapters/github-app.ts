@@ -2,7 +2,7 @@
 // installation tokens always scoped to explicit repositories and permissions, and their revocation.
 
 import { importPKCS8, SignJWT } from "jose";
-import type { GitHubPort, GitHubToken } from "../core/grants/issue.ts";
+import type { GitHubPort, GitHubToken } from "../core/grants/github.ts";
 import { toPkcs8Pem } from "../core/grants/pkcs.ts";
 import { UpstreamError, withRetry } from "../core/grants/upstream.ts";
 import type { GitHubPermissionLevel } from "../core/policy/types.ts";

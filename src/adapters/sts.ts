@@ -8,7 +8,7 @@ import {
   STSServiceException,
   type Credentials as StsCredentials,
 } from "@aws-sdk/client-sts";
-import type { StsPort, StsRequest, StsSession } from "../core/grants/issue.ts";
+import type { StsPort, StsRequest, StsSession } from "../core/grants/aws.ts";
 import { UpstreamError, withRetry } from "../core/grants/upstream.ts";
 import { ConfigError } from "../errors.ts";
 import type { Env } from "./env.ts";

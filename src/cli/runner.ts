@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BrokerUrlError, checkBrokerUrl } from "../client/broker-url.ts";
 import { type ExchangeResponse, exchange, formatExchangeError, revoke } from "../client/exchange-client.ts";
+import { collect } from "../client/grant-exports.ts";
 import { ENV_NAME } from "../core/secrets/paths.ts";
 import { ExistingFileError, refuseExisting, writeExclusive } from "./exclusive-file.ts";
 
@@ -32,20 +33,7 @@ export type Format = "env" | "dotenv" | "json" | "github-env";
 
 /** The environment variables a response becomes (secrets under their policy names). */
 export function variables(res: ExchangeResponse): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  const c = res.credentials;
-  if (c.aws) {
-    out.push(
-      ["AWS_ACCESS_KEY_ID", c.aws.access_key_id],
-      ["AWS_SECRET_ACCESS_KEY", c.aws.secret_access_key],
-      ["AWS_SESSION_TOKEN", c.aws.session_token],
-      ["AWS_REGION", c.aws.region],
-      ["AWS_DEFAULT_REGION", c.aws.region],
-    );
-  }
-  if (c.token) out.push(["RUNPASS_TOKEN", c.token.token]);
-  if (c.github) out.push(["RUNPASS_GITHUB_TOKEN", c.github.token]);
-  for (const [name, value] of Object.entries(c.secrets ?? {})) out.push([name, value]);
+  const out = collect(res.credentials, (grant, credential) => grant.env(credential));
   out.push(["RUNPASS_LEASE_ID", res.lease.id], ["RUNPASS_LEASE_EXPIRES_AT", res.lease.expires_at]);
   return out;
 }

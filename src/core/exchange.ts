@@ -9,11 +9,12 @@ import {
   type Credentials,
   type GrantPlan,
   type GrantSubject,
-  type IssueDeps,
   type Issued,
+  type IssuePorts,
   issueGrants,
   planGrants,
-  recallGitHub,
+  planIsCostly,
+  recallIssued,
 } from "./grants/issue.ts";
 import type { Signer } from "./grants/signer.ts";
 import type { LeaseIds } from "./lease.ts";
@@ -38,7 +39,7 @@ export interface ExchangeDeps {
   /** Mints MAC'd lease ids. */
   leaseIds: LeaseIds;
   /** Upstream clients and the revocation-handle sealer. */
-  grants: Pick<IssueDeps, "sealer" | "sts" | "github" | "secrets">;
+  grants: IssuePorts;
   ledger: Ledger;
   audit: AuditSink;
   clock: Clock;
@@ -268,7 +269,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
 
   // Upstream credentials cost quota and cannot all be recalled: refuse a known replay or ended run first.
   const deliverOnce = plan.secrets && policy.def.deliver_once ? policy.def.name : undefined;
-  if (plan.aws || plan.github || plan.secrets) {
+  if (planIsCostly(plan)) {
     const state = await peekLedger(deps, runKey, singleUse, deny, deliverOnce);
     if (state.replayed || state.runEnded || state.delivered) {
       const reason = state.replayed ? "replayed" : state.runEnded ? "run_ended" : "already_delivered";
@@ -322,7 +323,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
       ...(deliverOnce ? { deliverOnce } : {}),
     });
   } catch {
-    const recalled = await recallIssued(deps, issued);
+    const recalled = await recallIssued(deps.grants, issued.credentials);
     const error = new RunpassError(
       "temporarily_unavailable",
       "the run ledger is unavailable, so nothing was issued; retry shortly",
@@ -333,7 +334,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   }
   if (!outcome.ok) {
     // The ledger wrote the refusal record; credentials minted for it must not survive.
-    await recallIssued(deps, issued);
+    await recallIssued(deps.grants, issued.credentials);
     throw await refuse(outcome.reason, visible);
   }
 
@@ -350,14 +351,6 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
     credentials: issued.credentials,
     ...(Object.keys(issued.encodings).length ? { secret_encodings: issued.encodings } : {}),
   };
-}
-
-/** Revokes what can be recalled of credentials that will not be handed out. */
-async function recallIssued(deps: ExchangeDeps, issued: Issued): Promise<string> {
-  const tokens: string[] = [];
-  if (issued.credentials.github) tokens.push(issued.credentials.github.token);
-  const recalled = await recallGitHub(deps.grants, tokens);
-  return issued.credentials.aws ? `${recalled}; an AWS session was minted and expires on its own` : recalled;
 }
 
 async function peekLedger(

@@ -5,7 +5,8 @@ import { createLocalJWKSet, jwtVerify } from "jose";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import type { AuditRecord } from "../core/audit/record.ts";
 import { sha256 } from "../core/crypto.ts";
-import { type Issued, issueGrants, planGrants, recallGitHub } from "../core/grants/issue.ts";
+import { type Issued, issueGrants, planGrants, recallIssued } from "../core/grants/issue.ts";
+import { grantModule } from "../core/grants/registry.ts";
 import { runKeyOfSignedLeaseId } from "../core/lease.ts";
 import { claimReasons } from "../core/policy/match.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
@@ -131,7 +132,9 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
     const leaseRef = { id, run, expiresAt: Math.floor(lease.expires_at / 1000) };
     const subject = { issuer, claims: lease.subject.claims, sub: lease.subject.sub };
     // Secrets are delivered at exchange only: renewal re-mints credentials, it does not re-deliver bundles.
-    const names = lease.grant_types.filter((g) => g !== "secrets" && Object.hasOwn(policy.def.grants, g));
+    const names = lease.grant_types.filter(
+      (g) => grantModule(g).renewable && Object.hasOwn(policy.def.grants, g),
+    );
     const policyRef = { name: policy.def.name, version: policy.def.version };
     const hasher = ctx.hasher();
     let issued: Issued;
@@ -170,8 +173,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
       },
     );
     if (!(await ledger.addGrants(run, id, issued.grants, record, rt.clock()))) {
-      const tokens = issued.credentials.github ? [issued.credentials.github.token] : [];
-      const recalled = await recallGitHub(ctx.grants, tokens);
+      const recalled = await recallIssued(ctx.grants, issued.credentials);
       throw await fail(ended(), { run, lease_id: id, detail: recalled });
     }
     return c.json(

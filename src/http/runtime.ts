@@ -7,7 +7,8 @@ import { storeFor } from "../adapters/secrets-client.ts";
 import { stsFor } from "../adapters/sts.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { AuditHasher } from "../core/crypto.ts";
-import type { IssueDeps, StsPort } from "../core/grants/issue.ts";
+import type { StsPort } from "../core/grants/aws.ts";
+import type { IssuePorts } from "../core/grants/issue.ts";
 import { Sealer } from "../core/grants/seal.ts";
 import { Signer } from "../core/grants/signer.ts";
 import { LeaseIds } from "../core/lease.ts";
@@ -44,8 +45,6 @@ export interface EnvContext {
   /** Upstream clients for the aws and github grants, and the revocation-handle sealer. */
   grants: IssuePorts;
 }
-
-export type IssuePorts = Pick<IssueDeps, "sealer" | "sts" | "github" | "secrets">;
 
 export class Runtime {
   readonly bundle: PolicyBundle;

@@ -1,5 +1,9 @@
 // `${claim}` templates in grants, filled from verified claims only, and sanitisers for where the result goes.
 
+import { RunpassError } from "../../errors.ts";
+import type { GrantName } from "../policy/types.ts";
+import type { GrantSubject, Report } from "./module.ts";
+
 const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_.:/-]{0,127})\}/g;
 
 /** Claim names a template refers to (for load-time checks). */
@@ -51,4 +55,28 @@ export function sanitiseTagKey(value: string): string {
 /** An STS session tag value: allowed charset, at most 256 characters (code points). */
 export function sanitiseTagValue(value: string): string {
   return Array.from(value.replace(TAG_CHAR, "_")).slice(0, 256).join("");
+}
+
+/** Reports a template with a stray `${` at load time. */
+export function checkTemplate(
+  report: Report,
+  path: ReadonlyArray<string | number>,
+  value: string | undefined,
+): void {
+  if (value === undefined) return;
+  const problem = templateProblem(value);
+  if (problem) report(path, problem);
+}
+
+/** Fills a grant's template, or refuses the grant (403 `claim_absent`) when the token lacks a claim it names. */
+export function fillOrDeny(template: string, subject: GrantSubject, grant: GrantName): string {
+  const r = fillTemplate(template, subject.claims);
+  if (r.ok) return r.value;
+  throw new RunpassError(
+    "access_denied",
+    `the ${grant} grant needs the claim "${r.claim}", which the token lacks`,
+    {
+      reasons: [{ code: "claim_absent", claim: r.claim, grant }],
+    },
+  );
 }

@@ -17,14 +17,18 @@ export class UpstreamError extends Error {
   }
 }
 
-/** The caller-facing error for an upstream failure: a generic sentence, a retryable flag, maybe Retry-After. */
-export function upstreamFailure(service: string, error: UpstreamError): RunpassError {
+/**
+ * The caller-facing error for an upstream failure: a generic sentence, a retryable flag, maybe Retry-After; the
+ * upstream's own text only in `auditDetail`.
+ */
+export function upstreamFailure(service: string, error: UpstreamError, auditDetail?: string): RunpassError {
   return new RunpassError(
     "upstream_error",
     `${service} did not issue the credential${error.retryable ? "; retry shortly" : ""}`,
     {
       extra: { retryable: error.retryable },
       ...(error.retryAfter !== undefined ? { retryAfter: error.retryAfter } : {}),
+      ...(auditDetail !== undefined ? { auditDetail } : {}),
     },
   );
 }

@@ -146,14 +146,12 @@ export const STORE_MISS_TTL_MS = 60_000;
 
 /** A record in the policy store that does not verify against this deployment; never used, always a 503. */
 export class PolicyRecordError extends ConfigError {
-  override readonly auditDetail: string;
-
   constructor(name: string, why: string) {
     super(
       `the POLICY_KV record for policy "${name}" does not belong to this deployment's policy set; re-upload the set's records from this build (npm run deploy uploads generated/policy-kv.json)`,
     );
     this.name = "PolicyRecordError";
-    this.auditDetail = `policy record ${name} refused: ${why}`;
+    this.annotate(`policy record ${name} refused: ${why}`);
   }
 }
 

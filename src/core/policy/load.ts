@@ -3,7 +3,6 @@
 import {
   DEFAULT_LEASE_TTL_SECONDS,
   DEFAULT_MAX_TOKEN_AGE_SECONDS,
-  DEFAULT_TOKEN_GRANT_TTL_SECONDS,
   MAX_CONFIGURABLE_TOKEN_AGE_SECONDS,
   MAX_PATTERN_LENGTH,
   MAX_POLICY_TTL_SECONDS,
@@ -11,6 +10,8 @@ import {
 import { sha256 } from "../crypto.ts";
 import { parseDuration } from "../duration.ts";
 import { canonicalJson } from "../encoding.ts";
+import type { LoadContext } from "../grants/module.ts";
+import { GRANT_MODULES, MINT_ORDER } from "../grants/registry.ts";
 import {
   ASYMMETRIC_ALGORITHMS,
   checkIssuerUrl,
@@ -23,13 +24,6 @@ import {
 } from "../oidc/issuers.ts";
 import { globProblem, isGlob } from "./glob.ts";
 import {
-  cloudAudienceProblem,
-  loadAwsGrant,
-  loadGitHubGrant,
-  loadSecretsGrant,
-  type Report,
-} from "./grants.ts";
-import {
   type IssuersFile,
   IssuersFileSchema,
   type PolicyFile,
@@ -37,7 +31,7 @@ import {
   TYPE_HINTS,
 } from "./schema.ts";
 import { reportSchemaIssues } from "./schema-problems.ts";
-import type { ConditionMap, Grants, PolicyBundle, PolicyDefinition, Scalar } from "./types.ts";
+import type { ConditionMap, GrantName, Grants, PolicyBundle, PolicyDefinition, Scalar } from "./types.ts";
 import { type Path, type Problem, type SourceFile, YamlSource } from "./yaml-source.ts";
 
 export type { Problem, SourceFile } from "./yaml-source.ts";
@@ -217,6 +211,11 @@ function parseTtl(src: YamlSource, path: Path, text: string | undefined, fallbac
   return secs;
 }
 
+/** Loads one grant's YAML with its module (typed by name: TypeScript cannot correlate the registry's entries). */
+function loadGrant(name: GrantName, raw: unknown, context: LoadContext): unknown {
+  return (GRANT_MODULES[name].load as (raw: unknown, context: LoadContext) => unknown)(raw, context);
+}
+
 function loadPolicy(
   name: string,
   src: YamlSource,
@@ -247,20 +246,15 @@ function loadPolicy(
   const ttl = parseTtl(src, ["ttl"], file.ttl, DEFAULT_LEASE_TTL_SECONDS);
 
   const grants: Grants = {};
-  if (file.grants.token) {
-    if (file.grants.token.audience.length === 0)
-      src.error(["grants", "token", "audience"], "audience must not be empty");
-    const cloud = cloudAudienceProblem(file.grants.token.audience);
-    if (cloud) src.error(["grants", "token", "audience"], cloud);
-    grants.token = {
-      audience: file.grants.token.audience,
-      ttl: parseTtl(src, ["grants", "token", "ttl"], file.grants.token.ttl, DEFAULT_TOKEN_GRANT_TTL_SECONDS),
-    };
+  const context: LoadContext = {
+    leaseTtl: ttl,
+    report: (path, message, atKey = false) => src.error(path, message, atKey),
+    duration: (path, text, fallback) => parseTtl(src, path, text, fallback),
+  };
+  for (const name of MINT_ORDER) {
+    const raw = file.grants[name];
+    if (raw !== undefined) (grants as Record<GrantName, unknown>)[name] = loadGrant(name, raw, context);
   }
-  const report: Report = (path, message, atKey = false) => src.error(path, message, atKey);
-  if (file.grants.aws) grants.aws = loadAwsGrant(file.grants.aws, ttl, report);
-  if (file.grants.github) grants.github = loadGitHubGrant(file.grants.github, report);
-  if (file.grants.secrets) grants.secrets = loadSecretsGrant(file.grants.secrets, report);
   if (file.deliver_once !== undefined && !file.grants.secrets) {
     src.error(["deliver_once"], "deliver_once applies to a secrets grant, and this policy has none");
   }

@@ -1,41 +1,12 @@
 // Structural schemas for policy files and issuers.yaml (zod at the edge); semantic rules live in load.ts.
 
 import * as z from "zod/mini";
+import { GrantsSchema } from "../grants/registry.ts";
 
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 const Condition = z.union([Scalar, z.array(Scalar)]);
 // Reserved keys such as __proto__ are refused by load.ts before this schema runs (zod would drop them).
 const Conditions = z.record(z.string(), Condition);
-
-const TokenGrantSchema = z.strictObject({
-  audience: z.string(),
-  ttl: z.optional(z.string()),
-});
-
-const AwsGrantSchema = z.strictObject({
-  role_arn: z.string(),
-  region: z.optional(z.string()),
-  duration: z.optional(z.string()),
-  session_name: z.optional(z.string()),
-  session_tags: z.optional(z.record(z.string(), z.string())),
-  transitive_tag_keys: z.optional(z.array(z.string())),
-  session_policy: z.optional(z.union([z.string(), z.record(z.string(), z.unknown())])),
-  policy_arns: z.optional(z.array(z.string())),
-  source_identity: z.optional(z.string()),
-});
-
-const GitHubGrantSchema = z.strictObject({
-  owner: z.string(),
-  repositories: z.array(z.string()),
-  permissions: z.record(z.string(), z.string()),
-});
-
-const GrantsSchema = z.strictObject({
-  token: z.optional(TokenGrantSchema),
-  aws: z.optional(AwsGrantSchema),
-  github: z.optional(GitHubGrantSchema),
-  secrets: z.optional(z.record(z.string(), z.string())),
-});
 
 /** One `policies/<name>.yaml` file. Unknown keys are errors. */
 export const PolicyFileSchema = z.strictObject({

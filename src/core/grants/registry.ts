@@ -1,0 +1,54 @@
+// The grant registry (docs/architecture.md, "Adding a grant"): every grant module, in minting order — secrets
+// first (reading them mints nothing, so a missing one costs no recall), then runpass's own token, then upstream
+// credentials. A new grant is one module and one line here; the pipeline, the policy schema and renewal follow.
+
+import * as z from "zod/mini";
+import type { GrantName, Grants } from "../policy/types.ts";
+import { awsGrant } from "./aws.ts";
+import { githubGrant } from "./github.ts";
+import type { GrantModule } from "./module.ts";
+import { secretsGrant } from "./secrets.ts";
+import { tokenGrant } from "./token.ts";
+
+/** Every grant by name; the entries' order is the minting order. */
+export const GRANT_MODULES = {
+  secrets: secretsGrant,
+  token: tokenGrant,
+  github: githubGrant,
+  aws: awsGrant,
+} as const satisfies { [K in GrantName]: { name: K } };
+
+type Modules = typeof GRANT_MODULES;
+type PlanOf<K extends GrantName> =
+  Modules[K] extends GrantModule<K, infer _R, infer _D, infer P, infer _C> ? P : never;
+type CredentialOf<K extends GrantName> =
+  Modules[K] extends GrantModule<K, infer _R, infer _D, infer _P, infer C> ? C : never;
+
+/** The grants an exchange or renewal returns, by name (only those the policy has and the request asked for). */
+export type Credentials = { [K in GrantName]?: CredentialOf<K> };
+
+/** What will be minted, resolved from the policy and the verified claims, before any upstream call. */
+export type GrantPlan = { [K in GrantName]?: PlanOf<K> };
+
+/** Grant names in minting order. */
+export const MINT_ORDER = Object.keys(GRANT_MODULES) as GrantName[];
+
+/** The module of `name`, typed by that name (TypeScript cannot correlate a map's entries with its keys). */
+export function grantModule<K extends GrantName>(
+  name: K,
+): GrantModule<K, unknown, NonNullable<Grants[K]>, NonNullable<PlanOf<K>>, NonNullable<CredentialOf<K>>> {
+  return GRANT_MODULES[name] as unknown as GrantModule<
+    K,
+    unknown,
+    NonNullable<Grants[K]>,
+    NonNullable<PlanOf<K>>,
+    NonNullable<CredentialOf<K>>
+  >;
+}
+
+/** `grants:` in a policy file: each grant's own schema, optional, nothing else. */
+export const GrantsSchema = z.strictObject(
+  Object.fromEntries(Object.entries(GRANT_MODULES).map(([name, m]) => [name, z.optional(m.schema)])) as {
+    [K in GrantName]: z.ZodMiniOptional<Modules[K]["schema"]>;
+  },
+);

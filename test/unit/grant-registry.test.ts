@@ -1,0 +1,56 @@
+// The grant registry (docs/architecture.md, "Adding a grant"): every grant name has a module, the clients'
+// export table mirrors the modules, and credential values are listed the same on both sides.
+
+import { describe, expect, it } from "vitest";
+import { GRANT_EXPORTS } from "../../src/client/grant-exports.ts";
+import { type Credentials, credentialValues } from "../../src/core/grants/issue.ts";
+import { GRANT_MODULES, grantModule, MINT_ORDER } from "../../src/core/grants/registry.ts";
+import { GRANT_NAMES, type GrantName } from "../../src/core/policy/types.ts";
+
+const SAMPLE: { [K in GrantName]-?: NonNullable<Credentials[K]> } = {
+  token: { token: "eyJ.tok.sig", expires_at: "2026-12-02T12:00:00.000Z" },
+  aws: {
+    access_key_id: "ASIAEXAMPLE",
+    secret_access_key: "secret-access-key",
+    session_token: "session-token",
+    expires_at: "2026-12-02T12:00:00.000Z",
+    region: "eu-west-1",
+  },
+  github: {
+    token: "ghs_example",
+    expires_at: "2026-12-02T12:00:00.000Z",
+    repositories: ["api"],
+    permissions: {},
+  },
+  secrets: { STRIPE_API_KEY: "sk_live", SENTRY_DSN: "https://dsn" },
+};
+
+describe("the grant registry", () => {
+  it("has one module per grant name, named for its key, and mints secrets first", () => {
+    expect([...MINT_ORDER].sort()).toEqual([...GRANT_NAMES].sort());
+    for (const name of GRANT_NAMES) expect(GRANT_MODULES[name].name).toBe(name);
+    expect(MINT_ORDER[0]).toBe("secrets");
+  });
+
+  it("the clients' export table lists the same credential values as the broker's modules, for every grant", () => {
+    for (const name of GRANT_NAMES) {
+      const credential = SAMPLE[name] as never;
+      expect(GRANT_EXPORTS[name].values(credential), name).toEqual(
+        grantModule(name).secretValues(credential),
+      );
+    }
+    expect(credentialValues(SAMPLE).sort()).toEqual(
+      GRANT_NAMES.flatMap((n) => GRANT_EXPORTS[n].values(SAMPLE[n] as never)).sort(),
+    );
+  });
+
+  it("every value a client exports or outputs as a credential is one it masks", () => {
+    for (const name of GRANT_NAMES) {
+      const exports = GRANT_EXPORTS[name];
+      const credential = SAMPLE[name] as never;
+      const masked = new Set(exports.values(credential));
+      for (const [, value] of exports.credentialOutputs(credential))
+        expect(masked.has(value), name).toBe(true);
+    }
+  });
+});
