@@ -6,6 +6,10 @@ import { AUDIT_SHIP_BATCH } from "../constants.ts";
 import { type AuditRecord, auditLogLine } from "../core/audit/record.ts";
 import { D1AuditStore } from "./audit-store.ts";
 
+/** How long after a failed shipment to D1 an object tries again (its alarm). */
+export const OUTBOX_RETRY_MS = 10_000;
+
+/** The outbox table, for the schema of each object that keeps one. */
 export const OUTBOX_TABLE =
   "CREATE TABLE IF NOT EXISTS audit_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);";
 

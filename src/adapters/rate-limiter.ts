@@ -13,11 +13,9 @@ import {
   type RateLimitFields,
   windowStart,
 } from "../core/rate-limit.ts";
-import { enqueueAudit, OUTBOX_TABLE, outboxPending, shipOutbox } from "./audit-outbox.ts";
+import { enqueueAudit, OUTBOX_RETRY_MS, OUTBOX_TABLE, outboxPending, shipOutbox } from "./audit-outbox.ts";
 import type { Env } from "./env.ts";
-
-/** Retry delay for shipping the outbox to D1 after a failure. */
-const SHIP_RETRY_MS = 10_000;
+import { applySchema, type SqliteSchema } from "./sqlite-schema.ts";
 
 type WindowRow = { start: number; admitted: number; refused: number; recorded: number };
 
@@ -29,6 +27,19 @@ interface Meta {
   fields: RateLimitFields;
 }
 
+/** Counts per window, the rule's settings, and the audit outbox. */
+const RATE_LIMITER_SCHEMA: SqliteSchema = {
+  statements: [
+    `CREATE TABLE IF NOT EXISTS windows (
+      start INTEGER PRIMARY KEY, admitted INTEGER NOT NULL DEFAULT 0,
+      refused INTEGER NOT NULL DEFAULT 0, recorded INTEGER NOT NULL DEFAULT 0
+    );`,
+    "CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL);",
+    OUTBOX_TABLE,
+  ],
+  added: [],
+};
+
 export class RateLimiter extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #meta: string | undefined;
@@ -36,14 +47,7 @@ export class RateLimiter extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#sql.exec(`
-      CREATE TABLE IF NOT EXISTS windows (
-        start INTEGER PRIMARY KEY, admitted INTEGER NOT NULL DEFAULT 0,
-        refused INTEGER NOT NULL DEFAULT 0, recorded INTEGER NOT NULL DEFAULT 0
-      );
-      CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      ${OUTBOX_TABLE}
-    `);
+    applySchema(this.#sql, RATE_LIMITER_SCHEMA);
   }
 
   /**
@@ -118,7 +122,7 @@ export class RateLimiter extends DurableObject<Env> {
     );
     const idleAfter = seen + (meta?.windowMs ?? 0) + RATE_LIMIT_ALARM_GRACE_MS;
     if (retry) {
-      await this.ctx.storage.setAlarm(now + SHIP_RETRY_MS);
+      await this.ctx.storage.setAlarm(now + OUTBOX_RETRY_MS);
     } else if (now >= idleAfter) {
       await this.ctx.storage.deleteAll();
       this.#meta = undefined;
@@ -171,7 +175,7 @@ export class RateLimiter extends DurableObject<Env> {
     try {
       await this.#ship();
     } catch {
-      await this.#armAt(Date.now() + SHIP_RETRY_MS);
+      await this.#armAt(Date.now() + OUTBOX_RETRY_MS);
     }
   }
 

@@ -5,9 +5,22 @@
 import { DurableObject } from "cloudflare:workers";
 import type { RevocationRule, RevocationRuleKind } from "../core/revocation-rules.ts";
 import type { Env } from "./env.ts";
+import { applySchema, type SqliteSchema } from "./sqlite-schema.ts";
 
 /** The registry's single object name. */
 const REGISTRY = "rules";
+
+/** The rules, by the lease creation time they reach back to. */
+const REGISTRY_SCHEMA: SqliteSchema = {
+  statements: [
+    `CREATE TABLE IF NOT EXISTS rules (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, value TEXT NOT NULL,
+      before INTEGER NOT NULL, keep_until INTEGER NOT NULL
+    );`,
+    "CREATE INDEX IF NOT EXISTS rules_by_before ON rules (before);",
+  ],
+  added: [],
+};
 
 export class RevocationRegistry extends DurableObject<Env> {
   readonly #sql: SqlStorage;
@@ -15,13 +28,7 @@ export class RevocationRegistry extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#sql.exec(`
-      CREATE TABLE IF NOT EXISTS rules (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, value TEXT NOT NULL,
-        before INTEGER NOT NULL, keep_until INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS rules_by_before ON rules (before);
-    `);
+    applySchema(this.#sql, REGISTRY_SCHEMA);
   }
 
   /** Records a rule (durable when this returns) and forgets rules no live lease can be subject to any more. */

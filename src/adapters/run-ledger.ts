@@ -4,7 +4,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { REVOCATION_BACKOFF_MS, REVOCATION_MAX_ATTEMPTS, RUN_ENDED_RETENTION_MS } from "../constants.ts";
 import { type AuditRecord, refusedRecord } from "../core/audit/record.ts";
-import { randomId } from "../core/crypto.ts";
+import { equalText, randomId } from "../core/crypto.ts";
 import { revokeGrant } from "../core/grants/revoke.ts";
 import { type LeaseEndReason, type LeaseGrant, renewalIntervalMs } from "../core/lease.ts";
 import type {
@@ -18,13 +18,12 @@ import type {
   RenewableLease,
 } from "../core/ledger.ts";
 import { ruleMatches } from "../core/revocation-rules.ts";
-import { enqueueAudit, OUTBOX_TABLE, outboxPending, shipOutbox } from "./audit-outbox.ts";
+import { enqueueAudit, OUTBOX_RETRY_MS, outboxPending, shipOutbox } from "./audit-outbox.ts";
 import type { Env } from "./env.ts";
 import { revocationRegistry } from "./revocation-registry.ts";
 import { revokersFor } from "./revokers.ts";
-
-/** Retry delay for shipping the audit outbox to D1 after a failure. */
-const SHIP_RETRY_MS = 10_000;
+import { RUN_LEDGER_SCHEMA } from "./run-ledger-schema.ts";
+import { applySchema } from "./sqlite-schema.ts";
 
 type LeaseRow = {
   id: string;
@@ -70,38 +69,7 @@ export class RunLedger extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#sql.exec(`
-      CREATE TABLE IF NOT EXISTS used_tokens (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS leases (
-        id TEXT PRIMARY KEY, revoke_hash TEXT NOT NULL, policy TEXT NOT NULL,
-        created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-        ended_at INTEGER, end_reason TEXT, grants TEXT NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS run_state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS once_deliveries (policy TEXT PRIMARY KEY, at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS pending_revocations (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL, grant_json TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL
-      );
-      ${OUTBOX_TABLE}
-    `);
-    // Objects created before leases remembered these columns.
-    const columns = new Set(
-      this.#sql
-        .exec<{ name: string }>("PRAGMA table_info(leases)")
-        .toArray()
-        .map((c) => c.name),
-    );
-    for (const [name, type] of [
-      ["subject", "TEXT"],
-      ["scope", "TEXT"],
-      ["renew_interval_ms", "INTEGER"],
-      ["renew_after", "INTEGER"],
-      ["rules_checked", "INTEGER NOT NULL DEFAULT 0"],
-    ] as const) {
-      if (!columns.has(name)) this.#sql.exec(`ALTER TABLE leases ADD COLUMN ${name} ${type}`);
-    }
+    applySchema(this.#sql, RUN_LEDGER_SCHEMA);
   }
 
   /**
@@ -204,7 +172,7 @@ export class RunLedger extends DurableObject<Env> {
     now: number,
   ): Promise<RenewableLease | "not_found" | "ended" | { retryAfterMs: number }> {
     const found = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
-    if (!found || !constantTimeEqual(found.revoke_hash, revokeHash)) return "not_found";
+    if (!found || !equalText(found.revoke_hash, revokeHash)) return "not_found";
     await this.#applyRules(id);
     const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
     if (!row || row.ended_at !== null || row.expires_at <= Date.now() || this.#runEnded() || !row.subject)
@@ -305,7 +273,7 @@ export class RunLedger extends DurableObject<Env> {
     const now = Date.now();
     const row = this.#sql.exec<LeaseRow>("SELECT * FROM leases WHERE id = ?", id).toArray()[0];
     if (!row) return "not_found";
-    if (revokeHash !== undefined && !constantTimeEqual(row.revoke_hash, revokeHash)) return "not_found";
+    if (revokeHash !== undefined && !equalText(row.revoke_hash, revokeHash)) return "not_found";
     if (row.ended_at !== null) return "already_ended";
     this.ctx.storage.transactionSync(() => this.#endWhere("id = ? AND ended_at IS NULL", [id], ctx, now));
     await this.#armAt(now);
@@ -348,15 +316,15 @@ export class RunLedger extends DurableObject<Env> {
         // Shipped leases are in the lease index now; a revoke that searched it earlier left a rule behind.
         await this.#applyRules();
       } catch {
-        rulesRetry = now + SHIP_RETRY_MS;
+        rulesRetry = now + OUTBOX_RETRY_MS;
       }
     } catch {
-      shipRetry = now + SHIP_RETRY_MS;
+      shipRetry = now + OUTBOX_RETRY_MS;
     }
-    const pendingOutbox = this.#scalar("SELECT COUNT(*) AS v FROM audit_outbox") ?? 0;
+    const pendingOutbox = outboxPending(this.#sql);
     const pendingRevocations = this.#scalar("SELECT COUNT(*) AS v FROM pending_revocations") ?? 0;
     const purgeAt = this.#purgeAt();
-    if (purgeAt !== undefined && now >= purgeAt && pendingOutbox === 0 && pendingRevocations === 0) {
+    if (purgeAt !== undefined && now >= purgeAt && !pendingOutbox && pendingRevocations === 0) {
       // An ended run past its retention: nothing left to protect, so nothing is kept.
       await this.ctx.storage.deleteAll();
       return;
@@ -365,7 +333,7 @@ export class RunLedger extends DurableObject<Env> {
       this.#scalar("SELECT MIN(expires_at) AS v FROM leases WHERE ended_at IS NULL"),
       this.#scalar("SELECT MIN(expires_at) AS v FROM used_tokens"),
       this.#scalar("SELECT MIN(next_at) AS v FROM pending_revocations"),
-      pendingOutbox > 0 ? (shipRetry ?? now) : null,
+      pendingOutbox ? (shipRetry ?? now) : null,
       rulesRetry,
       purgeAt ?? null,
     ].filter((t): t is number => typeof t === "number");
@@ -563,12 +531,4 @@ function leaseView(row: LeaseRow): LeaseView {
     ended_at: row.ended_at,
     end_reason: row.end_reason,
   };
-}
-
-/** Equal-length hex/text comparison without early exit (both sides are sha256 strings). */
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
 }

@@ -18,6 +18,7 @@ import {
 } from "../core/secrets/crypto.ts";
 import { errorMessage } from "../errors.ts";
 import type { Env } from "./env.ts";
+import { applySchema, type SqliteSchema } from "./sqlite-schema.ts";
 
 export type { SecretEncoding };
 export type VersionState = "active" | "destroyed";
@@ -102,6 +103,22 @@ function fromBytes(bytes: Uint8Array, encoding: SecretEncoding): string {
   return btoa(bin);
 }
 
+/** Paths with their current version, and every sealed version. */
+const SECRET_STORE_SCHEMA: SqliteSchema = {
+  statements: [
+    `CREATE TABLE IF NOT EXISTS secret_paths (
+      path TEXT PRIMARY KEY, current_version INTEGER NOT NULL, deleted_at INTEGER
+    );`,
+    `CREATE TABLE IF NOT EXISTS secret_versions (
+      path TEXT NOT NULL, version INTEGER NOT NULL, kid TEXT, wrapped TEXT, iv TEXT, ciphertext TEXT,
+      encoding TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+      state TEXT NOT NULL, copied_from INTEGER, aad INTEGER, PRIMARY KEY (path, version)
+    );`,
+  ],
+  // Stores created before the associated-data format was recorded: their rows stay NULL (format 1).
+  added: [{ table: "secret_versions", name: "aad", type: "INTEGER" }],
+};
+
 export class SecretStore extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #master: { text: string | undefined; keys: Promise<MasterKeys> } | undefined;
@@ -109,22 +126,7 @@ export class SecretStore extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#sql.exec(`
-      CREATE TABLE IF NOT EXISTS secret_paths (
-        path TEXT PRIMARY KEY, current_version INTEGER NOT NULL, deleted_at INTEGER
-      );
-      CREATE TABLE IF NOT EXISTS secret_versions (
-        path TEXT NOT NULL, version INTEGER NOT NULL, kid TEXT, wrapped TEXT, iv TEXT, ciphertext TEXT,
-        encoding TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
-        state TEXT NOT NULL, copied_from INTEGER, aad INTEGER, PRIMARY KEY (path, version)
-      );
-    `);
-    const columns = this.#sql
-      .exec<{ name: string }>("PRAGMA table_info(secret_versions)")
-      .toArray()
-      .map((c) => c.name);
-    // Stores created before the associated-data format was recorded: their rows stay NULL (format 1).
-    if (!columns.includes("aad")) this.#sql.exec("ALTER TABLE secret_versions ADD COLUMN aad INTEGER");
+    applySchema(this.#sql, SECRET_STORE_SCHEMA);
   }
 
   /**

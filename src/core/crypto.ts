@@ -58,6 +58,18 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+/**
+ * Compares two strings of public length (hex digests, MACs, hashes of tokens) without an early exit: the one
+ * constant-time comparison for text whose length is not secret. Secrets of secret length use
+ * timingSafeEqualText.
+ */
+export function equalText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
 /** Compares two secrets in constant time (hashing first so lengths do not leak). */
 export async function timingSafeEqualText(a: string, b: string): Promise<boolean> {
   const [ha, hb] = await Promise.all([
