@@ -1,5 +1,6 @@
-// The revokers this deployment has, by grant type: runpass tokens (listed as revoked), GitHub installation
-// tokens (DELETE /installation/token), AWS sessions (cannot be revoked early: they expire with the lease).
+// The revokers this deployment has, one per grant type: runpass tokens (listed as revoked), GitHub installation
+// tokens (DELETE /installation/token), AWS sessions (cannot be revoked early: they expire with the lease), secret
+// values (cannot be taken back).
 
 import { type GrantRevoker, type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
 import { Sealer } from "../core/grants/seal.ts";
@@ -16,6 +17,13 @@ const awsRevoker: GrantRevoker = {
       retryable: false,
       detail: "STS sessions expire on their own (capped to the lease)",
     };
+  },
+};
+
+/** A delivered secret value cannot be taken back; rotating the secret is the remedy (docs/grants.md). */
+const secretsRevoker: GrantRevoker = {
+  async revoke() {
+    return { status: "not_revocable", retryable: false };
   },
 };
 
@@ -47,5 +55,5 @@ function githubRevoker(env: Env): GrantRevoker {
 
 /** Revokers available with this env's configuration. */
 export function revokersFor(env: Env): Revokers {
-  return { token: tokenRevoker, aws: awsRevoker, github: githubRevoker(env) };
+  return { token: tokenRevoker, aws: awsRevoker, github: githubRevoker(env), secrets: secretsRevoker };
 }

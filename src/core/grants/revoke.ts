@@ -17,7 +17,8 @@ export interface GrantRevoker {
   revoke(grant: LeaseGrant, leaseId: string): Promise<RevocationResult>;
 }
 
-export type Revokers = Partial<Record<GrantName, GrantRevoker>>;
+/** One revoker per grant name: a new grant cannot be forgotten here (not being revocable is an answer too). */
+export type Revokers = Record<GrantName, GrantRevoker>;
 
 /**
  * runpass-signed tokens cannot be recalled once handed out; ending the lease lists them as revoked, so
@@ -36,7 +37,6 @@ export async function revokeGrant(
   leaseId: string,
 ): Promise<RevocationResult> {
   const revoker = revokers[grant.type];
-  if (!revoker) return { status: "not_revocable", retryable: false };
   try {
     return await revoker.revoke(grant, leaseId);
   } catch {
