@@ -1,6 +1,6 @@
 // Leases: ids that name their run, why leases end, and the per-grant record a lease keeps for revocation.
 
-import { deriveHmacKey, equalBytes, hmac, randomId } from "./crypto.ts";
+import { deriveHmacKey, equalText, hmac, randomId } from "./crypto.ts";
 import { base64url, utf8 } from "./encoding.ts";
 import type { GrantName } from "./policy/types.ts";
 import { decodeUtf8 } from "./read-capped.ts";
@@ -70,7 +70,7 @@ export class LeaseIds {
     const mac = m?.[3];
     if (!m || !mac) return undefined;
     const body = id.slice(0, id.length - mac.length - 1);
-    if (!equalBytes(utf8(mac), utf8(await this.#mac(body)))) return undefined;
+    if (!equalText(mac, await this.#mac(body))) return undefined;
     return decodeRunKey(m[1] as string);
   }
 

@@ -4,7 +4,7 @@
 // names its scope in clear (`rpwh.<kind>.<id>.<mac>`), which lets GitLab tokens be checked without a payload and
 // GitHub signatures be checked against the scope the payload claims. Pure: also used by the offline CLI.
 
-import { equalBytes, hmac } from "./crypto.ts";
+import { equalText, hmac } from "./crypto.ts";
 import { base64url, hex, utf8 } from "./encoding.ts";
 
 export const WEBHOOK_SCOPE_KINDS = [
@@ -63,7 +63,7 @@ export async function verifyDerivedToken(
   if (!scope) return undefined;
   let match = false;
   for (const master of masters) {
-    if (equalBytes(utf8(await deriveWebhookSecret(master, scope)), utf8(token))) match = true;
+    if (equalText(await deriveWebhookSecret(master, scope), token)) match = true;
   }
   return match ? scope : undefined;
 }
@@ -75,5 +75,5 @@ export async function githubSignatureMatches(
   signatureHex: string,
 ): Promise<boolean> {
   const mac = hex(await hmac(await macKey(secret), body));
-  return equalBytes(utf8(mac), utf8(signatureHex));
+  return equalText(mac, signatureHex);
 }
