@@ -344,10 +344,19 @@ export async function startHarness(
     await options.patchScratch?.(scratch);
     const policies = join(scratch, "bench-policies");
     await writeBenchPolicies(policies, upstreams.issuer);
+    // The bench Worker is a development bundle served locally, never deployed: its policies are compiled here
+    // the way `npm start` compiles them (the deploy guard refuses RUNPASS_DEV=1 under `wrangler deploy`), and
+    // the dry run only bundles them, with no [build] step of its own.
     const toml = (await readFile(join(ROOT, "wrangler.toml"), "utf8"))
       .replace(/^name = .*$/m, 'name = "runpass-bench"')
-      .replace(/^main = .*$/m, 'main = "bench/worker.ts"');
+      .replace(/^main = .*$/m, 'main = "bench/worker.ts"')
+      .replace(/^\[build\]\n(?:(?!\[)[^\n]*\n)*/m, "");
     await writeFile(join(scratch, "wrangler.bench.toml"), toml);
+    await run(process.execPath, ["scripts/build-policies.ts"], {
+      cwd: scratch,
+      env: { ...process.env, RUNPASS_DEV: "1", RUNPASS_DEV_SERVER: "1", RUNPASS_POLICIES_DIR: policies },
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const benchBuild = await wranglerBuild(scratch, {
       outdir: join(scratch, "out-bench"),
       config: "wrangler.bench.toml",
