@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkBrokerUrl } from "../client/broker-url.ts";
+import { isLoopbackHost } from "../core/loopback.ts";
 
 export interface AdminTarget {
   url: string;
@@ -21,11 +22,17 @@ export function adminTarget(root: string, url: string | undefined): AdminTarget 
   );
   let token = process.env.RUNPASS_ADMIN_TOKEN;
   const keysFile = join(root, ".dev", "keys.json");
-  if (!token && /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(base) && existsSync(keysFile)) {
+  if (!token && isLocalBroker(base) && existsSync(keysFile)) {
     token = (JSON.parse(readFileSync(keysFile, "utf8")) as { adminToken?: string }).adminToken;
   }
   if (!token) throw new Error("set RUNPASS_ADMIN_TOKEN (the broker's admin bearer token)");
   return { url: base, token };
+}
+
+/** The local dev broker: plain http to a loopback host at the root path (its .dev/keys.json admin token is for it only). */
+function isLocalBroker(base: string): boolean {
+  const u = new URL(base);
+  return u.protocol === "http:" && isLoopbackHost(u.hostname) && u.pathname === "/";
 }
 
 /** Where a redirect points, as it may be shown: scheme, host and path (no userinfo or query). */

@@ -1,9 +1,9 @@
 // Where a runpass client may send an OIDC token, a revoke token, an admin token or a secret value: https, or plain
 // http only to a loopback broker (the local dev broker). One rule for the runner CLI, the admin CLI, the GitHub
-// Action and the shared exchange client (docs/security.md, "Clients"). Runtime-neutral: no node: imports.
+// Action and the shared exchange client (docs/security.md, "Clients"); what counts as loopback is the broker's own
+// rule (src/core/loopback.ts). Runtime-neutral: no node: imports.
 
-/** Host names that never leave the machine: the only ones plain http may go to. */
-const LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"];
+import { isLoopbackHost, LOOPBACK_HOSTS } from "../core/loopback.ts";
 
 /** Why a broker URL is refused: `invalid_url` (not a base URL) or `insecure_url` (plain http off loopback). */
 export type BrokerUrlCode = "invalid_url" | "insecure_url";
@@ -17,11 +17,6 @@ export class BrokerUrlError extends Error {
     this.name = "BrokerUrlError";
     this.code = code;
   }
-}
-
-/** Whether `hostname` (as `URL` spells it) is a loopback host plain http may go to. */
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.includes(hostname.toLowerCase());
 }
 
 /** The URL as it may be shown: scheme, host and path only (userinfo could be a credential). */
@@ -44,7 +39,7 @@ export function checkBrokerUrl(raw: string, subject = "the broker URL"): string 
   if (u.protocol !== "https:" && !(u.protocol === "http:" && isLoopbackHost(u.hostname))) {
     throw new BrokerUrlError(
       "insecure_url",
-      `${subject} must be https:// (http:// only for a loopback broker: 127.0.0.1, localhost, [::1]), not ${shown(u)}`,
+      `${subject} must be https:// (http:// only for a loopback broker: ${LOOPBACK_HOSTS.join(", ")}), not ${shown(u)}`,
     );
   }
   if (u.username || u.password || u.search || u.hash) {

@@ -2,6 +2,7 @@
 
 import type { JWK } from "jose";
 import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from "../../constants.ts";
+import { isLoopbackHost } from "../loopback.ts";
 
 export type IssuerKind = "github" | "gitlab" | "generic";
 
@@ -61,15 +62,6 @@ export const RESERVED_ISSUER_NAMES = new Set(["github", "gitlab", DEV_ISSUER_NAM
 
 /** Issuer names end up in run keys (`github:<name>:…`), so no colons or spaces. */
 export const ISSUER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-/** True for loopback hosts, the only ones allowed over plain http (and only in dev). */
-export function isLoopbackHost(hostname: string): boolean {
-  return (
-    hostname === "localhost" ||
-    hostname === "[::1]" ||
-    /^127\.(?:\d{1,3})\.(?:\d{1,3})\.(?:\d{1,3})$/.test(hostname)
-  );
-}
 
 /** Checks an issuer or JWKS URL: https, or http on loopback when `dev`. Returns a problem, or undefined when fine. */
 export function checkIssuerUrl(url: string, dev: boolean): string | undefined {
