@@ -8,7 +8,7 @@ import {
   revoke,
   setSecret,
   warning
-} from "./chunks/chunk-GFSUEAC3.js";
+} from "./chunks/chunk-2W7LNDQX.js";
 
 // action/src/post.ts
 async function run() {
