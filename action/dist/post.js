@@ -8,7 +8,7 @@ import {
   revoke,
   setSecret,
   warning
-} from "./chunks/chunk-2W7LNDQX.js";
+} from "./chunks/chunk-534TPNIM.js";
 
 // action/src/post.ts
 async function run() {

@@ -3,33 +3,20 @@
 // post-step revoke. Dependency-free and runtime-neutral: only fetch, AbortSignal and timers (no node: imports).
 // Nothing here ever puts a token, credential or secret value into an error, a message or a log line.
 
-// Type-only: the wire shape is the broker's own type, and nothing of the core is bundled.
+// Type-only: the wire shapes are the broker's own types, and nothing of the core is bundled.
+import type { ExchangeResponse as BrokerExchangeResponse } from "../core/exchange.ts";
 import type { Credentials } from "../core/grants/issue.ts";
+import type { Reason as BrokerReason } from "../errors.ts";
 import { BrokerUrlError, checkBrokerUrl } from "./broker-url.ts";
 
 /** One failed check, as the broker reports it (docs/api.md, Redaction: only the policy's owner sees them). */
-export interface Reason {
-  code: string;
-  claim?: string;
-  expected?: Array<string | number | boolean>;
-  rule?: number;
-  claims?: string[];
-  grant?: string;
-}
+export type Reason = BrokerReason;
 
 /** The credentials block of a successful exchange: only the grants the policy has (and the request named). */
 export type ExchangeCredentials = Credentials;
 
 /** A successful `POST /v1/exchange` body. */
-export interface ExchangeResponse {
-  policy: string;
-  policy_version: string;
-  policy_set_version?: string;
-  lease: { id: string; run: string; expires_at: string; revoke_token: string };
-  credentials: ExchangeCredentials;
-  /** Secrets delivered base64-encoded (stored as binary), by output name. */
-  secret_encodings?: Record<string, "base64">;
-}
+export type ExchangeResponse = BrokerExchangeResponse;
 
 /**
  * How a failure should end the caller: `denied` (401, 403, 409 after the one token refresh), `usage` (400, 404,

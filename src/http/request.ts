@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import type * as z from "zod/mini";
 import { MAX_BODY_BYTES, MAX_TOKEN_BYTES } from "../constants.ts";
 import { decodeUtf8, readCapped, TooLargeError } from "../core/read-capped.ts";
+import { err, ok, type Result } from "../core/result.ts";
 import { RunpassError } from "../errors.ts";
 
 /** Refuses a declared Content-Length over the cap, before anything is read. */
@@ -60,7 +61,7 @@ export function parseJson<T>(bytes: Uint8Array, schema: z.ZodMiniType<T>): T {
 }
 
 /** What an Authorization header holds: a bearer token, or why not. */
-export type BearerParse = { ok: true; token: string } | { ok: false; reason: "too_large" | "malformed" };
+export type BearerParse = Result<string, "too_large" | "malformed">;
 
 const isSpace = (code: number) => code === 0x20 || code === 0x09;
 
@@ -69,18 +70,17 @@ const isSpace = (code: number) => code === 0x20 || code === 0x09;
  * rejections stay cheap"): a regex with two adjacent whitespace runs is quadratic on a header of spaces.
  */
 export function parseBearer(header: string, cap: number): BearerParse {
-  if (header.length > cap + 64) return { ok: false, reason: "too_large" };
+  if (header.length > cap + 64) return err("too_large");
   if (header.length < 7 || header.slice(0, 6).toLowerCase() !== "bearer" || header.charCodeAt(6) !== 0x20)
-    return { ok: false, reason: "malformed" };
+    return err("malformed");
   let start = 7;
   while (start < header.length && header.charCodeAt(start) === 0x20) start++;
   let end = start;
   while (end < header.length && !isSpace(header.charCodeAt(end))) end++;
-  for (let i = end; i < header.length; i++)
-    if (!isSpace(header.charCodeAt(i))) return { ok: false, reason: "malformed" };
-  if (end - start > cap) return { ok: false, reason: "too_large" };
-  if (end === start) return { ok: false, reason: "malformed" };
-  return { ok: true, token: header.slice(start, end) };
+  for (let i = end; i < header.length; i++) if (!isSpace(header.charCodeAt(i))) return err("malformed");
+  if (end - start > cap) return err("too_large");
+  if (end === start) return err("malformed");
+  return ok(header.slice(start, end));
 }
 
 /** The bearer credential from Authorization, size-capped before anything looks at it. Undefined when absent. */
@@ -88,8 +88,8 @@ export function bearer(c: Context, cap = MAX_TOKEN_BYTES): string | undefined {
   const header = c.req.header("authorization");
   if (header === undefined) return undefined;
   const parsed = parseBearer(header, cap);
-  if (parsed.ok) return parsed.token;
-  if (parsed.reason === "too_large") {
+  if (parsed.ok) return parsed.value;
+  if (parsed.error === "too_large") {
     throw new RunpassError("request_too_large", `the bearer token is larger than ${cap} bytes`);
   }
   throw new RunpassError("invalid_token", "the Authorization header must be `Bearer <token>`", {

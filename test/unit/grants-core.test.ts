@@ -50,9 +50,9 @@ describe("templates", () => {
       ok: true,
       value: "api-42-true",
     });
-    expect(fillTemplate("${missing}", {})).toEqual({ ok: false, claim: "missing" });
-    expect(fillTemplate("${obj}", { obj: { a: 1 } })).toEqual({ ok: false, claim: "obj" });
-    expect(fillTemplate("${toString}", {})).toEqual({ ok: false, claim: "toString" });
+    expect(fillTemplate("${missing}", {})).toEqual({ ok: false, error: { claim: "missing" } });
+    expect(fillTemplate("${obj}", { obj: { a: 1 } })).toEqual({ ok: false, error: { claim: "obj" } });
+    expect(fillTemplate("${toString}", {})).toEqual({ ok: false, error: { claim: "toString" } });
   });
 
   it("flags a ${ that is not a placeholder", () => {

@@ -2,6 +2,7 @@
 
 import { RunpassError } from "../../errors.ts";
 import type { GrantName } from "../policy/types.ts";
+import { err, ok, type Result } from "../result.ts";
 import type { GrantSubject, Report } from "./module.ts";
 
 const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_.:/-]{0,127})\}/g;
@@ -25,7 +26,7 @@ export function templateProblem(template: string): string | undefined {
 export function fillTemplate(
   template: string,
   claims: Record<string, unknown>,
-): { ok: true; value: string } | { ok: false; claim: string } {
+): Result<string, { claim: string }> {
   let missing: string | undefined;
   const value = template.replace(PLACEHOLDER, (_m, name: string) => {
     const v = Object.hasOwn(claims, name) ? claims[name] : undefined;
@@ -33,7 +34,7 @@ export function fillTemplate(
     missing ??= name;
     return "";
   });
-  return missing === undefined ? { ok: true, value } : { ok: false, claim: missing };
+  return missing === undefined ? ok(value) : err({ claim: missing });
 }
 
 /** STS RoleSessionName / SourceIdentity: 2–64 chars of [\w+=,.@-]; others become "-". */
@@ -74,9 +75,9 @@ export function fillOrDeny(template: string, subject: GrantSubject, grant: Grant
   if (r.ok) return r.value;
   throw new RunpassError(
     "access_denied",
-    `the ${grant} grant needs the claim "${r.claim}", which the token lacks`,
+    `the ${grant} grant needs the claim "${r.error.claim}", which the token lacks`,
     {
-      reasons: [{ code: "claim_absent", claim: r.claim, grant }],
+      reasons: [{ code: "claim_absent", claim: r.error.claim, grant }],
     },
   );
 }
