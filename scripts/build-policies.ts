@@ -14,6 +14,7 @@ import {
   writeIfChanged,
 } from "../src/cli/build.ts";
 import { devBuildRefusal } from "../src/cli/dev-build-guard.ts";
+import { devPort } from "../src/cli/dev-keys.ts";
 import { writeRunnerModule } from "./bundle-runner.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -24,7 +25,7 @@ if (refusal) {
   process.exit(1);
 }
 const dev = process.env.RUNPASS_DEV === "1";
-const port = Number(process.env.PORT || 8787);
+const port = devPort();
 const out = resolve(root, "generated/policy-bundle.ts");
 
 const result = await loadPolicyFolder({ root, dir, dev, port });

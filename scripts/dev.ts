@@ -8,11 +8,11 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { DEV_SERVER_MARKER } from "../src/cli/dev-build-guard.ts";
 import { devVars, renderEnvFile } from "../src/cli/dev-env.ts";
-import { DEV_DIR, devBaseUrl, ensureDevKeys } from "../src/cli/dev-keys.ts";
+import { DEV_DIR, devBaseUrl, devPort, ensureDevKeys } from "../src/cli/dev-keys.ts";
 import { putLocalKv } from "../src/cli/local-kv.ts";
 
 const root = resolve(import.meta.dirname, "..");
-const port = Number(process.env.PORT || 8787);
+const port = devPort();
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   console.error(`runpass: PORT "${process.env.PORT}" is not a port number`);
   process.exit(2);

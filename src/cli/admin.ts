@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkBrokerUrl } from "../client/broker-url.ts";
 import { isLoopbackHost } from "../core/loopback.ts";
+import { devBaseUrl, devPort } from "./dev-keys.ts";
 
 export interface AdminTarget {
   url: string;
@@ -17,7 +18,7 @@ export interface AdminTarget {
  */
 export function adminTarget(root: string, url: string | undefined): AdminTarget {
   const base = checkBrokerUrl(
-    url ?? process.env.RUNPASS_URL ?? `http://127.0.0.1:${process.env.PORT || 8787}`,
+    url ?? process.env.RUNPASS_URL ?? devBaseUrl(devPort()),
     url === undefined && process.env.RUNPASS_URL ? "RUNPASS_URL" : "the broker URL",
   );
   let token = process.env.RUNPASS_ADMIN_TOKEN;

@@ -46,6 +46,14 @@ export async function ensureDevKeys(root: string): Promise<DevKeys> {
   return keys;
 }
 
+/** The local broker's port when PORT is not set (wrangler dev's default). */
+export const DEFAULT_DEV_PORT = 8787;
+
+/** The local broker's port: PORT, or 8787. Not validated here (npm start refuses a bad PORT). */
+export function devPort(env: NodeJS.ProcessEnv = process.env): number {
+  return Number(env.PORT || DEFAULT_DEV_PORT);
+}
+
 /** The broker's local base URL for a port. */
 export function devBaseUrl(port: number): string {
   return `http://127.0.0.1:${port}`;

@@ -7,6 +7,7 @@ import { parseDuration } from "../core/duration.ts";
 import { errorMessage } from "../errors.ts";
 import { adminCall, adminTarget, BrokerError } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
+import { devPort } from "./dev-keys.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { offlineExplain, readJwksFile } from "./explain.ts";
 import { policyExplainAllCommand } from "./explain-all.ts";
@@ -106,7 +107,7 @@ async function policyCheck(args: string[]): Promise<number> {
   // Resolved first: a missing admin token is a usage problem, whatever the policies say.
   const target = values["admin-url"] !== undefined ? adminTarget(ROOT, values["admin-url"]) : undefined;
   const dev = process.env.RUNPASS_DEV === "1";
-  const port = Number(process.env.PORT || 8787);
+  const port = devPort();
   const result = await loadPolicyFolder({ root: ROOT, dir, dev, port, lint: true });
   const report = new CheckReport(format);
   report.ignored(result.ignored);
@@ -160,7 +161,7 @@ async function policyExplain(args: string[]): Promise<number> {
     root: ROOT,
     dir,
     dev: process.env.RUNPASS_DEV === "1",
-    port: Number(process.env.PORT || 8787),
+    port: devPort(),
   });
   if (!loaded.bundle) {
     for (const p of loaded.problems) console.error(formatProblem(p));

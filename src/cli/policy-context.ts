@@ -2,8 +2,10 @@
 
 import { readFile } from "node:fs/promises";
 import { decodeJwt } from "jose";
+import { isCompactJws } from "../core/oidc/jws.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
+import { devPort } from "./dev-keys.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface PolicyToolContext {
@@ -24,7 +26,7 @@ export async function loadBundle(ctx: PolicyToolContext, dir: string): Promise<P
     root: ctx.root,
     dir,
     dev: devMode(),
-    port: Number(process.env.PORT || 8787),
+    port: devPort(),
   });
   if (!loaded.bundle) {
     for (const p of loaded.problems) console.error(formatProblem(p));
@@ -41,8 +43,6 @@ export function parseAt(value: string | undefined, what = "--at"): number {
   return ms;
 }
 
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-
 /** Reads a token file (surrounding whitespace trimmed). */
 export async function readTokenFile(path: string): Promise<string> {
   try {
@@ -54,7 +54,7 @@ export async function readTokenFile(path: string): Promise<string> {
 
 /** Decodes a JWT's payload without verifying it. The message never quotes the token. */
 export function decodeUnverified(token: string, path: string): Record<string, unknown> {
-  if (!COMPACT_JWS.test(token))
+  if (!isCompactJws(token))
     throw new UsageError(`${path} does not hold a compact JWT (header.payload.signature)`);
   try {
     return decodeJwt(token) as Record<string, unknown>;

@@ -6,7 +6,7 @@ import type { IssuerConfig } from "../core/oidc/issuers.ts";
 import { type Change, diffPolicy, summarisePolicy } from "../core/policy/diff.ts";
 import { type LoadOptions, loadPolicySet, type SourceFile } from "../core/policy/load.ts";
 import type { PolicyDefinition } from "../core/policy/types.ts";
-import { devIssuerConfig, ensureDevKeys } from "./dev-keys.ts";
+import { devIssuerConfig, devPort, ensureDevKeys } from "./dev-keys.ts";
 import { devMode, type PolicyToolContext } from "./policy-context.ts";
 import { readPolicyDir } from "./policy-files.ts";
 import { UsageError } from "./usage-error.ts";
@@ -119,9 +119,7 @@ export async function diffPolicies(ctx: PolicyToolContext, dir: string, from: st
   const dev = devMode();
   const options: LoadOptions = {
     dev,
-    ...(dev
-      ? { devIssuer: devIssuerConfig(await ensureDevKeys(ctx.root), Number(process.env.PORT || 8787)) }
-      : {}),
+    ...(dev ? { devIssuer: devIssuerConfig(await ensureDevKeys(ctx.root), devPort()) } : {}),
   };
   const then = await readPolicyDirAt(dir, from);
   const now = await readPolicyDir(dir);
