@@ -42,32 +42,78 @@ export interface TokenFailure {
 /** Header parameters that name keys or key locations. runpass never uses them; a token carrying one is refused. */
 const FORBIDDEN_HEADERS = ["jku", "x5u", "jwk", "x5c"] as const;
 
-const DESCRIPTIONS: Record<string, string> = {
-  token_missing: "an OIDC token is required as `Authorization: Bearer <token>`",
-  token_too_large: "the token is larger than runpass accepts",
-  malformed: "the token is not a well-formed signed JWT",
-  issuer_untrusted: "the token's issuer or audience is not accepted by this broker",
-  audience_invalid:
-    "the token's issuer or audience is not accepted by this broker (it needs exactly one audience)",
-  alg_not_allowed: "the token's signature algorithm is not accepted for its issuer",
-  forbidden_header: "the token header names a key or key URL (jku, x5u, jwk, x5c), which runpass never uses",
-  unknown_key: "the token was signed with a key its issuer does not publish",
-  signature_invalid: "the token's signature does not verify",
-  claim_missing: "the token lacks a required claim, or a required claim has the wrong type",
-  expired: "the token has expired",
-  not_yet_valid: "the token is not valid yet (nbf or iat is in the future)",
-  token_too_old: "the token is older than its issuer's maximum token age",
-  keys_unavailable: "the issuer's signing keys cannot be fetched right now; retry shortly",
+/** The reason codes token verification can fail with. */
+type TokenReasonCode =
+  | "token_missing"
+  | "token_too_large"
+  | "malformed"
+  | "issuer_untrusted"
+  | "audience_invalid"
+  | "alg_not_allowed"
+  | "forbidden_header"
+  | "unknown_key"
+  | "signature_invalid"
+  | "claim_missing"
+  | "expired"
+  | "not_yet_valid"
+  | "token_too_old"
+  | "keys_unavailable";
+
+/** Each failure's wire code and sentence: exhaustive, so a new reason cannot fall through to a default. */
+const FAILURES: Record<TokenReasonCode, { code: TokenFailure["code"]; description: string }> = {
+  token_missing: {
+    code: "invalid_token",
+    description: "an OIDC token is required as `Authorization: Bearer <token>`",
+  },
+  token_too_large: { code: "request_too_large", description: "the token is larger than runpass accepts" },
+  malformed: { code: "invalid_token", description: "the token is not a well-formed signed JWT" },
+  issuer_untrusted: {
+    code: "invalid_token",
+    description: "the token's issuer or audience is not accepted by this broker",
+  },
+  audience_invalid: {
+    code: "invalid_token",
+    description:
+      "the token's issuer or audience is not accepted by this broker (it needs exactly one audience)",
+  },
+  alg_not_allowed: {
+    code: "invalid_token",
+    description: "the token's signature algorithm is not accepted for its issuer",
+  },
+  forbidden_header: {
+    code: "invalid_token",
+    description: "the token header names a key or key URL (jku, x5u, jwk, x5c), which runpass never uses",
+  },
+  unknown_key: {
+    code: "invalid_token",
+    description: "the token was signed with a key its issuer does not publish",
+  },
+  signature_invalid: { code: "invalid_token", description: "the token's signature does not verify" },
+  claim_missing: {
+    code: "invalid_token",
+    description: "the token lacks a required claim, or a required claim has the wrong type",
+  },
+  expired: { code: "invalid_token", description: "the token has expired" },
+  not_yet_valid: {
+    code: "invalid_token",
+    description: "the token is not valid yet (nbf or iat is in the future)",
+  },
+  token_too_old: {
+    code: "invalid_token",
+    description: "the token is older than its issuer's maximum token age",
+  },
+  keys_unavailable: {
+    code: "temporarily_unavailable",
+    description: "the issuer's signing keys cannot be fetched right now; retry shortly",
+  },
 };
 
-function fail(reason: Reason, extra: Partial<TokenFailure> = {}): { ok: false; error: TokenFailure } {
-  const code =
-    reason.code === "token_too_large"
-      ? "request_too_large"
-      : reason.code === "keys_unavailable"
-        ? "temporarily_unavailable"
-        : "invalid_token";
-  let description = DESCRIPTIONS[reason.code] ?? "the token is not valid";
+function fail(
+  reason: Reason & { code: TokenReasonCode },
+  extra: Partial<TokenFailure> = {},
+): { ok: false; error: TokenFailure } {
+  const { code } = FAILURES[reason.code];
+  let { description } = FAILURES[reason.code];
   if (reason.code === "claim_missing" && reason.claim) {
     description = `the token lacks the required claim "${reason.claim}", or it has the wrong type`;
   }
