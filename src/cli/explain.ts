@@ -2,8 +2,8 @@
 
 import { readFile } from "node:fs/promises";
 import type { JWK } from "jose";
+import { authorize } from "../core/authorize.ts";
 import type { Clock } from "../core/clock.ts";
-import { authorize } from "../core/exchange.ts";
 import type { IssuerConfig } from "../core/oidc/issuers.ts";
 import { KeySetCache } from "../core/oidc/key-source.ts";
 import { compilePolicySet } from "../core/policy/compile.ts";
