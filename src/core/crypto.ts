@@ -47,7 +47,10 @@ export async function deriveHmacKey(secret: string, label: string): Promise<Cryp
 
 /** HMAC-SHA256 of `text` under `key`, raw bytes. */
 export async function hmac(key: CryptoKey, text: string | Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, typeof text === "string" ? utf8(text) : text));
+  // Bytes here come from request bodies and encoders, never from a SharedArrayBuffer; the standard lib's
+  // BufferSource says so only for ArrayBuffer-backed views.
+  const data = typeof text === "string" ? utf8(text) : (text as Uint8Array<ArrayBuffer>);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
 }
 
 /** Compares two byte strings without an early exit (lengths are not secret here). */
