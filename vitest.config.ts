@@ -1,5 +1,7 @@
-// Two projects: the pure core in plain Node, and everything touching Workers APIs inside workerd.
-// Both get their own local OIDC issuer, fake AWS STS and fake GitHub API (test/support/global-setup.ts).
+// Three projects in two tiers (README, Development). The fast tier (`npm test`): "unit", the pure code in plain
+// Node, and "workerd", everything touching Workers APIs inside workerd. The process tier (`npm run test:e2e`):
+// "e2e", suites that spawn processes (npm start / wrangler, the runpass CLI, the action, bash). Each project gets
+// its own local OIDC issuer, fake AWS STS and fake GitHub API (test/support/global-setup.ts).
 
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -23,14 +25,46 @@ const webhookExamples = JSON.stringify(
   ),
 );
 
+/** Suites that spawn processes: the process tier, run by `npm run test:e2e` (and CI), not by `npm test`. */
+const E2E = [
+  "test/unit/action.test.ts",
+  "test/unit/admin-cli-tls.test.ts",
+  "test/unit/check-action.test.ts",
+  "test/unit/cli.test.ts",
+  "test/unit/dev-start.test.ts",
+  "test/unit/dev-start-large.test.ts",
+  "test/unit/gitlab-component.test.ts",
+  "test/unit/policy-tools.test.ts",
+  "test/unit/production-build.test.ts",
+  "test/unit/runner-output.test.ts",
+  "test/unit/webhook-secret.test.ts",
+];
+
 export default defineConfig({
   test: {
-    reporters: ["default", ["json", { outputFile: ".ci/results/vitest.json" }]],
+    // One JSON report per invocation (.ci/run adds their counts); TEST_JSON_REPORT names another file.
+    // Default is one worker per core minus one: a single worker on the 2-core CI machine. Most of a file's time
+    // is spent waiting on another process (workerd, the test issuer, a spawned CLI or broker), so three overlap.
+    maxWorkers: 3,
+    reporters: [
+      "default",
+      ["json", { outputFile: process.env.TEST_JSON_REPORT ?? ".ci/results/vitest.json" }],
+    ],
     projects: [
       {
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
+          exclude: E2E,
+          environment: "node",
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: E2E,
           environment: "node",
           globalSetup: ["test/support/global-setup.ts"],
           testTimeout: 30_000,

@@ -6,8 +6,10 @@ import { env } from "cloudflare:workers";
 import { RUNNER_CLI, RUNNER_CLI_SHA256 } from "../../generated/cli-bundle.ts";
 import { createApp } from "../../src/app.ts";
 import type { Clock } from "../../src/core/clock.ts";
-import { loadPolicySet } from "../../src/core/policy/load.ts";
 import type { PolicyBundle } from "../../src/core/policy/types.ts";
+import { buildBundle, issuerLines } from "./policies.ts";
+
+export { buildBundle, githubPolicy, gitlabPolicy, TOKEN_GRANT } from "./policies.ts";
 
 export const ISSUER_BASE = env.TEST_ISSUER_BASE;
 export const BROKER_URL = "https://runpass.test";
@@ -18,32 +20,9 @@ export function uniqueIssuer(prefix = "gh"): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-/** Compiles policies (name → YAML) with an issuers.yaml; throws with the problems if they do not load. */
-export async function buildBundle(
-  policies: Record<string, string>,
-  issuersYaml = "",
-  dev = true,
-): Promise<PolicyBundle> {
-  const result = await loadPolicySet(
-    {
-      policies: Object.entries(policies).map(([name, text]) => ({ path: `policies/${name}.yaml`, text })),
-      issuers: { path: "policies/issuers.yaml", text: issuersYaml },
-    },
-    { dev },
-  );
-  if (!result.bundle)
-    throw new Error(result.problems.map((p) => `${p.file}:${p.line}: ${p.message}`).join("\n"));
-  return result.bundle;
-}
-
-/** issuers.yaml entries for test issuer names (github-kind unless given as name:kind). */
+/** issuers.yaml entries for test issuer names at the test issuer (github-kind unless given as name:kind). */
 export function issuersYaml(...names: string[]): string {
-  return names
-    .map((n) => {
-      const [name, kind = "github"] = n.split(":");
-      return `${name}: { url: "${ISSUER_BASE}/${name}", kind: ${kind} }`;
-    })
-    .join("\n");
+  return issuerLines(ISSUER_BASE, ...names);
 }
 
 export interface BrokerOptions {
@@ -104,22 +83,4 @@ export async function makeBroker(options: BrokerOptions): Promise<TestBroker> {
         headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(init?.headers ?? {}) },
       }),
   };
-}
-
-/** A GitHub-kind policy for acme/api on `issuer` (extra YAML lines appended under allow). */
-export function githubPolicy(
-  issuer: string,
-  extra = "",
-  grants = 'token: { audience: "https://deploy.acme.dev", ttl: 10m }',
-): string {
-  return `issuer: ${issuer}
-allow:
-  repository_owner_id: "1342004"
-  repository_id: "519345000"
-  ref: refs/heads/main
-  event_name: [push, workflow_dispatch]
-${extra}
-grants:
-  ${grants}
-`;
 }
