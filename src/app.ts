@@ -2,7 +2,7 @@
 
 import { Hono } from "hono";
 import { randomId } from "./core/crypto.ts";
-import { RunpassError } from "./errors.ts";
+import { RunpassError } from "./core/errors.ts";
 import { adminRoutes } from "./http/admin.ts";
 import { cliRoutes } from "./http/cli.ts";
 import { devIssuerRoutes } from "./http/dev-issuer.ts";

@@ -2,8 +2,8 @@
 // transaction as the state they describe (so none is lost), mirrored to Workers Logs, and shipped to D1
 // later. Shared by the run ledger and the rate limiter.
 
-import { AUDIT_SHIP_BATCH } from "../constants.ts";
 import { type AuditRecord, auditLogLine } from "../core/audit/record.ts";
+import { AUDIT_SHIP_BATCH } from "../core/constants.ts";
 import { D1AuditStore } from "./audit-store.ts";
 
 /** How long after a failed shipment to D1 an object tries again (its alarm). */

@@ -1,9 +1,9 @@
 // The Worker's bindings and variables, and their parsing into a runtime config (fails closed, naming what to fix).
 
-import { DEFAULT_MAX_LEASE_TTL_SECONDS } from "../constants.ts";
+import { DEFAULT_MAX_LEASE_TTL_SECONDS } from "../core/constants.ts";
 import { parseDuration } from "../core/duration.ts";
+import { ConfigError } from "../core/errors.ts";
 import { checkIssuerUrl } from "../core/oidc/issuers.ts";
-import { ConfigError } from "../errors.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
 import type { RevocationRegistry } from "./revocation-registry.ts";
 import type { RunLedger } from "./run-ledger.ts";

@@ -2,11 +2,11 @@
 // installation tokens always scoped to explicit repositories and permissions, and their revocation.
 
 import { importPKCS8, SignJWT } from "jose";
+import { ConfigError } from "../core/errors.ts";
 import type { GitHubPort, GitHubToken } from "../core/grants/github.ts";
 import { toPkcs8Pem } from "../core/grants/pkcs.ts";
 import { UpstreamError, withRetry } from "../core/grants/upstream.ts";
 import type { GitHubPermissionLevel } from "../core/policy/types.ts";
-import { ConfigError } from "../errors.ts";
 import type { Env } from "./env.ts";
 
 const INSTALLATION_CACHE_MS = 10 * 60 * 1000;

@@ -4,8 +4,8 @@
 // window rolls or by the alarm after it ends, and shipped to D1 through an outbox.
 
 import { DurableObject } from "cloudflare:workers";
-import { RATE_LIMIT_ALARM_GRACE_MS } from "../constants.ts";
 import type { AuditRecord } from "../core/audit/record.ts";
+import { RATE_LIMIT_ALARM_GRACE_MS } from "../core/constants.ts";
 import { randomId } from "../core/crypto.ts";
 import {
   type LimitReport,

@@ -2,10 +2,10 @@
 // tokens (DELETE /installation/token), AWS sessions (cannot be revoked early: they expire with the lease), secret
 // values (cannot be taken back).
 
+import { errorMessage } from "../core/errors.ts";
 import { type GrantRevoker, type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
 import { Sealer } from "../core/grants/seal.ts";
 import { UpstreamError } from "../core/grants/upstream.ts";
-import { errorMessage } from "../errors.ts";
 import type { Env } from "./env.ts";
 import { revokeInstallationToken } from "./github-app.ts";
 

@@ -2,8 +2,8 @@
 // upstream revocations and an audit outbox, in one Durable Object per run.
 
 import { DurableObject } from "cloudflare:workers";
-import { REVOCATION_BACKOFF_MS, REVOCATION_MAX_ATTEMPTS, RUN_ENDED_RETENTION_MS } from "../constants.ts";
 import { type AuditRecord, refusedRecord } from "../core/audit/record.ts";
+import { REVOCATION_BACKOFF_MS, REVOCATION_MAX_ATTEMPTS, RUN_ENDED_RETENTION_MS } from "../core/constants.ts";
 import { equalText, randomId } from "../core/crypto.ts";
 import { revokeGrant } from "../core/grants/revoke.ts";
 import { type LeaseEndReason, type LeaseGrant, renewalIntervalMs } from "../core/lease.ts";

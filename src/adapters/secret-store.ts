@@ -3,7 +3,8 @@
 // nothing outside this object ever sees a data key.
 
 import { DurableObject } from "cloudflare:workers";
-import { MAX_SECRET_VERSIONS } from "../constants.ts";
+import { MAX_SECRET_VERSIONS } from "../core/constants.ts";
+import { errorMessage } from "../core/errors.ts";
 import {
   type AadFormat,
   CURRENT_AAD_FORMAT,
@@ -16,7 +17,6 @@ import {
   type SecretEncoding,
   sealValue,
 } from "../core/secrets/crypto.ts";
-import { errorMessage } from "../errors.ts";
 import type { Env } from "./env.ts";
 import { applySchema, type SqliteSchema } from "./sqlite-schema.ts";
 

@@ -8,9 +8,9 @@ import {
   STSServiceException,
   type Credentials as StsCredentials,
 } from "@aws-sdk/client-sts";
+import { ConfigError } from "../core/errors.ts";
 import type { StsPort, StsRequest, StsSession } from "../core/grants/aws.ts";
 import { UpstreamError, withRetry } from "../core/grants/upstream.ts";
-import { ConfigError } from "../errors.ts";
 import type { Env } from "./env.ts";
 
 const THROTTLING = new Set([

@@ -3,13 +3,13 @@
 import { parseArgs } from "node:util";
 import type { JWK } from "jose";
 import type { Clock } from "../core/clock.ts";
+import type { Reason } from "../core/errors.ts";
 import type { IssuerConfig } from "../core/oidc/issuers.ts";
 import { KeySetCache } from "../core/oidc/key-source.ts";
 import { verifyToken } from "../core/oidc/verify.ts";
 import { candidatesFor, compilePolicySet } from "../core/policy/compile.ts";
 import { evaluatePolicy } from "../core/policy/match.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
-import type { Reason } from "../errors.ts";
 import { readJwksFile } from "./explain.ts";
 import { loadBundle, type PolicyToolContext, parseAt, readTokenFile } from "./policy-context.ts";
 import { UsageError } from "./usage-error.ts";

@@ -4,11 +4,11 @@ import { readFile } from "node:fs/promises";
 import type { JWK } from "jose";
 import { authorize } from "../core/authorize.ts";
 import type { Clock } from "../core/clock.ts";
+import type { Reason } from "../core/errors.ts";
 import type { IssuerConfig } from "../core/oidc/issuers.ts";
 import { KeySetCache } from "../core/oidc/key-source.ts";
 import { compilePolicySet } from "../core/policy/compile.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
-import type { Reason } from "../errors.ts";
 
 export interface OfflineExplainOptions {
   bundle: PolicyBundle;

@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDuration } from "../core/duration.ts";
-import { errorMessage } from "../errors.ts";
+import { errorMessage } from "../core/errors.ts";
 import { adminCall, adminTarget, BrokerError } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { devPort } from "./dev-keys.ts";

@@ -7,7 +7,7 @@ import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LineCounter, parseDocument } from "yaml";
-import { MAX_SECRET_BYTES } from "../constants.ts";
+import { MAX_SECRET_BYTES } from "../core/constants.ts";
 import type { Problem } from "../core/policy/load.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
 import { pathProblem } from "../core/secrets/paths.ts";

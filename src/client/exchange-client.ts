@@ -3,10 +3,10 @@
 // post-step revoke. Dependency-free and runtime-neutral: only fetch, AbortSignal and timers (no node: imports).
 // Nothing here ever puts a token, credential or secret value into an error, a message or a log line.
 
+import type { Reason as BrokerReason } from "../core/errors.ts";
 // Type-only: the wire shapes are the broker's own types, and nothing of the core is bundled.
 import type { ExchangeResponse as BrokerExchangeResponse } from "../core/exchange.ts";
 import type { Credentials } from "../core/grants/issue.ts";
-import type { Reason as BrokerReason } from "../errors.ts";
 import { BrokerUrlError, checkBrokerUrl } from "./broker-url.ts";
 
 /** One failed check, as the broker reports it (docs/api.md, Redaction: only the policy's owner sees them). */

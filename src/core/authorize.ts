@@ -1,7 +1,7 @@
 // Deciding, shared by exchange, explain and the offline CLI: the token verifies, the named policy exists and
 // matches, the requested grants are the policy's. Never touches the ledger and never issues anything.
 
-import { ConfigError, RunpassError } from "../errors.ts";
+import { ConfigError, RunpassError } from "./errors.ts";
 import { type VerifiedToken, type VerifierOptions, verifyToken } from "./oidc/verify.ts";
 import type { CompiledPolicy, PolicySet } from "./policy/compile.ts";
 import { type Evaluation, evaluatePolicy, reasonsVisible } from "./policy/match.ts";

@@ -1,11 +1,11 @@
 // The exchange and explain pipelines: verify → policy → (ledger) → grants → durable audit → response.
 
-import { CLOCK_SKEW_SECONDS } from "../constants.ts";
-import { type ErrorCode, type Reason, RunpassError } from "../errors.ts";
 import { type AuditBase, auditRecord } from "./audit/record.ts";
 import { type Authorization, authorize } from "./authorize.ts";
 import type { Clock } from "./clock.ts";
+import { CLOCK_SKEW_SECONDS } from "./constants.ts";
 import { type AuditHasher, randomId, sha256 } from "./crypto.ts";
+import { type ErrorCode, type Reason, RunpassError } from "./errors.ts";
 import {
   type Credentials,
   type GrantPlan,

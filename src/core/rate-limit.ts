@@ -4,16 +4,16 @@
 // decision is the object's. Refusals are counted per window and reported too, so the object can write one
 // aggregated audit record per key and window whose `count` is exactly the number refused.
 
+import type { AuditRecord } from "./audit/record.ts";
+import type { Clock } from "./clock.ts";
 import {
   DEFAULT_RATE_LIMITS,
   LOCAL_CLIENT_ADDRESS,
   RATE_LIMIT_LOCAL_FRACTION,
   RATE_LIMIT_MAX_LOCAL_KEYS,
-} from "../constants.ts";
-import { ConfigError } from "../errors.ts";
-import type { AuditRecord } from "./audit/record.ts";
-import type { Clock } from "./clock.ts";
+} from "./constants.ts";
 import { parseDuration } from "./duration.ts";
+import { ConfigError } from "./errors.ts";
 
 export type RateLimitName = keyof typeof DEFAULT_RATE_LIMITS;
 export const RATE_LIMIT_NAMES = Object.keys(DEFAULT_RATE_LIMITS) as RateLimitName[];

@@ -3,8 +3,8 @@
 import type { Context } from "hono";
 import { d1AuditSink } from "../adapters/audit-sink.ts";
 import { type AuditEvent, type AuditRecord, auditRecord } from "../core/audit/record.ts";
+import type { RunpassError } from "../core/errors.ts";
 import type { AuditSink } from "../core/ledger.ts";
-import type { RunpassError } from "../errors.ts";
 import type { AppEnv } from "./types.ts";
 
 /** The request's audit sink (log line now, D1 in waitUntil). */

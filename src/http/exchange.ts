@@ -4,11 +4,11 @@ import type { Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import { parseDuration } from "../core/duration.ts";
+import { RunpassError } from "../core/errors.ts";
 import { type ExchangeDeps, type ExchangeInput, exchange, explain } from "../core/exchange.ts";
 import { withoutKidRefetch } from "../core/oidc/key-source.ts";
 import { verifyToken } from "../core/oidc/verify.ts";
 import { GRANT_NAMES } from "../core/policy/types.ts";
-import { RunpassError } from "../errors.ts";
 import { auditRefusal, auditSink } from "./audit.ts";
 import {
   chargeFailure,

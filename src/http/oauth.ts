@@ -2,10 +2,10 @@
 // verification, replay, lease and audit). Errors in the RFC 6749 §5.2 shape.
 
 import type { Context, Hono } from "hono";
+import { ConfigError, RunpassError } from "../core/errors.ts";
 import { exchange } from "../core/exchange.ts";
 import type { GrantName } from "../core/policy/types.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
-import { ConfigError, RunpassError } from "../errors.ts";
 import { auditRefusal } from "./audit.ts";
 import { exchangeDeps, proveOrRefuse } from "./exchange.ts";
 import { chargeFailure, clientBlocked, refuseOrCharge } from "./rate-limit.ts";

@@ -11,6 +11,7 @@
 
 import type { Context } from "hono";
 import { sha256 } from "../core/crypto.ts";
+import { ConfigError, type ErrorCode, errorMessage, RunpassError } from "../core/errors.ts";
 import type { VerifiedToken } from "../core/oidc/verify.ts";
 import {
   clientBucket,
@@ -23,7 +24,6 @@ import {
   type RateLimits,
   type RateRule,
 } from "../core/rate-limit.ts";
-import { ConfigError, type ErrorCode, errorMessage, RunpassError } from "../errors.ts";
 import type { Runtime } from "./runtime.ts";
 import type { AppEnv } from "./types.ts";
 

@@ -2,10 +2,10 @@
 
 import type { Context } from "hono";
 import type * as z from "zod/mini";
-import { MAX_BODY_BYTES, MAX_TOKEN_BYTES } from "../constants.ts";
+import { MAX_BODY_BYTES, MAX_TOKEN_BYTES } from "../core/constants.ts";
+import { RunpassError } from "../core/errors.ts";
 import { decodeUtf8, readCapped, TooLargeError } from "../core/read-capped.ts";
 import { err, ok, type Result } from "../core/result.ts";
-import { RunpassError } from "../errors.ts";
 
 /** Refuses a declared Content-Length over the cap, before anything is read. */
 export function checkDeclaredLength(c: Context, cap = MAX_BODY_BYTES): void {

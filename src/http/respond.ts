@@ -1,7 +1,7 @@
 // Response helpers: JSON with no-store, the error shape of docs/api.md, and the request id on everything.
 
 import type { Context } from "hono";
-import { type ErrorCode, RunpassError, STATUS } from "../errors.ts";
+import { type ErrorCode, RunpassError, STATUS } from "../core/errors.ts";
 
 /** Headers for anything that may carry a credential. */
 export const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;

@@ -7,6 +7,7 @@ import { storeFor } from "../adapters/secrets-client.ts";
 import { stsFor } from "../adapters/sts.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { AuditHasher } from "../core/crypto.ts";
+import { ConfigError, errorMessage } from "../core/errors.ts";
 import type { StsPort } from "../core/grants/aws.ts";
 import type { IssuePorts } from "../core/grants/issue.ts";
 import { Sealer } from "../core/grants/seal.ts";
@@ -17,7 +18,6 @@ import { KeySetCache, type KeySource } from "../core/oidc/key-source.ts";
 import type { VerifierOptions } from "../core/oidc/verify.ts";
 import { compilePolicySet, type PolicySet } from "../core/policy/compile.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
-import { ConfigError, errorMessage } from "../errors.ts";
 import type { RunnerCli } from "./cli.ts";
 
 export interface AppOptions {

@@ -5,8 +5,9 @@ import type { Context, Hono } from "hono";
 import * as z from "zod/mini";
 import type { Env } from "../adapters/env.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
-import { MAX_WEBHOOK_BODY_BYTES } from "../constants.ts";
+import { MAX_WEBHOOK_BODY_BYTES } from "../core/constants.ts";
 import { timingSafeEqualText } from "../core/crypto.ts";
+import { ConfigError, type ReasonCode, RunpassError } from "../core/errors.ts";
 import type { IssuerConfig, IssuerKind } from "../core/oidc/issuers.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
 import {
@@ -17,7 +18,6 @@ import {
   verifyDerivedToken,
   type WebhookScopeKind,
 } from "../core/webhook-scope.ts";
-import { ConfigError, type ReasonCode, RunpassError } from "../errors.ts";
 import { auditRefusal, requestRecord } from "./audit.ts";
 import { clientBlocked, limitWebhook, refuseOrCharge } from "./rate-limit.ts";
 import { readBodyBytes, requireMediaType } from "./request.ts";

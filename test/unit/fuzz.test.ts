@@ -5,11 +5,15 @@
 import fc from "fast-check";
 import { exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { CLOCK_SKEW_SECONDS, DEFAULT_MAX_TOKEN_AGE_SECONDS, MAX_TOKEN_BYTES } from "../../src/constants.ts";
+import {
+  CLOCK_SKEW_SECONDS,
+  DEFAULT_MAX_TOKEN_AGE_SECONDS,
+  MAX_TOKEN_BYTES,
+} from "../../src/core/constants.ts";
+import type { ReasonCode } from "../../src/core/errors.ts";
 import type { IssuerConfig } from "../../src/core/oidc/issuers.ts";
 import { KeySetCache } from "../../src/core/oidc/key-source.ts";
 import { type TokenFailure, type VerifierOptions, verifyToken } from "../../src/core/oidc/verify.ts";
-import type { ReasonCode } from "../../src/errors.ts";
 
 /** Frozen time (seconds): every generated time is relative to it. */
 const NOW = 1_795_000_000;

@@ -12,7 +12,7 @@ import {
   JWKS_UNKNOWN_KID_COOLDOWN_MS,
   MAX_JWKS_BYTES,
   MAX_JWKS_KEYS,
-} from "../../src/constants.ts";
+} from "../../src/core/constants.ts";
 import type { IssuerConfig } from "../../src/core/oidc/issuers.ts";
 import { KeySetCache } from "../../src/core/oidc/key-source.ts";
 import { control, githubClaims } from "../support/claims.ts";

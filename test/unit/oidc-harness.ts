@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
 import { inject } from "vitest";
-import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from "../../src/constants.ts";
+import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from "../../src/core/constants.ts";
 import type { IssuerConfig, IssuerKind } from "../../src/core/oidc/issuers.ts";
 import { KeySetCache } from "../../src/core/oidc/key-source.ts";
 import { verifyToken } from "../../src/core/oidc/verify.ts";

@@ -3,13 +3,13 @@
 import { resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readPolicyDir } from "../../src/cli/policy-files.ts";
+import type { Reason } from "../../src/core/errors.ts";
 import { identityOf, StandardClaims } from "../../src/core/oidc/claims.ts";
 import { type IssuerConfig, PRESET_ISSUERS } from "../../src/core/oidc/issuers.ts";
 import type { VerifiedToken } from "../../src/core/oidc/verify.ts";
 import { type CompiledPolicy, compilePolicySet, type PolicySet } from "../../src/core/policy/compile.ts";
 import { loadPolicySet } from "../../src/core/policy/load.ts";
 import { evaluatePolicy, reasonsVisible } from "../../src/core/policy/match.ts";
-import type { Reason } from "../../src/errors.ts";
 import { githubClaims, gitlabClaims } from "../support/claims.ts";
 
 const AUD = "https://runpass.acme.dev";

@@ -2,7 +2,11 @@
 
 import { exportSPKI, importJWK, type JWK, SignJWT, UnsecuredJWT } from "jose";
 import { describe, expect, test } from "vitest";
-import { CLOCK_SKEW_SECONDS, DEFAULT_MAX_TOKEN_AGE_SECONDS, MAX_TOKEN_BYTES } from "../../src/constants.ts";
+import {
+  CLOCK_SKEW_SECONDS,
+  DEFAULT_MAX_TOKEN_AGE_SECONDS,
+  MAX_TOKEN_BYTES,
+} from "../../src/core/constants.ts";
 import { PRESET_ISSUERS } from "../../src/core/oidc/issuers.ts";
 import { ACME, control, githubClaims, gitlabClaims } from "../support/claims.ts";
 import {

@@ -12,7 +12,7 @@ import {
   JWKS_FRESH_MS,
   JWKS_STALE_WINDOW_MS,
   JWKS_UNKNOWN_KID_COOLDOWN_MS,
-} from "../../src/constants.ts";
+} from "../../src/core/constants.ts";
 import {
   BROKER_URL,
   githubPolicy,

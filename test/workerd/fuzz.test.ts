@@ -4,7 +4,7 @@
 
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { STATUS } from "../../src/errors.ts";
+import { STATUS } from "../../src/core/errors.ts";
 import {
   BROKER_URL,
   githubPolicy,

@@ -1,8 +1,8 @@
 // Audit records: one per decision, identifiers as keyed digests, never a token, credential or secret value.
 
-import type { ErrorCode, Reason } from "../../errors.ts";
 import type { AuditHasher } from "../crypto.ts";
 import { randomId } from "../crypto.ts";
+import type { ErrorCode, Reason } from "../errors.ts";
 import type { LeaseEndReason, LeaseGrant } from "../lease.ts";
 import type { VerifiedToken } from "../oidc/verify.ts";
 

@@ -10,10 +10,10 @@ import {
   AWS_MIN_SESSION_SECONDS,
   DEFAULT_AWS_REGION,
   DEFAULT_AWS_SESSION_SECONDS,
-} from "../../constants.ts";
-import { RunpassError } from "../../errors.ts";
+} from "../constants.ts";
 import { randomId } from "../crypto.ts";
 import { parseDuration } from "../duration.ts";
+import { RunpassError } from "../errors.ts";
 import type { AwsGrant } from "../policy/types.ts";
 import { type GrantModule, type GrantSubject, iso, type Report } from "./module.ts";
 import {

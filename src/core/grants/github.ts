@@ -2,7 +2,7 @@
 // revoked upstream when the lease ends (and at once when minted for a response that will not be sent).
 
 import * as z from "zod/mini";
-import { GITHUB_MAX_REPOSITORIES } from "../../constants.ts";
+import { GITHUB_MAX_REPOSITORIES } from "../constants.ts";
 import type { GitHubGrant, GitHubPermissionLevel } from "../policy/types.ts";
 import { permissionProblem } from "./github-permissions.ts";
 import { type GrantModule, type IssuePorts, iso, type Report } from "./module.ts";

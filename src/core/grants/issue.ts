@@ -2,7 +2,7 @@
 // filled, limits checked) before any upstream call; then each is minted in registry order, and a failure recalls
 // what was already minted.
 
-import { RunpassError } from "../../errors.ts";
+import { RunpassError } from "../errors.ts";
 import type { LeaseGrant } from "../lease.ts";
 import type { GrantName, Grants } from "../policy/types.ts";
 import type { GrantSubject, IssueDeps, IssuePorts, LeaseRef, Minted, PlanContext } from "./module.ts";

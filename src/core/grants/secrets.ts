@@ -2,7 +2,7 @@
 // only (renewal does not re-deliver), all or nothing.
 
 import * as z from "zod/mini";
-import { RunpassError } from "../../errors.ts";
+import { RunpassError } from "../errors.ts";
 import type { SecretGrantEntry } from "../policy/types.ts";
 import { envNameProblem, parseSecretRef } from "../secrets/paths.ts";
 import { type GrantModule, iso, type Report } from "./module.ts";

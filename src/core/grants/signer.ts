@@ -1,7 +1,7 @@
 // runpass's own signing keys (RUNPASS_SIGNING_KEYS): the first key signs, all are published in the JWKS.
 
 import { calculateJwkThumbprint, importJWK, type JWK, type JWTPayload, SignJWT } from "jose";
-import { ConfigError } from "../../errors.ts";
+import { ConfigError } from "../errors.ts";
 
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"] as const;
 

@@ -1,6 +1,6 @@
 // `${claim}` templates in grants, filled from verified claims only, and sanitisers for where the result goes.
 
-import { RunpassError } from "../../errors.ts";
+import { RunpassError } from "../errors.ts";
 import type { GrantName } from "../policy/types.ts";
 import { err, ok, type Result } from "../result.ts";
 import type { GrantSubject, Report } from "./module.ts";

@@ -1,7 +1,7 @@
 // The `token` grant: a runpass-signed JWT carrying the verified CI identity, for the policy's audience.
 
 import * as z from "zod/mini";
-import { DEFAULT_TOKEN_GRANT_TTL_SECONDS } from "../../constants.ts";
+import { DEFAULT_TOKEN_GRANT_TTL_SECONDS } from "../constants.ts";
 import { randomId } from "../crypto.ts";
 import { FORWARDED_CLAIMS } from "../oidc/claims.ts";
 import type { IssuerConfig } from "../oidc/issuers.ts";

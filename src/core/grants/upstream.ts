@@ -1,6 +1,6 @@
 // Upstream (STS, GitHub API) failures as the core sees them, and the bounded retry every client uses.
 
-import { RunpassError } from "../../errors.ts";
+import { RunpassError } from "../errors.ts";
 
 /** A failed upstream call. `detail` goes to the audit record only, never to the caller. */
 export class UpstreamError extends Error {

@@ -1,7 +1,7 @@
 // Trusted OIDC issuers: the github/gitlab presets, custom issuers from issuers.yaml, and URL rules.
 
 import type { JWK } from "jose";
-import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from "../../constants.ts";
+import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from "../constants.ts";
 import { isLoopbackHost } from "../loopback.ts";
 
 export type IssuerKind = "github" | "gitlab" | "generic";

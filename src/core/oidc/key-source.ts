@@ -1,6 +1,7 @@
 // Per-issuer key sets: discovery, JWKS fetch with size/time caps, caching, kid-miss cooldown and a bounded stale window.
 
 import { importJWK, type JWK } from "jose";
+import type { Clock } from "../clock.ts";
 import {
   JWKS_FAILURE_BACKOFF_MS,
   JWKS_FETCH_TIMEOUT_MS,
@@ -9,8 +10,7 @@ import {
   JWKS_UNKNOWN_KID_COOLDOWN_MS,
   MAX_JWKS_BYTES,
   MAX_JWKS_KEYS,
-} from "../../constants.ts";
-import type { Clock } from "../clock.ts";
+} from "../constants.ts";
 import { decodeUtf8, readCapped } from "../read-capped.ts";
 import { err, ok, type Result } from "../result.ts";
 import { checkIssuerUrl, discoveryUrl, type IssuerConfig } from "./issuers.ts";

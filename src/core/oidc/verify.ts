@@ -1,10 +1,10 @@
 // OIDC token verification, in the order docs/security.md fixes (Verification before everything): size, issuer allow-list, header, that issuer's key, signature, claims, time.
 
 import { compactVerify, decodeJwt, decodeProtectedHeader, errors as joseErrors } from "jose";
-import { CLOCK_SKEW_SECONDS, MAX_TOKEN_BYTES } from "../../constants.ts";
-import type { Reason } from "../../errors.ts";
 import type { Clock } from "../clock.ts";
+import { CLOCK_SKEW_SECONDS, MAX_TOKEN_BYTES } from "../constants.ts";
 import { sha256 } from "../crypto.ts";
+import type { Reason } from "../errors.ts";
 import { err, ok, type Result } from "../result.ts";
 import { type Identity, identityOf, StandardClaims } from "./claims.ts";
 import type { IssuerConfig } from "./issuers.ts";

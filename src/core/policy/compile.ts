@@ -1,7 +1,7 @@
 // Compiles a policy bundle once per isolate: globs tokenised, policies indexed by name, issuers by exact URL.
 
-import { ConfigError } from "../../errors.ts";
 import { type Clock, systemClock } from "../clock.ts";
+import { ConfigError } from "../errors.ts";
 import type { IssuerConfig } from "../oidc/issuers.ts";
 import { compileGlob, type Glob, isGlob } from "./glob.ts";
 import { REQUIRED_PINS } from "./load.ts";

@@ -6,7 +6,7 @@ import {
   MAX_CONFIGURABLE_TOKEN_AGE_SECONDS,
   MAX_PATTERN_LENGTH,
   MAX_POLICY_TTL_SECONDS,
-} from "../../constants.ts";
+} from "../constants.ts";
 import { sha256 } from "../crypto.ts";
 import { parseDuration } from "../duration.ts";
 import { canonicalJson } from "../encoding.ts";

@@ -1,6 +1,6 @@
 // Evaluates a compiled policy against verified claims, reporting every failing condition (not just the first).
 
-import type { Reason } from "../../errors.ts";
+import type { Reason } from "../errors.ts";
 import type { VerifiedToken } from "../oidc/verify.ts";
 import type { CompiledCondition, CompiledPolicy, Matcher } from "./compile.ts";
 import { matchGlob } from "./glob.ts";

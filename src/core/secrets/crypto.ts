@@ -3,8 +3,8 @@
 // AAD into both, so a record copied to another path or version, relabelled to another encoding or format, or
 // with any flipped byte, fails to decrypt.
 
-import { ConfigError } from "../../errors.ts";
 import { base64url, utf8 } from "../encoding.ts";
+import { ConfigError } from "../errors.ts";
 
 export interface MasterKeys {
   active: string;
