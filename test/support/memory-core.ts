@@ -5,6 +5,7 @@ import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
 import type { AuditRecord } from "../../src/core/audit/record.ts";
 import type { Clock } from "../../src/core/clock.ts";
 import { AuditHasher } from "../../src/core/crypto.ts";
+import { ConfigError } from "../../src/core/errors.ts";
 import type { ExchangeDeps } from "../../src/core/exchange.ts";
 import { Sealer } from "../../src/core/grants/seal.ts";
 import { Signer } from "../../src/core/grants/signer.ts";
@@ -12,7 +13,6 @@ import { LeaseIds } from "../../src/core/lease.ts";
 import type { AuditSink, CommitInput, CommitOutcome, LeaseInput, Ledger } from "../../src/core/ledger.ts";
 import type { KeySource } from "../../src/core/oidc/key-source.ts";
 import { compilePolicySet } from "../../src/core/policy/compile.ts";
-import { ConfigError } from "../../src/errors.ts";
 import { buildBundle, issuerLines } from "./policies.ts";
 
 /** Where the in-memory issuer claims to live (never fetched: its key is handed to the verifier directly). */

@@ -3,8 +3,8 @@
 
 import { importJWK, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
+import { RunpassError } from "../../src/core/errors.ts";
 import { type ExchangeInput, exchange, explain } from "../../src/core/exchange.ts";
-import { RunpassError } from "../../src/errors.ts";
 import { ACME, githubClaims } from "../support/claims.ts";
 import {
   MEMORY_BROKER_URL,
