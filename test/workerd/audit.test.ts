@@ -1,8 +1,6 @@
 // Audit (docs/security.md, No credential without an audit record) in workerd: one record per decision, durable in the run ledger before the
 // credential leaves, shipped to D1, queryable by admins, digests instead of identifiers, no secrets in logs.
 
-import { runDurableObjectAlarm } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   ADMIN_TOKEN,
@@ -14,6 +12,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { githubClaims, mint } from "../support/claims.ts";
+import { ship } from "../support/run-ledger.ts";
 
 interface Record_ {
   id: string;
@@ -49,10 +48,6 @@ async function query(broker: Awaited<ReturnType<typeof setup>>["broker"], params
   const res = await broker.admin(`/v1/admin/audit?${new URLSearchParams(params)}`);
   expect(res.status).toBe(200);
   return (await res.json()) as { records: Record_[]; next_cursor?: string };
-}
-
-async function ship(run: string): Promise<void> {
-  await runDurableObjectAlarm(env.RUN_LEDGER.get(env.RUN_LEDGER.idFromName(run)));
 }
 
 describe("audit records", () => {

@@ -16,6 +16,7 @@ import {
 } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
 import { STS_ACCESS_KEY_ID, STS_SECRET_ACCESS_KEY, type StsRecord } from "../support/fake-sts.ts";
+import { movableClock } from "../support/run-ledger.ts";
 import { GH_API as GH, GITHUB_ENV, STATIC_AWS_ENV, STS } from "../support/upstream-env.ts";
 
 interface Exchanged {
@@ -354,12 +355,6 @@ describe("web identity: no static AWS keys", () => {
     expect(call?.durationSeconds).toBe(1800);
   });
 });
-
-/** The real clock moved forward by what the test says (renewal spacing is judged on the Worker's clock). */
-function movableClock() {
-  let offset = 0;
-  return { clock: () => Date.now() + offset, advance: (ms: number) => (offset += ms) };
-}
 
 describe("renewal", () => {
   it("re-mints the lease's credentials while the lease and run are live, never past the lease", async () => {

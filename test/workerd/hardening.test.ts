@@ -16,6 +16,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, githubClaims, gitlabClaims, mint } from "../support/claims.ts";
+import { introspect, ledgerFor, movableClock } from "../support/run-ledger.ts";
 import { GITHUB_SECRET, GITLAB_TOKEN, pipelineHook, signGitHub, workflowRun } from "../support/webhooks.ts";
 
 const WEBHOOK_ENV = { GITHUB_WEBHOOK_SECRET: GITHUB_SECRET, GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN };
@@ -24,12 +25,6 @@ interface Exchanged {
   lease: { id: string; run: string; expires_at: string; revoke_token: string };
   credentials: { token: { token: string; expires_at: string } };
   error?: string;
-}
-
-/** The real clock moved forward by what the test says. */
-function movableClock() {
-  let offset = 0;
-  return { clock: () => Date.now() + offset, advance: (ms: number) => (offset += ms) };
 }
 
 async function setup(extraEnv: Partial<Cloudflare.Env> = {}) {
@@ -79,20 +74,6 @@ grants:
     return { status: res.status, body: (await res.json()) as Exchanged };
   };
   return { gh, gl, broker, runId, token, gitlabToken, exchange, time, fetches, own, repoId };
-}
-
-function ledgerFor(run: string) {
-  return env.RUN_LEDGER.get(env.RUN_LEDGER.idFromName(run));
-}
-
-async function introspect(broker: TestBroker, token: string): Promise<Record<string, unknown>> {
-  const res = await broker.fetch("/v1/introspect", {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(res.status).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
 }
 
 async function audit(broker: TestBroker, query: Record<string, string>) {

@@ -13,6 +13,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { githubClaims, mint } from "../support/claims.ts";
+import { ledgerFor } from "../support/run-ledger.ts";
 
 async function setup(envOverrides: Partial<Cloudflare.Env> = {}) {
   const gh = uniqueIssuer();
@@ -25,10 +26,6 @@ async function setup(envOverrides: Partial<Cloudflare.Env> = {}) {
   const claimsFor = (overrides: Record<string, unknown> = {}) => githubClaims(iss, BROKER_URL, overrides);
   const token = (overrides: Record<string, unknown> = {}) => mint(ISSUER_BASE, gh, claimsFor(overrides));
   return { gh, broker, token, claimsFor };
-}
-
-function ledgerFor(run: string) {
-  return env.RUN_LEDGER.get(env.RUN_LEDGER.idFromName(run));
 }
 
 describe("single use", () => {

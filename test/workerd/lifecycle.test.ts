@@ -2,8 +2,6 @@
 // leases with no webhook at all, introspection sees it, admins can revoke, and races never leave an
 // active lease on an ended run.
 
-import { runDurableObjectAlarm } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
   BROKER_URL,
@@ -15,6 +13,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, githubClaims, gitlabClaims, mint } from "../support/claims.ts";
+import { auditRecords, introspect, ledgerFor, ship } from "../support/run-ledger.ts";
 import {
   GITHUB_SECRET,
   GITHUB_SECRET_OLD,
@@ -36,10 +35,6 @@ const WEBHOOK_ENV = {
 interface Exchanged {
   lease: { id: string; run: string; expires_at: string; revoke_token: string };
   credentials: { token: { token: string } };
-}
-
-function ledgerFor(run: string) {
-  return env.RUN_LEDGER.get(env.RUN_LEDGER.idFromName(run));
 }
 
 async function setup(envOverrides: Partial<Cloudflare.Env> = WEBHOOK_ENV) {
@@ -120,25 +115,6 @@ function postGitLab(
     },
     body: JSON.stringify(payload),
   });
-}
-
-async function introspect(broker: TestBroker, token: string): Promise<Record<string, unknown>> {
-  const res = await broker.fetch("/v1/introspect", {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(res.status).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
-}
-
-async function ship(run: string): Promise<void> {
-  await runDurableObjectAlarm(ledgerFor(run));
-}
-
-async function auditRecords(broker: TestBroker, query: Record<string, string>) {
-  const res = await broker.admin(`/v1/admin/audit?${new URLSearchParams({ limit: "1000", ...query })}`);
-  return ((await res.json()) as { records: Array<Record<string, unknown>> }).records;
 }
 
 describe("GitHub workflow_run webhook", () => {
