@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 // Test-only broker secrets, generated per run (never committed).
 const { privateKey } = await generateKeyPair("ES256", { extractable: true });
@@ -40,12 +41,39 @@ const E2E = [
   "test/unit/webhook-secret.test.ts",
 ];
 
+/**
+ * The longest files of each tier, longest first. Without a duration cache (a clean clone, CI) vitest starts the
+ * largest files first, which left `npm start` with 10,001 policies (a small file) to start last.
+ */
+const SLOW_FIRST = [
+  "test/unit/dev-start-large.test.ts",
+  "test/unit/dev-start.test.ts",
+  "test/unit/runner-output.test.ts",
+  "test/unit/policy-tools.test.ts",
+  "test/workerd/faults.test.ts",
+  "test/workerd/rate-limit.test.ts",
+  "test/unit/jwks.test.ts",
+];
+
+/** Starts the known-slow files first, then vitest's own order. */
+class SlowFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (f: TestSpecification) => {
+      const i = SLOW_FIRST.findIndex((s) => f.moduleId.endsWith(s));
+      return i < 0 ? SLOW_FIRST.length : i;
+    };
+    return [...(await super.sort(files))].sort((a, b) => rank(a) - rank(b));
+  }
+}
+
 export default defineConfig({
   test: {
     // One JSON report per invocation (.ci/run adds their counts); TEST_JSON_REPORT names another file.
-    // Default is one worker per core minus one: a single worker on the 2-core CI machine. Most of a file's time
-    // is spent waiting on another process (workerd, the test issuer, a spawned CLI or broker), so three overlap.
+    // Default is one worker per core minus one: a single worker on the 2-core CI machine. Most of a fast-tier
+    // file's time is spent waiting on another process (workerd, the test issuer), so three overlap; the process
+    // tier is CPU-bound (builds, wrangler, CLI spawns) and runs two (package.json, test:e2e).
     maxWorkers: 3,
+    sequence: { sequencer: SlowFirst },
     reporters: [
       "default",
       ["json", { outputFile: process.env.TEST_JSON_REPORT ?? ".ci/results/vitest.json" }],

@@ -333,7 +333,7 @@ describe("npm start and the README walk-through", () => {
     const rewrapped = json(await cli(["admin", "secrets", "rewrap"]));
     expect(rewrapped).toMatchObject({ rewrapped: 0, failed: [] });
     expect(rewrapped.already_current).toBeGreaterThanOrEqual(3);
-  }, 90_000);
+  }, 180_000);
 });
 
 describe("the runner CLI served by the broker (GitLab and other runners)", () => {
