@@ -63,3 +63,22 @@ export async function buildBundle(
     throw new Error(result.problems.map((p) => `${p.file}:${p.line}: ${p.message}`).join("\n"));
   return result.bundle;
 }
+
+/**
+ * The CLI suites' deploy policy: acme/api on main under issuer `ci`, token audience `audience`, self-hosted
+ * runners denied (what `policy explain`, `policy test` and `policy diff` are run against).
+ */
+export function deployPolicy(audience: string): string {
+  return `issuer: ci
+audience: ${audience}
+allow:
+  repository_owner_id: "${ACME.ownerId}"
+  repository_id: "${ACME.repoId}"
+  ref: refs/heads/main
+  event_name: [push, workflow_dispatch]
+deny:
+  - runner_environment: self-hosted
+grants:
+  token: { audience: "https://deploy.acme.dev" }
+`;
+}

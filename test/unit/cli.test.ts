@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { githubClaims } from "../support/claims.ts";
+import { deployPolicy } from "../support/policies.ts";
 import { ROOT, type Run, runpass } from "../support/run-cli.ts";
 
 const ISS = "https://ci.runpass.test";
@@ -114,21 +115,7 @@ describe("runpass policy explain", () => {
     policies = join(dir, "explain-policies");
     await mkdir(policies);
     await writeFile(join(policies, "issuers.yaml"), `ci: { url: "${ISS}", kind: github }\n`);
-    await writeFile(
-      join(policies, "deploy.yaml"),
-      `issuer: ci
-audience: ${AUD}
-allow:
-  repository_owner_id: "1342004"
-  repository_id: "519345000"
-  ref: refs/heads/main
-  event_name: [push, workflow_dispatch]
-deny:
-  - runner_environment: self-hosted
-grants:
-  token: { audience: "https://deploy.acme.dev" }
-`,
-    );
+    await writeFile(join(policies, "deploy.yaml"), deployPolicy(AUD));
     await writeFile(
       join(policies, "default-aud.yaml"),
       `issuer: ci

@@ -8,6 +8,7 @@ import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { githubClaims } from "../support/claims.ts";
+import { deployPolicy } from "../support/policies.ts";
 import { ROOT, type Run, runpass } from "../support/run-cli.ts";
 
 const SHIPPED = join(ROOT, "policies");
@@ -61,18 +62,7 @@ async function policyFolder(name: string, files: Record<string, string>): Promis
   return folder;
 }
 
-const DEPLOY = `issuer: ci
-audience: ${AUD}
-allow:
-  repository_owner_id: "1342004"
-  repository_id: "519345000"
-  ref: refs/heads/main
-  event_name: [push, workflow_dispatch]
-deny:
-  - runner_environment: self-hosted
-grants:
-  token: { audience: "https://deploy.acme.dev" }
-`;
+const DEPLOY = deployPolicy(AUD);
 
 describe("runpass policy test", () => {
   it("passes on the shipped example tests, which the policy build ignores", async () => {
