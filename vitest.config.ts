@@ -1,7 +1,8 @@
 // Three projects in two tiers (README, Development). The fast tier (`npm test`): "unit", the pure code in plain
 // Node, and "workerd", everything touching Workers APIs inside workerd. The process tier (`npm run test:e2e`):
-// "e2e", suites that spawn processes (npm start / wrangler, the runpass CLI, the action, bash). Each project gets
-// its own local OIDC issuer, fake AWS STS and fake GitHub API (test/support/global-setup.ts).
+// "e2e", suites that spawn processes (npm start / wrangler, the runpass CLI, the action, bash). "unit" and
+// "workerd" each get a local OIDC issuer, fake AWS STS and fake GitHub API (test/support/global-setup.ts); the
+// e2e suites bring their own brokers and issuers.
 
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -94,7 +95,6 @@ export default defineConfig({
           name: "e2e",
           include: E2E,
           environment: "node",
-          globalSetup: ["test/support/global-setup.ts"],
           testTimeout: 30_000,
         },
       },
