@@ -96,6 +96,9 @@ export default defineConfig({
           include: E2E,
           environment: "node",
           testTimeout: 30_000,
+          // Cleanup stops brokers and removes scratch copies of the project (10,001 policy files for the large
+          // set), which can take longer than the default 10 s while the other worker is building.
+          hookTimeout: 60_000,
         },
       },
       {
