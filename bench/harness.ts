@@ -295,6 +295,17 @@ export function benchVars(vars: Record<string, unknown>): Record<string, string>
   return out;
 }
 
+/** The secure floor's Durable Object (bench/worker.ts): only the generated bench config declares it. */
+const BENCH_ONLY_TOML = `# Bench only: the secure floor's per-run objects (bench/worker.ts).
+[[durable_objects.bindings]]
+name = "BENCH_FLOOR_LEDGER"
+class_name = "SecureFloorLedger"
+
+[[migrations]]
+tag = "bench-v1"
+new_sqlite_classes = ["SecureFloorLedger"]
+`;
+
 export interface Harness {
   /** The bench Worker's own socket inside workerd. */
   base: string;
@@ -351,7 +362,7 @@ export async function startHarness(
       .replace(/^name = .*$/m, 'name = "runpass-bench"')
       .replace(/^main = .*$/m, 'main = "bench/worker.ts"')
       .replace(/^\[build\]\n(?:(?!\[)[^\n]*\n)*/m, "");
-    await writeFile(join(scratch, "wrangler.bench.toml"), toml);
+    await writeFile(join(scratch, "wrangler.bench.toml"), `${toml}\n${BENCH_ONLY_TOML}`);
     await run(process.execPath, ["scripts/build-policies.ts"], {
       cwd: scratch,
       env: { ...process.env, RUNPASS_DEV: "1", RUNPASS_DEV_SERVER: "1", RUNPASS_POLICIES_DIR: policies },

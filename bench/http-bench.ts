@@ -1,25 +1,39 @@
 // The HTTP half of `npm run bench`: the bench Worker under workerd, driven over loopback by autocannon.
-// Side by side at each concurrency: the floor (one jwtVerify), /v1/exchange with the token grant, with
-// token + secrets, and with an AWS grant against the fake STS. Every exchange uses a fresh token (fresh
-// jti), minted before the phase; every phase is bounded by a request count and a time limit.
+// Side by side at each concurrency: the verify floor (one jwtVerify), the secure floor (jwtVerify + one
+// single-use insert into a SQLite-backed Durable Object per run), /v1/exchange with the token grant, with
+// token + secrets, and with an AWS grant against the fake STS. Every exchange and every secure-floor request
+// uses a fresh token (fresh jti), minted before the phase, grouped into runs the same way; every phase is
+// bounded by a request count and a time limit. Each phase also reads the bench Worker's metering counters
+// (bench/metering.ts) before and after, for the cost table.
 
 import autocannon, { type Request as LoadRequest, type Result as LoadResult } from "autocannon";
 import { cpuMs, exchange, type Harness, log, waitIdle } from "./harness.ts";
+import type { MeterCounts } from "./metering.ts";
 
-export type RouteName = "floor" | "token" | "secrets" | "aws";
+export type RouteName = "floor" | "secure" | "token" | "secrets" | "aws";
 
 interface Route {
   name: RouteName;
   label: string;
-  /** Policy for /v1/exchange; none for the floor. */
+  /** Policy for /v1/exchange; none for the floors. */
   policy?: string;
+  /** GET path of a floor route. */
+  path?: string;
+  /** Whether every request needs a fresh token (single-use), minted before the phase. */
+  fresh: boolean;
 }
 
 export const ROUTES: Route[] = [
-  { name: "floor", label: "floor (jwtVerify only)" },
-  { name: "token", label: "exchange: token", policy: "token" },
-  { name: "secrets", label: "exchange: token + secrets", policy: "secrets" },
-  { name: "aws", label: "exchange: aws (fake STS)", policy: "aws" },
+  { name: "floor", label: "verify floor (jwtVerify only)", path: "/__bench/floor", fresh: false },
+  {
+    name: "secure",
+    label: "secure floor (jwtVerify + DO insert)",
+    path: "/__bench/secure-floor",
+    fresh: true,
+  },
+  { name: "token", label: "exchange: token", policy: "token", fresh: true },
+  { name: "secrets", label: "exchange: token + secrets", policy: "secrets", fresh: true },
+  { name: "aws", label: "exchange: aws (fake STS)", policy: "aws", fresh: true },
 ];
 
 export interface PhaseResult {
@@ -39,14 +53,17 @@ export interface PhaseResult {
   server_cpu_ms_per_req: number;
   /** This process (load generator) CPU use during the phase, % of one core. */
   client_cpu_pct: number;
+  /** What the bench Worker's metering counted during the phase, until idle (alarms and shipping included). */
+  meter: MeterCounts;
 }
 
 export interface HttpBenchOptions {
   quick: boolean;
   concurrency: number[];
-  /** Requests per exchange phase (each needs a fresh token) and per floor phase. */
+  /** Requests per exchange phase (each needs a fresh token), per verify-floor and per secure-floor phase. */
   exchangeRequests: number;
   floorRequests: number;
+  secureRequests: number;
   /** Time limit per phase. */
   phaseMs: number;
   /** Unmeasured requests per route before the first phase. */
@@ -62,6 +79,7 @@ export function httpOptions(quick: boolean): HttpBenchOptions {
     concurrency: (process.env.BENCH_CONCURRENCY || "1,8,32").split(",").map(Number),
     exchangeRequests: env("BENCH_EXCHANGES", quick ? 300 : 2500),
     floorRequests: env("BENCH_FLOOR_REQUESTS", quick ? 2000 : 20_000),
+    secureRequests: env("BENCH_SECURE_REQUESTS", quick ? 600 : 6000),
     phaseMs: env("BENCH_PHASE_MS", quick ? 2000 : 8000),
     warmup: env("BENCH_WARMUP", quick ? 60 : 300),
     runSize: env("BENCH_RUN_SIZE", 4),
@@ -83,7 +101,7 @@ async function load(
   amount: number,
   maxMs: number,
   tokens: { pool?: string[]; fixed?: string },
-): Promise<Omit<PhaseResult, "server_cpu_ms_per_req" | "route" | "connections">> {
+): Promise<Omit<PhaseResult, "server_cpu_ms_per_req" | "route" | "connections" | "meter">> {
   const latencies = new Float64Array(amount + connections * 2);
   let n = 0;
   const statuses: Record<string, number> = {};
@@ -96,7 +114,11 @@ async function load(
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ policy: route.policy }),
       }
-    : { method: "GET", path: "/__bench/floor", headers: { authorization: `Bearer ${tokens.fixed}` } };
+    : {
+        method: "GET",
+        path: route.path ?? "/__bench/floor",
+        headers: tokens.fixed ? { authorization: `Bearer ${tokens.fixed}` } : {},
+      };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let t1 = t0;
@@ -170,6 +192,34 @@ export interface HttpBenchResult {
   sts: { calls: number; aws_ok: number };
 }
 
+/** The bench Worker's metering counters (bench/metering.ts). */
+async function counters(base: string): Promise<MeterCounts> {
+  const res = await fetch(`${base}/__bench/counters`);
+  if (res.status !== 200) throw new Error(`GET /__bench/counters answered ${res.status}`);
+  return (await res.json()) as MeterCounts;
+}
+
+/** after − before, field by field (per class too). */
+export function meterDelta(after: MeterCounts, before: MeterCounts): MeterCounts {
+  const by_class: MeterCounts["by_class"] = {};
+  for (const [name, a] of Object.entries(after.by_class)) {
+    const b = before.by_class[name] ?? { requests: 0, rows_written: 0 };
+    if (a.requests === b.requests && a.rows_written === b.rows_written) continue;
+    by_class[name] = { requests: a.requests - b.requests, rows_written: a.rows_written - b.rows_written };
+  }
+  return {
+    worker_requests: after.worker_requests - before.worker_requests,
+    do_requests: after.do_requests - before.do_requests,
+    do_alarms: after.do_alarms - before.do_alarms,
+    do_active_ms: after.do_active_ms - before.do_active_ms,
+    do_rows_written: after.do_rows_written - before.do_rows_written,
+    do_alarm_writes: after.do_alarm_writes - before.do_alarm_writes,
+    d1_rows_written: after.d1_rows_written - before.d1_rows_written,
+    kv_reads: after.kv_reads - before.kv_reads,
+    by_class,
+  };
+}
+
 /** Runs the cold-start probe, then every route at every concurrency; the harness must be fresh. */
 export async function httpBench(h: Harness, options: HttpBenchOptions): Promise<HttpBenchResult> {
   const pid = h.workerdPid;
@@ -205,7 +255,11 @@ export async function httpBench(h: Harness, options: HttpBenchOptions): Promise<
     for (const route of ROUTES) plan.push({ route, connections, warmup: false });
   }
   const sizes = plan.map((p) =>
-    p.route.policy ? (p.warmup ? options.warmup : options.exchangeRequests + p.connections) : 0,
+    !p.route.fresh
+      ? 0
+      : p.warmup
+        ? options.warmup
+        : (p.route.policy ? options.exchangeRequests : options.secureRequests) + p.connections,
   );
   const total = sizes.reduce((a, b) => a + b, 0);
   const t0 = performance.now();
@@ -230,18 +284,22 @@ export async function httpBench(h: Harness, options: HttpBenchOptions): Promise<
     for (const [i, step] of plan.entries()) {
       const { route, connections, warmup } = step;
       const amount = warmup
-        ? route.policy
+        ? route.fresh
           ? options.warmup
           : options.warmup * 4
         : route.policy
           ? options.exchangeRequests
-          : options.floorRequests;
+          : route.fresh
+            ? options.secureRequests
+            : options.floorRequests;
+      const meter0 = await counters(h.base);
       const cpu0 = cpuMs(pid);
       const r = await load(h.base, route, connections, amount, options.phaseMs, {
-        ...(route.policy ? { pool: pools[i] } : { fixed: cold1 }),
+        ...(route.fresh ? { pool: pools[i] } : { fixed: cold1 }),
       });
       await waitIdle(pid);
       const serverCpu = cpuMs(pid) - cpu0;
+      const meter = meterDelta(await counters(h.base), meter0);
       const after = await h.upstreams.stats();
       if (!warmup) {
         if (route.policy) {
@@ -260,6 +318,7 @@ export async function httpBench(h: Harness, options: HttpBenchOptions): Promise<
           connections,
           ...r,
           server_cpu_ms_per_req: round(serverCpu / Math.max(1, r.requests), 3),
+          meter,
         };
         phases.push(result);
         log(
