@@ -21,12 +21,16 @@ const SCHEMA = [
   "CREATE INDEX IF NOT EXISTS audit_by_ts ON audit_records (ts DESC, id DESC)",
   "CREATE INDEX IF NOT EXISTS audit_by_run ON audit_records (run, ts DESC)",
   "CREATE INDEX IF NOT EXISTS audit_by_policy ON audit_records (policy, ts DESC)",
-  "CREATE INDEX IF NOT EXISTS audit_by_repository ON audit_records (repository_id, ts DESC)",
-  "CREATE INDEX IF NOT EXISTS audit_by_project ON audit_records (project_id, ts DESC)",
+  // Every index entry is a billed row written. A record has a repository (GitHub) or a project (GitLab), rarely
+  // both: entries only for the one it has. `repository_id = ?` implies NOT NULL, so filters still use them.
+  // (Databases created before keep their full indexes: CREATE … IF NOT EXISTS never rebuilds one.)
+  "CREATE INDEX IF NOT EXISTS audit_by_repository ON audit_records (repository_id, ts DESC) WHERE repository_id IS NOT NULL",
+  "CREATE INDEX IF NOT EXISTS audit_by_project ON audit_records (project_id, ts DESC) WHERE project_id IS NOT NULL",
   "CREATE INDEX IF NOT EXISTS audit_by_token ON audit_records (token_id)",
   "CREATE INDEX IF NOT EXISTS audit_by_lease ON audit_records (lease_id)",
   // The lease index: which runs hold leases of a policy, repository or issuer, so an admin revoke reaches
   // exactly those run objects. Fed by the same outbox as the audit log (allow → row, lease_end → ended).
+  // WITHOUT ROWID: the lease id is the table's key, not a second index to write on every lease.
   `CREATE TABLE IF NOT EXISTS lease_index (
     lease_id TEXT PRIMARY KEY,
     run TEXT NOT NULL,
@@ -38,10 +42,10 @@ const SCHEMA = [
     expires_at INTEGER NOT NULL,
     ended_at INTEGER,
     end_reason TEXT
-  )`,
+  ) WITHOUT ROWID`,
   "CREATE INDEX IF NOT EXISTS lease_active_policy ON lease_index (policy, ended_at, expires_at)",
-  "CREATE INDEX IF NOT EXISTS lease_active_repository ON lease_index (repository_id, ended_at, expires_at)",
-  "CREATE INDEX IF NOT EXISTS lease_active_project ON lease_index (project_id, ended_at, expires_at)",
+  "CREATE INDEX IF NOT EXISTS lease_active_repository ON lease_index (repository_id, ended_at, expires_at) WHERE repository_id IS NOT NULL",
+  "CREATE INDEX IF NOT EXISTS lease_active_project ON lease_index (project_id, ended_at, expires_at) WHERE project_id IS NOT NULL",
   "CREATE INDEX IF NOT EXISTS lease_active_issuer ON lease_index (issuer, ended_at, expires_at)",
   "CREATE INDEX IF NOT EXISTS lease_by_run ON lease_index (run)",
   "CREATE INDEX IF NOT EXISTS lease_by_created ON lease_index (created_at DESC, lease_id DESC)",
