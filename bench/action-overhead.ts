@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type Harness, ROOT, TOKEN_AUDIENCE } from "./harness.ts";
 
@@ -47,6 +48,8 @@ export interface ActionOverhead {
   own_ms: Stats;
   /** `node -e 0` spawn → exit on this machine, ms: the part no bundle change can remove. */
   node_startup_ms: Stats;
+  /** Spawn → exit of a node that only imports the action's modules (main.js's chunk), ms: startup + bundle load. */
+  bundle_load_ms: Stats;
   target_ms: number;
   bundle: { files: Array<{ name: string; bytes: number; gzip: number }>; bytes: number; gzip: number };
   others: typeof OTHER_ACTIONS;
@@ -159,6 +162,11 @@ export async function actionOverhead(h: Harness, runs: number): Promise<ActionOv
   const up: number[] = [];
   const own: number[] = [];
   const startup: number[] = [];
+  const load: number[] = [];
+  const chunks = bundleSizes().files.filter((f) => f.name.startsWith("chunks/"));
+  const importOnly = chunks
+    .map((f) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, "action/dist", f.name)).href)});`)
+    .join("");
   try {
     for (let i = 0; i < runs; i++) {
       const dir = await mkdtemp(join(tmpdir(), "runpass-bench-action-"));
@@ -192,6 +200,10 @@ export async function actionOverhead(h: Harness, runs: number): Promise<ActionOv
       up.push(upstream);
       own.push(run.ms - upstream);
       startup.push((await timedSpawn(["-e", "0"], { PATH: process.env.PATH }, tmpdir())).ms);
+      load.push(
+        (await timedSpawn(["--input-type=module", "-e", importOnly], { PATH: process.env.PATH }, tmpdir()))
+          .ms,
+      );
     }
   } finally {
     await new Promise<void>((done) => server.close(() => done()));
@@ -202,6 +214,7 @@ export async function actionOverhead(h: Harness, runs: number): Promise<ActionOv
     upstream_ms: stats(up),
     own_ms: stats(own),
     node_startup_ms: stats(startup),
+    bundle_load_ms: stats(load),
     target_ms: 300,
     bundle: bundleSizes(),
     others: OTHER_ACTIONS,
