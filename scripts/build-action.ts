@@ -38,6 +38,8 @@ export async function buildAction(outdir: string): Promise<string[]> {
     banner: { js: BANNER },
     logLevel: "warning",
     metafile: true,
+    // undici is imported by @actions/http-client for a proxy dispatcher the action never uses; see the stub.
+    alias: { undici: "./action/src/undici-unused.ts" },
   });
   return Object.keys(result.metafile.outputs).map((p) => resolve(root, p));
 }

@@ -16,7 +16,7 @@ import {
   setFailed,
   setOutput,
   setSecret
-} from "./chunks/chunk-534TPNIM.js";
+} from "./chunks/chunk-2V2ZDNK2.js";
 
 // src/client/grant-exports.ts
 var GITHUB_TOKEN_ENV = "RUNPASS_GITHUB_TOKEN";

@@ -8,7 +8,7 @@ import {
   revoke,
   setSecret,
   warning
-} from "./chunks/chunk-534TPNIM.js";
+} from "./chunks/chunk-2V2ZDNK2.js";
 
 // action/src/post.ts
 async function run() {
