@@ -79,8 +79,8 @@ export function httpOptions(quick: boolean): HttpBenchOptions {
     concurrency: (process.env.BENCH_CONCURRENCY || "1,8,32").split(",").map(Number),
     exchangeRequests: env("BENCH_EXCHANGES", quick ? 300 : 2500),
     floorRequests: env("BENCH_FLOOR_REQUESTS", quick ? 2000 : 20_000),
-    secureRequests: env("BENCH_SECURE_REQUESTS", quick ? 600 : 6000),
-    phaseMs: env("BENCH_PHASE_MS", quick ? 2000 : 8000),
+    secureRequests: env("BENCH_SECURE_REQUESTS", quick ? 400 : 6000),
+    phaseMs: env("BENCH_PHASE_MS", quick ? 1500 : 8000),
     warmup: env("BENCH_WARMUP", quick ? 60 : 300),
     runSize: env("BENCH_RUN_SIZE", 4),
   };
