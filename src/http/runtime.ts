@@ -11,6 +11,7 @@ import { ConfigError, errorMessage } from "../core/errors.ts";
 import type { StsPort } from "../core/grants/aws.ts";
 import type { IssuePorts } from "../core/grants/issue.ts";
 import { Sealer } from "../core/grants/seal.ts";
+import { secretReadResult } from "../core/grants/secrets.ts";
 import { Signer } from "../core/grants/signer.ts";
 import { LeaseIds } from "../core/lease.ts";
 import { DEV_ISSUER_NAME, type IssuerConfig } from "../core/oidc/issuers.ts";
@@ -169,7 +170,8 @@ export class Runtime {
         },
         github: () => githubFor(env),
         secrets: () => ({
-          read: (path, version) => storeFor(env, path).read(env.RUNPASS_MASTER_KEYS, path, version),
+          read: async (path, version) =>
+            secretReadResult(await storeFor(env, path).read(env.RUNPASS_MASTER_KEYS, path, version)),
         }),
       },
     };

@@ -4,17 +4,30 @@
 import * as z from "zod/mini";
 import { RunpassError } from "../errors.ts";
 import type { SecretGrantEntry } from "../policy/types.ts";
+import { err, ok, type Result } from "../result.ts";
 import { envNameProblem, parseSecretRef } from "../secrets/paths.ts";
 import { type GrantModule, iso, type Report } from "./module.ts";
 
 /** One decrypted secret version, or why it cannot be delivered. */
-export type SecretRead =
-  | { ok: true; version: number; value: string; encoding: "utf8" | "base64" }
-  | { ok: false; code: string; detail: string };
+export type SecretRead = Result<
+  { version: number; value: string; encoding: "utf8" | "base64" },
+  { code: string; detail: string }
+>;
 
 /** The secret store as the core needs it. */
 export interface SecretReader {
   read(path: string, version?: number): Promise<SecretRead>;
+}
+
+/** The secret store's answer as it crosses the Durable Object boundary (a plain object), as the core's Result. */
+export function secretReadResult(
+  read:
+    | { ok: true; version: number; value: string; encoding: "utf8" | "base64" }
+    | { ok: false; code: string; detail: string },
+): SecretRead {
+  return read.ok
+    ? ok({ version: read.version, value: read.value, encoding: read.encoding })
+    : err({ code: read.code, detail: read.detail });
 }
 
 /** The secrets grant's credential in the exchange response: ENV_NAME → value. */
@@ -74,7 +87,7 @@ export const secretsGrant: GrantModule<
     const reader = deps.secrets();
     const entries = Object.entries(plan);
     const reads = await Promise.all(entries.map(([, ref]) => reader.read(ref.path, ref.version)));
-    const failures = reads.flatMap((r, i) => (r.ok ? [] : [`${entries[i]?.[0]}: ${r.detail}`]));
+    const failures = reads.flatMap((r, i) => (r.ok ? [] : [`${entries[i]?.[0]}: ${r.error.detail}`]));
     if (failures.length > 0) {
       // No partial bundles: one missing secret and nothing is delivered.
       throw new RunpassError("upstream_error", "a granted secret is not available; nothing was issued", {
@@ -86,7 +99,7 @@ export const secretsGrant: GrantModule<
     const encodings: Record<string, "base64"> = {};
     const grants = [];
     for (const [i, [name, ref]] of entries.entries()) {
-      const r = reads[i] as Extract<SecretRead, { ok: true }>;
+      const r = (reads[i] as Extract<SecretRead, { ok: true }>).value;
       bundle[name] = r.value;
       if (r.encoding === "base64") encodings[name] = "base64";
       grants.push({
