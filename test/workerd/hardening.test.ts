@@ -16,6 +16,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, githubClaims, gitlabClaims, mint } from "../support/claims.ts";
+import { gitlabPolicy } from "../support/policies.ts";
 import { introspect, ledgerFor, movableClock } from "../support/run-ledger.ts";
 import { GITHUB_SECRET, GITLAB_TOKEN, pipelineHook, signGitHub, workflowRun } from "../support/webhooks.ts";
 
@@ -40,13 +41,7 @@ async function setup(extraEnv: Partial<Cloudflare.Env> = {}) {
       "api-deploy": githubPolicy(gh),
       "api-other": githubPolicy(gh),
       [own]: githubPolicy(gh).replace(ACME.repoId, repoId),
-      "infra-apply": `issuer: ${gl}
-allow:
-  namespace_id: "72"
-  project_id: "20"
-grants:
-  token: { audience: "https://deploy.acme.dev" }
-`,
+      "infra-apply": gitlabPolicy(gl),
     },
     issuers: issuersYaml(gh, `${gl}:gitlab`),
     env: { ...WEBHOOK_ENV, ...extraEnv },

@@ -15,6 +15,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, githubClaims, gitlabClaims, mint } from "../support/claims.ts";
+import { gitlabPolicy } from "../support/policies.ts";
 import { GITHUB_SECRET, GITLAB_TOKEN, pipelineHook, signGitHub, workflowRun } from "../support/webhooks.ts";
 
 const OTHER_REPO = "777000777";
@@ -44,13 +45,7 @@ async function setup(limits?: Record<string, string>, extraEnv: Partial<Cloudfla
     policies: {
       "api-deploy": githubPolicy(gh),
       "other-deploy": githubPolicy(gh).replace(ACME.repoId, OTHER_REPO),
-      "infra-apply": `issuer: ${gl}
-allow:
-  namespace_id: "72"
-  project_id: "20"
-grants:
-  token: { audience: "https://deploy.acme.dev" }
-`,
+      "infra-apply": gitlabPolicy(gl),
     },
     issuers: issuersYaml(gh, `${gl}:gitlab`),
     env: { ...(limits ? { RUNPASS_RATE_LIMITS: JSON.stringify(limits) } : {}), ...extraEnv },
