@@ -58,17 +58,11 @@ export const DEFAULT_TOKEN_GRANT_TTL_SECONDS = 15 * 60;
 /** Longest glob pattern in a policy: keeps the O(n·m) matcher's worst case tiny. */
 export const MAX_PATTERN_LENGTH = 512;
 
-/** A run's in-memory reservation of a jti (between reserve and commit) is forgotten after this, so a crashed request cannot block a retry for long. */
-export const RESERVATION_TTL_MS = 30 * 1000;
-
 /** How many audit records the run ledger ships to D1 per batch. */
 export const AUDIT_SHIP_BATCH = 100;
 
 /** Most audit records one admin query returns. */
 export const MAX_AUDIT_PAGE = 1000;
-
-/** Retry-After (seconds) sent with 503s for storage problems. */
-export const STORAGE_RETRY_AFTER_SECONDS = 5;
 
 /**
  * How long an ended run's object remembers that it ended before deleting its storage. Any token for the run

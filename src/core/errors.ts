@@ -72,8 +72,7 @@ export type ReasonCode =
   | "admin_token_invalid"
   | "lease_id_invalid"
   | "renewed_too_soon"
-  | "out_of_scope"
-  | "revoked_by_rule";
+  | "out_of_scope";
 
 /** One failed check. `expected` holds policy values, never the token's own claim values. */
 export interface Reason {
