@@ -1,6 +1,7 @@
 // runpass's own issuer identity: discovery and JWKS for the JWTs it signs; plus liveness.
 
 import type { Hono } from "hono";
+import { JWT_CLAIMS } from "../core/oidc/claims.ts";
 import type { AppEnv } from "./types.ts";
 
 /** Registers /.well-known/* and /healthz. */
@@ -17,19 +18,7 @@ export function wellKnownRoutes(app: Hono<AppEnv>): void {
         response_types_supported: ["id_token"],
         subject_types_supported: ["public"],
         id_token_signing_alg_values_supported: [signer.algorithm],
-        claims_supported: [
-          "iss",
-          "sub",
-          "aud",
-          "exp",
-          "iat",
-          "nbf",
-          "jti",
-          "policy",
-          "lease_id",
-          "run",
-          "ci_issuer",
-        ],
+        claims_supported: [...JWT_CLAIMS, "policy", "lease_id", "run", "ci_issuer"],
       },
       200,
       { "cache-control": "public, max-age=300" },

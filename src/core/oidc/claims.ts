@@ -90,6 +90,9 @@ export const GitLabClaims = z.object({
 });
 export type GitLabClaims = z.infer<typeof GitLabClaims>;
 
+/** The registered JWT claims every GitHub, GitLab and runpass token carries. */
+export const JWT_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti"] as const;
+
 /**
  * Claims every token of an issuer kind carries, whatever the platform version or event: the standard claims
  * verification requires, plus (github, gitlab) those present since the platform's first OIDC release (GHES 3.5,
@@ -98,13 +101,7 @@ export type GitLabClaims = z.infer<typeof GitLabClaims>;
  */
 export const ALWAYS_PRESENT_CLAIMS: Record<IssuerKind, readonly string[]> = {
   github: [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
+    ...JWT_CLAIMS,
     "actor",
     "actor_id",
     "base_ref",
@@ -125,13 +122,7 @@ export const ALWAYS_PRESENT_CLAIMS: Record<IssuerKind, readonly string[]> = {
     "workflow",
   ],
   gitlab: [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
+    ...JWT_CLAIMS,
     "namespace_id",
     "namespace_path",
     "project_id",
