@@ -119,6 +119,14 @@ function completedRun(runId: number, ownerId = Number(ACME.ownerId), repositoryI
   return JSON.stringify(payload);
 }
 
+/**
+ * Limits count in fixed one-minute windows on the Worker's clock: move it just past the start of a window, so a
+ * test's requests all fall in one (the clock stays within the tokens' skew of real time).
+ */
+function atWindowStart(time: { clock: () => number; advance: (ms: number) => number }): void {
+  time.advance(60_000 - (time.clock() % 60_000) + 500);
+}
+
 describe("webhooks are scoped", () => {
   it("an owner-scoped secret ends its own owner's run, and nothing of another owner's", async () => {
     const s = await setup();
@@ -263,6 +271,7 @@ describe("cheap rejections stay cheap", () => {
 describe("forged lease ids touch nothing", () => {
   it("an altered, forged or MAC-less lease id is 404 on DELETE and renew, and counts against the failure limit", async () => {
     const s = await setup({ RUNPASS_RATE_LIMITS: JSON.stringify({ failures: "4/1m" }) });
+    atWindowStart(s.time);
     const got = (await s.exchange(await s.token())).body;
     const { id, revoke_token: revokeToken } = got.lease;
     const [prefix, random, mac] = id.split(".") as [string, string, string];
@@ -313,6 +322,7 @@ describe("forged lease ids touch nothing", () => {
 describe("a flood from a shared address does not lock out honest jobs", () => {
   it("after 61 garbage tokens from one address, a valid token from it gets 200; garbage gets 429 with no record and no key fetch", async () => {
     const s = await setup();
+    atWindowStart(s.time);
     expect((await s.exchange(await s.token(), "api-deploy", "10.9.9.9")).status).toBe(200); // warm keys
     s.fetches.length = 0;
     const [h, p] = (await s.token()).split(".");
@@ -475,6 +485,7 @@ describe("emergency revoke is complete", () => {
 describe("every failure limit spares honest callers", () => {
   it("failed admin logins are limited per address and audited in aggregate; the right token still gets in", async () => {
     const s = await setup({ RUNPASS_RATE_LIMITS: JSON.stringify({ failures: "3/1m" }) });
+    atWindowStart(s.time);
     const ip = "203.0.113.99";
     const tryAdmin = (token: string) =>
       s.broker.fetch("/v1/admin/leases", {
