@@ -6,6 +6,12 @@ export const MAX_TOKEN_BYTES = 16 * 1024;
 /** Largest request body accepted, checked from Content-Length and again while reading, before JSON parsing. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * Largest runner-supplied key material in an exchange body (`ssh_public_key`, `csr`): an RSA-8192 public key or CSR
+ * in PEM stays under 4 KiB; 8 KiB leaves room for comments and attributes, well inside MAX_BODY_BYTES.
+ */
+export const MAX_KEY_MATERIAL_CHARS = 8 * 1024;
+
 /** Clock skew tolerated on exp/nbf/iat. CI runners and issuers are NTP-synced; a minute covers the rest. */
 export const CLOCK_SKEW_SECONDS = 60;
 

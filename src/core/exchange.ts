@@ -8,6 +8,7 @@ import { type AuditHasher, randomId, sha256 } from "./crypto.ts";
 import { type ErrorCode, type Reason, RunpassError } from "./errors.ts";
 import {
   type Credentials,
+  type ExchangeInputs,
   type GrantPlan,
   type GrantSubject,
   type Issued,
@@ -58,6 +59,8 @@ export interface ExchangeInput {
   ttl?: number;
   /** RFC 8693 `audience`: judged only once the token verified and the policy matched, so it reveals nothing. */
   audience?: string;
+  /** Runner-supplied key material (`ssh_public_key`, `csr`); grants that do not use it ignore it. */
+  inputs?: ExchangeInputs;
 }
 
 export interface ExchangeResponse {
@@ -160,7 +163,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
 
   let plan: GrantPlan;
   try {
-    plan = planGrants(policy.def.grants, grants, subject, lease, now);
+    plan = planGrants(policy.def.grants, grants, subject, lease, now, input.inputs);
   } catch (e) {
     if (e instanceof RunpassError) {
       const error = new RunpassError(e.code, e.message, {

@@ -3,6 +3,7 @@
 import type { Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { DurableLedger } from "../adapters/ledger-client.ts";
+import { MAX_KEY_MATERIAL_CHARS } from "../core/constants.ts";
 import { parseDuration } from "../core/duration.ts";
 import { RunpassError } from "../core/errors.ts";
 import { type ExchangeDeps, type ExchangeInput, exchange, explain } from "../core/exchange.ts";
@@ -25,6 +26,9 @@ const ExchangeBody = z.strictObject({
   policy: z.string().check(z.minLength(1), z.maxLength(128)),
   grants: z.optional(z.array(z.enum(GRANT_NAMES)).check(z.minLength(1), z.maxLength(GRANT_NAMES.length))),
   ttl: z.optional(z.string().check(z.maxLength(16))),
+  // Accepted whatever the policy (docs/api.md): only the grants that use them read them.
+  ssh_public_key: z.optional(z.string().check(z.minLength(1), z.maxLength(MAX_KEY_MATERIAL_CHARS))),
+  csr: z.optional(z.string().check(z.minLength(1), z.maxLength(MAX_KEY_MATERIAL_CHARS))),
 });
 
 /** The core pipeline's dependencies for this request (shared by /v1/exchange, /v1/explain and /oauth/token). */
@@ -94,6 +98,10 @@ async function handle(c: Context<AppEnv>, event: "exchange" | "explain"): Promis
       policy: body.policy,
       ...(body.grants ? { grants: [...new Set(body.grants)] } : {}),
       ...(ttl !== undefined ? { ttl } : {}),
+      inputs: {
+        ...(body.ssh_public_key !== undefined ? { ssh_public_key: body.ssh_public_key } : {}),
+        ...(body.csr !== undefined ? { csr: body.csr } : {}),
+      },
     };
   } catch (e) {
     const refusal = await refuseOrCharge(c, blocked, e);

@@ -5,11 +5,19 @@
 import { RunpassError } from "../errors.ts";
 import type { LeaseGrant } from "../lease.ts";
 import type { GrantName, Grants } from "../policy/types.ts";
-import type { GrantSubject, IssueDeps, IssuePorts, LeaseRef, Minted, PlanContext } from "./module.ts";
+import type {
+  ExchangeInputs,
+  GrantSubject,
+  IssueDeps,
+  IssuePorts,
+  LeaseRef,
+  Minted,
+  PlanContext,
+} from "./module.ts";
 import { type Credentials, type GrantPlan, grantModule, MINT_ORDER } from "./registry.ts";
 import { UpstreamError, upstreamFailure } from "./upstream.ts";
 
-export type { GrantSubject, IssueDeps, IssuePorts, LeaseRef } from "./module.ts";
+export type { ExchangeInputs, GrantSubject, IssueDeps, IssuePorts, LeaseRef } from "./module.ts";
 export type { Credentials, GrantPlan } from "./registry.ts";
 
 export interface Issued {
@@ -30,9 +38,10 @@ export function planGrants(
   subject: GrantSubject,
   lease: LeaseRef,
   now: number,
+  inputs: ExchangeInputs = {},
 ): GrantPlan {
   const plan: GrantPlan = {};
-  const ctx = { subject, lease, now };
+  const ctx = { subject, lease, now, inputs };
   for (const name of MINT_ORDER) {
     const def = grants[name];
     if (def === undefined || !names.includes(name)) continue;

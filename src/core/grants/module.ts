@@ -42,12 +42,25 @@ export interface LoadContext {
   duration(path: Path, text: string | undefined, fallback: number): number;
 }
 
+/**
+ * Key material the runner sent with the exchange (docs/api.md): accepted whatever the policy and ignored by every
+ * grant that does not use it, so a request never reveals which grants a policy has. Renewal passes what the
+ * lease kept.
+ */
+export interface ExchangeInputs {
+  /** An OpenSSH public key line for the `ssh` grant to certify. */
+  ssh_public_key?: string;
+  /** A PKCS#10 certificate request (PEM) for the `x509` grant. */
+  csr?: string;
+}
+
 /** What planning gets: nothing upstream has been called yet, so a throw costs nothing. */
 export interface PlanContext {
   subject: GrantSubject;
   lease: LeaseRef;
   /** Seconds since the epoch. */
   now: number;
+  inputs: ExchangeInputs;
 }
 
 /** Upstream clients and keys, one port per grant that needs one (the adapters provide them). */
@@ -65,7 +78,8 @@ export interface IssueDeps extends AwsPorts {
 /** The adapters' part of IssueDeps: upstream ports and the revocation-handle sealer (everything but keys). */
 export type IssuePorts = Omit<IssueDeps, "signer" | "issuerUrl" | "hasher">;
 
-export interface MintContext extends PlanContext {
+/** What minting gets: key material from the request has already been read into the plan. */
+export interface MintContext extends Omit<PlanContext, "inputs"> {
   policy: { name: string; version: string };
   deps: IssueDeps;
 }
