@@ -2,11 +2,11 @@
 // upstream revocations and an audit outbox, in one Durable Object per run.
 
 import { DurableObject } from "cloudflare:workers";
-import { type AuditRecord, refusedRecord } from "../core/audit/record.ts";
+import { type AuditRecord, auditGrants, refusedRecord } from "../core/audit/record.ts";
 import { REVOCATION_BACKOFF_MS, REVOCATION_MAX_ATTEMPTS, RUN_ENDED_RETENTION_MS } from "../core/constants.ts";
 import { equalText, randomId } from "../core/crypto.ts";
 import { revokeGrant } from "../core/grants/revoke.ts";
-import { type LeaseEndReason, type LeaseGrant, renewalIntervalMs } from "../core/lease.ts";
+import { type LeaseEndReason, type LeaseGrant, renewalInputs, renewalIntervalMs } from "../core/lease.ts";
 import type {
   CommitInput,
   CommitOutcome,
@@ -187,6 +187,7 @@ export class RunLedger extends DurableObject<Env> {
       expires_at: row.expires_at,
       subject: JSON.parse(row.subject) as LeaseSubject,
       grant_types: [...new Set(grants.map((g) => g.type))],
+      inputs: renewalInputs(grants),
     };
   }
 
@@ -425,7 +426,7 @@ export class RunLedger extends DurableObject<Env> {
         run: ctx.run,
         lease_id: row.id,
         end_reason: ctx.reason,
-        grants: grants.map(({ revocation: _r, ...g }) => g),
+        grants: auditGrants(grants),
         count: 1,
       });
     }

@@ -1,6 +1,6 @@
 // The exchange and explain pipelines: verify → policy → (ledger) → grants → durable audit → response.
 
-import { type AuditBase, auditRecord } from "./audit/record.ts";
+import { type AuditBase, auditGrants, auditRecord } from "./audit/record.ts";
 import { type Authorization, authorize } from "./authorize.ts";
 import type { Clock } from "./clock.ts";
 import { CLOCK_SKEW_SECONDS } from "./constants.ts";
@@ -212,7 +212,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   record.run = runKey;
   record.lease_id = lease.id;
   record.lease_expires_at = new Date(lease.expiresAt * 1000).toISOString();
-  record.grants = issued.grants.map(({ revocation: _r, ...g }) => g);
+  record.grants = auditGrants(issued.grants);
 
   let outcome: Awaited<ReturnType<Ledger["commit"]>>;
   try {

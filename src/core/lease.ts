@@ -2,6 +2,7 @@
 
 import { deriveHmacKey, equalText, hmac, randomId } from "./crypto.ts";
 import { base64url, utf8 } from "./encoding.ts";
+import type { ExchangeInputs } from "./grants/module.ts";
 import type { GrantName } from "./policy/types.ts";
 import { decodeUtf8 } from "./read-capped.ts";
 
@@ -16,10 +17,20 @@ export interface LeaseGrant {
   expires_at: string;
   /** Opaque handle a grant's revoker needs to recall it upstream (never the credential in clear). */
   revocation?: string;
+  /**
+   * The key material the credential certifies (an OpenSSH public key, a CSR): renewal passes it back to the grant
+   * so it re-signs the same key (docs/grants.md). Public by nature, but kept out of audit records (size).
+   */
+  inputs?: ExchangeInputs;
   /** Secrets: which secret and version was delivered, and under which name (id digests `secret:<path>@<version>`, never the value). */
   path?: string;
   version?: number;
   name?: string;
+}
+
+/** What renewal passes back to the grants: the key material the lease's latest credentials certify. */
+export function renewalInputs(grants: readonly LeaseGrant[]): ExchangeInputs {
+  return Object.assign({}, ...grants.map((g) => g.inputs ?? {})) as ExchangeInputs;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The run ledger as the core sees it: a strongly consistent store per run key (a Durable Object in the Worker).
 
 import type { AuditRecord } from "./audit/record.ts";
+import type { ExchangeInputs } from "./grants/module.ts";
 import type { LeaseEndReason, LeaseGrant } from "./lease.ts";
 import type { GrantName } from "./policy/types.ts";
 
@@ -30,6 +31,8 @@ export interface RenewableLease {
   expires_at: number;
   subject: LeaseSubject;
   grant_types: GrantName[];
+  /** Key material the lease's credentials certify, for renewal to re-sign (LeaseGrant.inputs). */
+  inputs: ExchangeInputs;
 }
 
 export interface CommitInput {

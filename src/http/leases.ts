@@ -3,7 +3,7 @@
 import type { Context, Hono } from "hono";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { DurableLedger } from "../adapters/ledger-client.ts";
-import type { AuditRecord } from "../core/audit/record.ts";
+import { type AuditRecord, auditGrants } from "../core/audit/record.ts";
 import { sha256 } from "../core/crypto.ts";
 import { type Reason, RunpassError } from "../core/errors.ts";
 import { type Issued, issueGrants, planGrants, recallIssued } from "../core/grants/issue.ts";
@@ -139,7 +139,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
     const hasher = ctx.hasher();
     let issued: Issued;
     try {
-      const plan = planGrants(policy.def.grants, names, subject, leaseRef, now);
+      const plan = planGrants(policy.def.grants, names, subject, leaseRef, now, lease.inputs);
       issued = await issueGrants(
         plan,
         subject,
@@ -169,7 +169,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
         policy: policy.def.name,
         policy_version: policy.def.version,
         issuer: issuer.name,
-        grants: issued.grants.map(({ revocation: _r, ...g }) => g),
+        grants: auditGrants(issued.grants),
       },
     );
     if (!(await ledger.addGrants(run, id, issued.grants, record, rt.clock()))) {

@@ -23,7 +23,12 @@ export type AuditEvent =
   | "rate_limit";
 
 /** One issued credential, by digest (the lease's view of a grant, minus any revocation handle). */
-export type AuditGrant = Omit<LeaseGrant, "revocation">;
+export type AuditGrant = Omit<LeaseGrant, "revocation" | "inputs">;
+
+/** A lease's grants as audit records carry them: without revocation handles or key material. */
+export function auditGrants(grants: readonly LeaseGrant[]): AuditGrant[] {
+  return grants.map(({ revocation: _r, inputs: _i, ...g }) => g);
+}
 
 export interface AuditRecord {
   id: string;
