@@ -11,8 +11,8 @@ import { exchangeDeps, proveOrRefuse } from "./exchange.ts";
 import { chargeFailure, clientBlocked, refuseOrCharge } from "./rate-limit.ts";
 import { readBodyBytes } from "./request.ts";
 import type { AppEnv } from "./types.ts";
+import { TOKEN_EXCHANGE_GRANT as TOKEN_EXCHANGE } from "./well-known.ts";
 
-const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const SUBJECT_TYPES = new Set([
   "urn:ietf:params:oauth:token-type:id_token",
   "urn:ietf:params:oauth:token-type:jwt",
