@@ -118,6 +118,7 @@ export default defineConfig({
                 TEST_GITHUB_API_BASE: inject("githubApiBase"),
                 TEST_GITHUB_APP_ID: inject("githubAppId"),
                 TEST_GITHUB_APP_PRIVATE_KEY: inject("githubAppPrivateKey"),
+                TEST_POSTGRES: JSON.stringify(inject("postgres")),
                 RUNPASS_ISSUER_URL: "https://runpass.test",
                 RUNPASS_SIGNING_KEYS: signingKeys,
                 RUNPASS_AUDIT_KEY: "test-audit-key-0123456789abcdef0123456789",

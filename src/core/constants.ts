@@ -100,6 +100,35 @@ export const GITHUB_MAX_REPOSITORIES = 500;
 /** Default region for STS and returned credentials. */
 export const DEFAULT_AWS_REGION = "us-east-1";
 
+/**
+ * gcp grant (docs/grants.md, "gcp"): Google access tokens last at most 1 h unless an organisation policy allows
+ * more, and runpass never asks for more (the lease caps it further); at least a minute, or there is no point.
+ */
+export const GCP_MAX_LIFETIME_SECONDS = 60 * 60;
+export const GCP_MIN_LIFETIME_SECONDS = 60;
+/** Default gcp lifetime when the policy names none (still capped by the lease). */
+export const DEFAULT_GCP_LIFETIME_SECONDS = 15 * 60;
+/** Google's `google.subject` holds 127 bytes; `policy:<name>:run:<run>` must fit, so names with a gcp grant are short. */
+export const GCP_MAX_POLICY_NAME = 64;
+export const GCP_MAX_SUBJECT_BYTES = 127;
+/** OAuth scopes a gcp grant may list. */
+export const GCP_MAX_SCOPES = 20;
+/** The default scope of a gcp grant (IAM roles, not the scope, decide what the token may do). */
+export const DEFAULT_GCP_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
+/** Lifetime of the assertion runpass redeems at once for a service account's token (only runpass sees it). */
+export const GCP_EXCHANGE_ASSERTION_SECONDS = 5 * 60;
+/**
+ * azure grant (docs/grants.md, "azure"): the client assertion is also handed to the run as `federated_token`
+ * (for `az login`), so it lives until the lease ends, at most this long (a renewal signs a new one).
+ */
+export const AZURE_MAX_ASSERTION_SECONDS = 60 * 60;
+/** A lease with less left than this gets no azure grant: `az login` needs time to redeem the assertion. */
+export const AZURE_MIN_ASSERTION_SECONDS = 60;
+/** Entra's default authority (AZURE_AUTHORITY_HOST overrides it, as the Azure SDKs do). */
+export const DEFAULT_AZURE_AUTHORITY_HOST = "https://login.microsoftonline.com";
+export const DEFAULT_GCP_STS_ENDPOINT = "https://sts.googleapis.com";
+export const DEFAULT_GCP_IAMCREDENTIALS_ENDPOINT = "https://iamcredentials.googleapis.com";
+
 /** Largest secret value (bytes, after base64 decoding). */
 export const MAX_SECRET_BYTES = 64 * 1024;
 /** Request body cap for secret writes: a 64 KiB value as base64 inside JSON, with room to spare. */
@@ -124,6 +153,11 @@ export const DEFAULT_RATE_LIMITS = {
   webhook: { limit: 600, windowSeconds: 60 },
   /** Introspection requests per client address (resource servers introspect per request they serve). */
   introspect: { limit: 600, windowSeconds: 60 },
+  /**
+   * Leak reports per reporter (the admin API; GitHub's partner endpoint and alert webhook), docs/leaks.md: a real
+   * incident is a handful of reports; a flood is someone probing the index, and must not cost D1 reads per value.
+   */
+  leak: { limit: 30, windowSeconds: 60 },
 } as const;
 
 /** The client address when no CF-Connecting-IP header is present (local dev, tests): all such callers share one bucket. */
@@ -140,3 +174,95 @@ export const RATE_LIMIT_MAX_LOCAL_KEYS = 10_000;
 
 /** Slack after a window ends (real time) before the limiter object's alarm records what it refused. */
 export const RATE_LIMIT_ALARM_GRACE_MS = 5_000;
+
+/** postgres grant (docs/grants.md, "postgres"): role names are this prefix + 20 base32 characters (< 63 bytes). */
+export const POSTGRES_ROLE_PREFIX = "rp_";
+/** PBKDF2 iterations of the SCRAM-SHA-256 verifier: PostgreSQL's own default (scram_iterations). */
+export const POSTGRES_SCRAM_ITERATIONS = 4096;
+/** Default lifetime of a postgres role when the policy sets none (still capped by the lease). */
+export const DEFAULT_POSTGRES_TTL_SECONDS = 15 * 60;
+/** Default and largest CONNECTION LIMIT of a lease's role: a CI job needs a handful, not a pool's worth. */
+export const DEFAULT_POSTGRES_CONNECTION_LIMIT = 10;
+export const MAX_POSTGRES_CONNECTION_LIMIT = 100;
+/** Roles a grant may list, and statements it may run: a review-sized policy. */
+export const MAX_POSTGRES_ROLES = 16;
+export const MAX_POSTGRES_STATEMENTS = 32;
+/** How long lease end waits for each terminated session to exit (pg_terminate_backend's timeout). */
+export const POSTGRES_TERMINATE_WAIT_MS = 5_000;
+/** Connect and statement timeout for the broker's own sessions: an exchange must not hang on a dead database. */
+export const POSTGRES_CONNECT_TIMEOUT_SECONDS = 5;
+
+/** Cloudflare Access tokens are a few KiB; anything far larger is refused before parsing. */
+export const MAX_ACCESS_JWT_BYTES = 16 * 1024;
+
+/** A token with an unknown `kid` refetches the team's certs at most this often (key rotation, not a flood). */
+export const ACCESS_JWKS_COOLDOWN_MS = 30_000;
+
+/** Console sessions (admin-token sign-in) end after this long at most, whatever the activity (docs/console.md). */
+export const CONSOLE_SESSION_TTL_MS = 8 * 60 * 60 * 1000;
+
+/** Rows per page in the console's run and audit lists (a phone screen's worth of scrolling, not a dump). */
+export const CONSOLE_PAGE_SIZE = 50;
+
+/** Issuance records in one compliance report (CSV/JSON): a month of a busy deployment; longer periods are split. */
+export const MAX_REPORT_ISSUANCES = 20_000;
+
+/** Smallest RSA user key the ssh grant certifies: NIST SP 800-57 puts 2048-bit RSA at 112 bits of strength, below what a new key should have. */
+export const SSH_RSA_MIN_BITS = 3072;
+
+/** Largest RSA user key the ssh grant certifies: OpenSSH's own limit (SSHBUF_MAX_BIGNUM), and still inside MAX_KEY_MATERIAL_CHARS. */
+export const SSH_RSA_MAX_BITS = 8192;
+
+/** Default lifetime of an ssh certificate: long enough for a deploy step, short enough that a leak is worth little. */
+export const DEFAULT_SSH_CERT_TTL_SECONDS = 15 * 60;
+
+/**
+ * How far before issuance an ssh certificate's validity starts: hosts whose clocks run up to a minute behind the
+ * broker's still accept it (the same skew runpass tolerates on OIDC tokens).
+ */
+export const SSH_VALID_AFTER_BACKDATE_SECONDS = 60;
+
+/** Most principals one ssh grant may name: each is a login on every host that trusts the CA. */
+export const SSH_MAX_PRINCIPALS = 32;
+
+/** How long hosts and caches may keep a fetched KRL (`Cache-Control: max-age`): the delay a revocation may take to show. */
+export const SSH_KRL_MAX_AGE_SECONDS = 30;
+
+/** Default lifetime of an x509 client certificate: long enough for a job's calls, short enough that a leak is worth little. */
+export const DEFAULT_X509_CERT_TTL_SECONDS = 15 * 60;
+
+/** How far before issuance an x509 certificate's validity starts: servers whose clocks run up to a minute behind still accept it. */
+export const X509_NOT_BEFORE_BACKDATE_SECONDS = 60;
+
+/** Bytes of an x509 serial: 128 random bits (CA/Browser Forum asks ≥ 64), inside RFC 5280's 20-octet limit. */
+export const X509_SERIAL_BYTES = 16;
+
+/** Smallest RSA key an x509 CSR may carry (the same strength floor as the ssh grant's SSH_RSA_MIN_BITS). */
+export const X509_RSA_MIN_BITS = 3072;
+
+/** Names one x509 grant may put in a certificate's SAN (URIs plus DNS names): each is an identity a server may trust. */
+export const X509_MAX_SAN_NAMES = 16;
+
+/** A CRL's `nextUpdate` after its `thisUpdate`: servers refetch at least this often (the issue asks for ≤ 10 min). */
+export const X509_CRL_VALIDITY_SECONDS = 10 * 60;
+
+/** How long caches may keep a fetched CRL (`Cache-Control: max-age`): the delay a revocation may take to show. */
+export const X509_CRL_MAX_AGE_SECONDS = 30;
+
+/** Values one leak report may name (docs/leaks.md): a scanner's report of one push, with room to spare. */
+export const MAX_LEAK_VALUES = 500;
+/** Longest value a leak report may name: a runpass JWT with large claims fits; anything longer is no credential of ours. */
+export const MAX_LEAK_VALUE_CHARS = 16 * 1024;
+/** Body cap for a leak report (a gitleaks or trufflehog report carries context lines besides the secrets). */
+export const MAX_LEAK_REPORT_BYTES = 1024 * 1024;
+
+/** First retry of an alert delivery; doubles per attempt up to ALERT_BACKOFF_MAX_MS (docs/leaks.md, Alerts). */
+export const ALERT_BACKOFF_MS = 5_000;
+/** Longest wait between alert delivery attempts: a receiver back up is served within five minutes. */
+export const ALERT_BACKOFF_MAX_MS = 5 * 60_000;
+/** Delivery attempts before an alert is given up (audited): with the backoff above, about 24 hours. */
+export const ALERT_MAX_ATTEMPTS = 300;
+/** One alert delivery's time cap: a hanging receiver must not hold the object's alarm. */
+export const ALERT_DELIVERY_TIMEOUT_MS = 10_000;
+/** Delivered or given-up alerts are listed for 30 days, then forgotten (the audit log keeps their records). */
+export const ALERT_RETENTION_MS = 30 * 24 * 3600_000;

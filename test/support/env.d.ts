@@ -13,6 +13,8 @@ declare global {
       TEST_GITHUB_APP_ID: string;
       /** The test GitHub App's private key, PKCS#1 PEM. */
       TEST_GITHUB_APP_PRIVATE_KEY: string;
+      /** JSON PostgresInfo: the test PostgreSQL server (test/support/postgres-server.ts). */
+      TEST_POSTGRES: string;
       /** JSON: the workflow_run and workflow_job entries of @octokit/webhooks-examples (vitest.config.ts). */
       TEST_WEBHOOK_EXAMPLES: string;
     }

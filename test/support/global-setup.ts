@@ -6,12 +6,19 @@ import type { TestProject } from "vitest/node";
 import { FakeGitHub, GITHUB_APP_ID } from "./fake-github.ts";
 import { FakeSts } from "./fake-sts.ts";
 import { TestIssuer } from "./oidc-issuer.ts";
+import { type PostgresInfo, PostgresServer } from "./postgres-server.ts";
 
 let issuer: TestIssuer | undefined;
 let sts: FakeSts | undefined;
 let github: FakeGitHub | undefined;
+let postgres: PostgresServer | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // A real PostgreSQL server per project (test/support/postgres-server.ts): each project's setup owns its own, so
+  // the two never share roles or fight over a port. Started first: it is the slowest part.
+  postgres = new PostgresServer();
+  const pg = postgres.start();
+  pg.catch(() => undefined); // awaited below; a failure surfaces there
   issuer = await new TestIssuer().start();
   project.provide("issuerBase", issuer.base);
 
@@ -25,10 +32,11 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide("githubApiBase", github.base);
   project.provide("githubAppId", GITHUB_APP_ID);
   project.provide("githubAppPrivateKey", privateKey.export({ type: "pkcs1", format: "pem" }) as string);
+  project.provide("postgres", await pg);
 }
 
 export async function teardown(): Promise<void> {
-  await Promise.all([issuer?.stop(), sts?.stop(), github?.stop()]);
+  await Promise.all([issuer?.stop(), sts?.stop(), github?.stop(), postgres?.stop()]);
 }
 
 declare module "vitest" {
@@ -42,5 +50,7 @@ declare module "vitest" {
     githubAppId: string;
     /** The test GitHub App's private key, PKCS#1 PEM. */
     githubAppPrivateKey: string;
+    /** The test PostgreSQL server: admin and superuser URLs, server log (test/support/postgres-server.ts). */
+    postgres: PostgresInfo;
   }
 }
