@@ -4,6 +4,7 @@ import { DEFAULT_MAX_LEASE_TTL_SECONDS } from "../core/constants.ts";
 import { parseDuration } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
 import { checkIssuerUrl } from "../core/oidc/issuers.ts";
+import type { AlertHub } from "./alert-hub.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
 import type { RevocationRegistry } from "./revocation-registry.ts";
 import type { RunLedger } from "./run-ledger.ts";
@@ -17,6 +18,8 @@ export interface Env {
   REVOCATIONS: DurableObjectNamespace<RevocationRegistry>;
   /** Rate-limit counters, one object per limit key. */
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  /** Alert deduplication and durable delivery (one object, docs/leaks.md). */
+  ALERTS: DurableObjectNamespace<AlertHub>;
   /** Policy records of large sets (RUNPASS_BUNDLE_MAX); optional for bundled sets. */
   POLICY_KV?: KVNamespace;
   AUDIT_DB: D1Database;
@@ -29,8 +32,22 @@ export interface Env {
   RUNPASS_DEV?: string;
   RUNPASS_MAX_LEASE_TTL?: string;
   RUNPASS_MASTER_KEYS?: string;
+  /** The x509 grant's CA: {"certificate": "<PEM chain, issuing CA first>", "key": "<PKCS#8 PEM>"}, or a list for rotation (docs/grants.md, "x509"). */
+  RUNPASS_X509_CA?: string;
+  /** Cloudflare Access team (acme.cloudflareaccess.com): with RUNPASS_ACCESS_AUD, the console requires Access (docs/console.md). */
+  RUNPASS_ACCESS_TEAM_DOMAIN?: string;
+  /** The Access application's AUD tag. */
+  RUNPASS_ACCESS_AUD?: string;
   /** JSON overrides of the rate limits, e.g. {"failures":"60/1m","repository":"300/1m"} (docs/security.md, Rate limits). */
   RUNPASS_RATE_LIMITS?: string;
+  /** Where alerts are POSTed (https; http to a loopback host in dev mode), docs/leaks.md. */
+  RUNPASS_ALERT_WEBHOOK?: string;
+  /** Signs alert bodies (`x-runpass-signature: sha256=…`). */
+  RUNPASS_ALERT_SECRET?: string;
+  /** JSON overrides of the alert thresholds, e.g. {"denial_burst":"10/5m"}. */
+  RUNPASS_ALERTS?: string;
+  /** When sensitive policies are expected to be used, e.g. "Mon-Fri 07:00-19:00 Europe/Berlin". */
+  RUNPASS_BUSINESS_HOURS?: string;
   GITHUB_WEBHOOK_SECRET?: string;
   GITHUB_WEBHOOK_SECRET_PREVIOUS?: string;
   GITLAB_WEBHOOK_TOKEN?: string;
@@ -41,6 +58,12 @@ export interface Env {
   AWS_ACCESS_KEY_ID?: string;
   AWS_SECRET_ACCESS_KEY?: string;
   AWS_STS_ENDPOINT?: string;
+  /** Overrides https://sts.googleapis.com (docs/grants.md, gcp). */
+  GCP_STS_ENDPOINT?: string;
+  /** Overrides https://iamcredentials.googleapis.com. */
+  GCP_IAMCREDENTIALS_ENDPOINT?: string;
+  /** Overrides https://login.microsoftonline.com (docs/grants.md, azure; the Azure SDKs' own name). */
+  AZURE_AUTHORITY_HOST?: string;
 }
 
 export interface RuntimeConfig {

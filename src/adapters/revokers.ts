@@ -1,13 +1,17 @@
 // The revokers this deployment has, one per grant type: runpass tokens (listed as revoked), GitHub installation
 // tokens (DELETE /installation/token), AWS sessions (cannot be revoked early: they expire with the lease), secret
-// values (cannot be taken back).
+// values (cannot be taken back), x509 certificates (listed on their CA's CRL until they expire).
 
 import { errorMessage } from "../core/errors.ts";
 import { type GrantRevoker, type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
+import { dropPostgresRole, type PostgresHandle } from "../core/grants/postgres.ts";
 import { Sealer } from "../core/grants/seal.ts";
 import { UpstreamError } from "../core/grants/upstream.ts";
+import type { X509RevocationHandle } from "../core/grants/x509.ts";
 import type { Env } from "./env.ts";
 import { revokeInstallationToken } from "./github-app.ts";
+import { postgresPortFor } from "./postgres.ts";
+import { revocationRegistry } from "./revocation-registry.ts";
 
 /** An STS session cannot be revoked; its duration was capped to the lease when it was minted. */
 const awsRevoker: GrantRevoker = {
@@ -19,6 +23,37 @@ const awsRevoker: GrantRevoker = {
     };
   },
 };
+
+/** Google and Entra access tokens cannot be revoked early: gcp lifetimes are capped to the lease, Entra's are its own (docs/grants.md). */
+function notRevocable(detail: string): GrantRevoker {
+  return {
+    async revoke() {
+      return { status: "not_revocable", retryable: false, detail };
+    },
+  };
+}
+
+/**
+ * An X.509 certificate cannot be recalled from the runner: its serial goes on its CA's CRL, durably, until the
+ * certificate expires (docs/grants.md, "x509"). A certificate that has already expired needs no listing.
+ */
+function x509Revoker(env: Env): GrantRevoker {
+  return {
+    async revoke(grant) {
+      const handle = grant.revocation ? (JSON.parse(grant.revocation) as Partial<X509RevocationHandle>) : {};
+      if (typeof handle.ca !== "string" || typeof handle.serial !== "string")
+        return { status: "failed", retryable: false, detail: "no certificate serial kept with the lease" };
+      const now = Math.floor(Date.now() / 1000);
+      const expiresAt = Math.floor(Date.parse(grant.expires_at) / 1000);
+      if (expiresAt <= now) return { status: "revoked", retryable: false, detail: "expired" };
+      await revocationRegistry(env).endCertificate(
+        { kind: "x509", ca: handle.ca, serial: handle.serial, endedAt: now, expiresAt },
+        now,
+      );
+      return { status: "revoked", retryable: false, detail: `on the CRL of CA ${handle.ca}` };
+    },
+  };
+}
 
 /** A delivered secret value cannot be taken back; rotating the secret is the remedy (docs/grants.md). */
 const secretsRevoker: GrantRevoker = {
@@ -53,7 +88,41 @@ function githubRevoker(env: Env): GrantRevoker {
   };
 }
 
+/**
+ * Opens the sealed handle ({ connection, role, heir }) and ends the role: sessions terminated, what it owns handed to
+ * the first listed role, the role dropped (docs/grants.md, "postgres"). An unreachable database is retried with
+ * backoff by the run's object.
+ */
+function postgresRevoker(env: Env): GrantRevoker {
+  return {
+    async revoke(grant, leaseId) {
+      if (!grant.revocation) return { status: "failed", retryable: false, detail: "no revocation handle" };
+      const key = env.RUNPASS_AUDIT_KEY;
+      if (!key) return { status: "failed", retryable: true, detail: "RUNPASS_AUDIT_KEY is not set" };
+      const opened = await new Sealer(key).open(grant.revocation, leaseId);
+      if (!opened) return { status: "failed", retryable: false, detail: "revocation handle does not open" };
+      const handle = JSON.parse(opened) as PostgresHandle;
+      try {
+        await dropPostgresRole(postgresPortFor(env), handle);
+        return { status: "revoked", retryable: false, detail: `role ${handle.role} dropped` };
+      } catch (e) {
+        const retryable = e instanceof UpstreamError ? e.retryable : true;
+        return { status: "failed", retryable, detail: errorMessage(e).slice(0, 200) };
+      }
+    },
+  };
+}
+
 /** Revokers available with this env's configuration. */
 export function revokersFor(env: Env): Revokers {
-  return { token: tokenRevoker, aws: awsRevoker, github: githubRevoker(env), secrets: secretsRevoker };
+  return {
+    token: tokenRevoker,
+    aws: awsRevoker,
+    gcp: notRevocable("Google access tokens expire on their own (capped to the lease)"),
+    azure: notRevocable("Entra access tokens expire on their own (Entra sets their lifetime)"),
+    github: githubRevoker(env),
+    secrets: secretsRevoker,
+    x509: x509Revoker(env),
+    postgres: postgresRevoker(env),
+  };
 }

@@ -5,6 +5,7 @@
 
 import type { Credentials } from "../core/grants/issue.ts";
 import type { GrantName } from "../core/policy/types.ts";
+import type { RunnerKeys } from "./runner-keys.ts";
 
 /** The variable the github grant's token is exported under unless the action is told otherwise. */
 export const GITHUB_TOKEN_ENV = "RUNPASS_GITHUB_TOKEN";
@@ -18,7 +19,22 @@ export interface GrantExports<C> {
   credentialOutputs(credential: C): Array<[string, string]>;
   /** Every credential value, for the runner's log masker. */
   values(credential: C): string[];
+  /**
+   * Files the credential becomes, written owner-only into the job's temp dir; each file's path is exported under
+   * its `env` name (src/cli/credential-files.ts). Throws when the credential does not match the runner's keys.
+   */
+  files?(credential: C, keys: RunnerKeys): CredentialFile[];
 }
+
+/** One credential file: the variable its path is exported under, its file name, and what it holds. */
+export interface CredentialFile {
+  env: string;
+  name: string;
+  content: string;
+}
+
+/** Thrown when a certificate in the response is not for the key this runner generated: nothing is written. */
+export class KeyMismatchError extends Error {}
 
 /** Per grant, in the order clients export them. */
 export const GRANT_EXPORTS: { [K in GrantName]: GrantExports<NonNullable<Credentials[K]>> } = {
@@ -38,6 +54,41 @@ export const GRANT_EXPORTS: { [K in GrantName]: GrantExports<NonNullable<Credent
     ],
     values: (c) => [c.access_key_id, c.secret_access_key, c.session_token],
   },
+  gcp: {
+    // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN, Terraform's google provider GOOGLE_OAUTH_ACCESS_TOKEN.
+    env: (c) => [
+      ["CLOUDSDK_AUTH_ACCESS_TOKEN", c.access_token],
+      ["GOOGLE_OAUTH_ACCESS_TOKEN", c.access_token],
+    ],
+    outputs: (c) => [
+      ["gcp-expires-at", c.expires_at],
+      ...(c.service_account !== undefined
+        ? ([["gcp-service-account", c.service_account]] as Array<[string, string]>)
+        : []),
+    ],
+    credentialOutputs: (c) => [["gcp-access-token", c.access_token]],
+    values: (c) => [c.access_token],
+  },
+  azure: {
+    // The Azure SDKs' names; `az login --service-principal -u "$AZURE_CLIENT_ID" --tenant "$AZURE_TENANT_ID"
+    // --federated-token "$AZURE_FEDERATED_TOKEN"` logs the Azure CLI in.
+    env: (c) => [
+      ["AZURE_CLIENT_ID", c.client_id],
+      ["AZURE_TENANT_ID", c.tenant_id],
+      ["AZURE_FEDERATED_TOKEN", c.federated_token],
+      ["RUNPASS_AZURE_ACCESS_TOKEN", c.access_token],
+    ],
+    outputs: (c) => [
+      ["azure-client-id", c.client_id],
+      ["azure-tenant-id", c.tenant_id],
+      ["azure-expires-at", c.expires_at],
+    ],
+    credentialOutputs: (c) => [
+      ["azure-access-token", c.access_token],
+      ["azure-federated-token", c.federated_token],
+    ],
+    values: (c) => [c.access_token, c.federated_token],
+  },
   token: {
     env: (c) => [["RUNPASS_TOKEN", c.token]],
     outputs: () => [],
@@ -49,6 +100,51 @@ export const GRANT_EXPORTS: { [K in GrantName]: GrantExports<NonNullable<Credent
     outputs: () => [],
     credentialOutputs: (c) => [["github-token", c.token]],
     values: (c) => [c.token],
+  },
+  x509: {
+    // The certificate, its chain and its key reach the job as files (docs/clients.md, "Certificates").
+    env: () => [],
+    outputs: (c) => [
+      ["x509-serial", c.serial],
+      ["x509-expires-at", c.expires_at],
+    ],
+    credentialOutputs: () => [],
+    values: (c) => (c.private_key !== undefined ? [c.private_key] : []),
+    files(c, keys) {
+      // A key the broker generated (no CSR reached it) comes with the certificate; otherwise it must be ours.
+      if (c.private_key === undefined && !keys.x509.certifies(c.certificate)) {
+        throw new KeyMismatchError("the x509 certificate in the response is not for the key this runner generated");
+      }
+      return [
+        { env: "RUNPASS_X509_CERT_FILE", name: "x509-cert.pem", content: c.certificate },
+        { env: "RUNPASS_X509_KEY_FILE", name: "x509-key.pem", content: c.private_key ?? keys.x509.privateKeyPem },
+        { env: "RUNPASS_X509_CHAIN_FILE", name: "x509-chain.pem", content: c.chain },
+      ];
+    },
+  },
+  postgres: {
+    // libpq's variables: psql, pg_dump and most drivers read them with no flags.
+    env: (c) => [
+      ["PGHOST", c.host],
+      ["PGPORT", String(c.port)],
+      ["PGDATABASE", c.database],
+      ["PGUSER", c.username],
+      ["PGPASSWORD", c.password],
+      ["PGSSLMODE", c.sslmode],
+      ["RUNPASS_POSTGRES_URL", c.url],
+    ],
+    outputs: (c) => [
+      ["postgres-host", c.host],
+      ["postgres-port", String(c.port)],
+      ["postgres-database", c.database],
+      ["postgres-username", c.username],
+      ["postgres-expires-at", c.expires_at],
+    ],
+    credentialOutputs: (c) => [
+      ["postgres-password", c.password],
+      ["postgres-url", c.url],
+    ],
+    values: (c) => [c.password, c.url],
   },
   secrets: {
     env: (c) => Object.entries(c),

@@ -2,22 +2,29 @@
 
 import type { Env, RuntimeConfig } from "../adapters/env.ts";
 import { readConfig, requireAuditKey } from "../adapters/env.ts";
+import { azureFor, gcpFor } from "../adapters/cloud-endpoints.ts";
 import { githubFor } from "../adapters/github-app.ts";
 import { storeFor } from "../adapters/secrets-client.ts";
 import { stsFor } from "../adapters/sts.ts";
+import { postgresPortFor } from "../adapters/postgres.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { AuditHasher } from "../core/crypto.ts";
 import { ConfigError, errorMessage } from "../core/errors.ts";
 import type { StsPort } from "../core/grants/aws.ts";
+import type { AzurePort } from "../core/grants/azure.ts";
+import type { GcpPort } from "../core/grants/gcp.ts";
 import type { IssuePorts } from "../core/grants/issue.ts";
 import { Sealer } from "../core/grants/seal.ts";
 import { secretReadResult } from "../core/grants/secrets.ts";
 import { Signer } from "../core/grants/signer.ts";
+import { Fingerprinter } from "../core/leaks/fingerprint.ts";
 import { LeaseIds } from "../core/lease.ts";
+import { X509Authority } from "../core/x509/ca.ts";
 import { DEV_ISSUER_NAME, type IssuerConfig } from "../core/oidc/issuers.ts";
 import { KeySetCache, type KeySource } from "../core/oidc/key-source.ts";
 import type { VerifierOptions } from "../core/oidc/verify.ts";
 import { compilePolicySet, type PolicySet } from "../core/policy/compile.ts";
+import type { Finding } from "../core/policy/lint.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
 import type { RunnerCli } from "./cli.ts";
 
@@ -31,6 +38,8 @@ export interface AppOptions {
   keySource?: KeySource;
   /** The standalone runner CLI served at /v1/cli/runpass.mjs. */
   runnerCli?: RunnerCli;
+  /** The policy set's lint findings, computed at build time, for the console (docs/console.md). */
+  lint?: readonly Finding[];
 }
 
 /** Config-dependent pieces, built once per distinct env. */
@@ -43,8 +52,22 @@ export interface EnvContext {
   hasher(): AuditHasher;
   /** Lease ids with a MAC; throws a ConfigError when RUNPASS_AUDIT_KEY is missing. */
   leaseIds(): LeaseIds;
+  /** Leak fingerprints (docs/leaks.md); throws a ConfigError when RUNPASS_AUDIT_KEY is missing. */
+  fingerprinter(): Fingerprinter;
   /** Upstream clients for the aws and github grants, and the revocation-handle sealer. */
   grants: IssuePorts;
+}
+
+/**
+ * What in a bundled policy set needs an RS256 signing key (gcp and azure assertions), for the ConfigError that
+ * refuses to start without one; undefined when nothing does. Sets kept in the policy store are checked when a
+ * policy signs (docs/grants.md, gcp and azure).
+ */
+function rs256Users(bundle: PolicyBundle): string | undefined {
+  const names = bundle.policies.filter((p) => p.grants.gcp || p.grants.azure).map((p) => p.name);
+  if (names.length === 0) return undefined;
+  const more = names.length > 1 ? ` and ${names.length - 1} more` : "";
+  return `the gcp and azure grants (policy "${names[0]}"${more})`;
 }
 
 export class Runtime {
@@ -124,10 +147,14 @@ export class Runtime {
       env.AWS_ACCESS_KEY_ID,
       env.AWS_SECRET_ACCESS_KEY,
       env.AWS_STS_ENDPOINT,
+      env.GCP_STS_ENDPOINT,
+      env.GCP_IAMCREDENTIALS_ENDPOINT,
+      env.AZURE_AUTHORITY_HOST,
       env.GITHUB_APP_ID,
       env.GITHUB_APP_PRIVATE_KEY,
       env.GITHUB_API_URL,
       env.RUNPASS_MASTER_KEYS,
+      env.RUNPASS_X509_CA,
     ]);
     const cached = this.#contexts.get(cacheKey);
     if (cached) return cached;
@@ -136,14 +163,19 @@ export class Runtime {
     let signer: Promise<Signer> | undefined;
     let hasher: AuditHasher | undefined;
     let leaseIds: LeaseIds | undefined;
+    let fingerprinter: Fingerprinter | undefined;
     let sealer: Sealer | undefined;
     let sts: StsPort | undefined;
+    let x509: Promise<X509Authority> | undefined;
+    let gcp: GcpPort | undefined;
+    let azure: AzurePort | undefined;
+    const rs256 = rs256Users(this.bundle);
     const context: EnvContext = {
       config,
       verifier: { issuers: policies.issuersByUrl, keys: this.keys, audiences, clock: this.clock },
       signer: () => {
         if (!signer) {
-          signer = Signer.fromConfig(env.RUNPASS_SIGNING_KEYS);
+          signer = Signer.fromConfig(env.RUNPASS_SIGNING_KEYS, rs256 ? { requireRs256: rs256 } : {});
           // A bad key stays bad until the env changes, but do not cache the rejection forever in a long-lived isolate.
           signer.catch(() => {
             signer = undefined;
@@ -159,6 +191,10 @@ export class Runtime {
         leaseIds ??= new LeaseIds(requireAuditKey(env));
         return leaseIds;
       },
+      fingerprinter: () => {
+        fingerprinter ??= new Fingerprinter(requireAuditKey(env));
+        return fingerprinter;
+      },
       grants: {
         get sealer() {
           sealer ??= new Sealer(requireAuditKey(env));
@@ -168,7 +204,26 @@ export class Runtime {
           sts ??= stsFor(env);
           return sts;
         },
+        gcp: () => {
+          gcp ??= gcpFor(env);
+          return gcp;
+        },
+        azure: () => {
+          azure ??= azureFor(env);
+          return azure;
+        },
         github: () => githubFor(env),
+        x509: () => {
+          if (!x509) {
+            x509 = X509Authority.fromConfig(env.RUNPASS_X509_CA);
+            // As with the signer: a bad CA stays bad until the env changes, but a long-lived isolate retries.
+            x509.catch(() => {
+              x509 = undefined;
+            });
+          }
+          return x509;
+        },
+        postgres: () => postgresPortFor(env),
         secrets: () => ({
           read: async (path, version) =>
             secretReadResult(await storeFor(env, path).read(env.RUNPASS_MASTER_KEYS, path, version)),

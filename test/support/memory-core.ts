@@ -9,6 +9,7 @@ import { ConfigError } from "../../src/core/errors.ts";
 import type { ExchangeDeps } from "../../src/core/exchange.ts";
 import { Sealer } from "../../src/core/grants/seal.ts";
 import { Signer } from "../../src/core/grants/signer.ts";
+import { Fingerprinter } from "../../src/core/leaks/fingerprint.ts";
 import { LeaseIds } from "../../src/core/lease.ts";
 import type { AuditSink, CommitInput, CommitOutcome, LeaseInput, Ledger } from "../../src/core/ledger.ts";
 import type { KeySource } from "../../src/core/oidc/key-source.ts";
@@ -190,9 +191,12 @@ export async function memoryCore(
     signer,
     hasher: new AuditHasher(AUDIT_KEY),
     leaseIds: new LeaseIds(AUDIT_KEY),
+    fingerprinter: new Fingerprinter(AUDIT_KEY),
     grants: {
       sealer: new Sealer(AUDIT_KEY),
       sts: () => unconfigured("AWS STS"),
+      gcp: () => unconfigured("Google Cloud"),
+      azure: () => unconfigured("Microsoft Entra ID"),
       github: () => unconfigured("the GitHub App"),
       secrets: () => unconfigured("the secret store"),
     },

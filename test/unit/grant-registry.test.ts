@@ -16,6 +16,18 @@ const SAMPLE: { [K in GrantName]-?: NonNullable<Credentials[K]> } = {
     expires_at: "2026-12-02T12:00:00.000Z",
     region: "eu-west-1",
   },
+  gcp: {
+    access_token: "ya29.example",
+    expires_at: "2026-12-02T12:00:00.000Z",
+    service_account: "deployer@acme-prod.iam.gserviceaccount.com",
+  },
+  azure: {
+    access_token: "eyJ.entra.sig",
+    expires_at: "2026-12-02T13:10:00.000Z",
+    client_id: "11111111-1111-1111-1111-111111111111",
+    tenant_id: "00000000-0000-0000-0000-000000000000",
+    federated_token: "eyJ.assertion.sig",
+  },
   github: {
     token: "ghs_example",
     expires_at: "2026-12-02T12:00:00.000Z",

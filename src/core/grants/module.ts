@@ -10,10 +10,14 @@ import type { LeaseGrant } from "../lease.ts";
 import type { IssuerConfig } from "../oidc/issuers.ts";
 import type { GrantName } from "../policy/types.ts";
 import type { AwsPorts } from "./aws.ts";
+import type { AzurePorts } from "./azure.ts";
+import type { GcpPorts } from "./gcp.ts";
 import type { GitHubPort } from "./github.ts";
+import type { PostgresPorts } from "./postgres.ts";
 import type { Sealer } from "./seal.ts";
 import type { SecretReader } from "./secrets.ts";
 import type { Signer } from "./signer.ts";
+import type { X509Ports } from "./x509.ts";
 
 /** Who the credentials are for: the verified CI identity (from the token, or stored with the lease for renewal). */
 export interface GrantSubject {
@@ -35,6 +39,8 @@ export type Report = (path: Path, message: string, atKey?: boolean) => void;
 
 /** What load-time validation of one grant gets besides its YAML. */
 export interface LoadContext {
+  /** The policy's name (its file name): some upstreams limit what a subject built from it may hold. */
+  policyName: string;
   /** The policy's lease ttl, seconds. */
   leaseTtl: number;
   report: Report;
@@ -64,7 +70,7 @@ export interface PlanContext {
 }
 
 /** Upstream clients and keys, one port per grant that needs one (the adapters provide them). */
-export interface IssueDeps extends AwsPorts {
+export interface IssueDeps extends AwsPorts, GcpPorts, AzurePorts, X509Ports, PostgresPorts {
   signer: Signer;
   issuerUrl: string;
   hasher: AuditHasher;
@@ -115,6 +121,11 @@ export interface GrantModule<N extends GrantName, Raw, D, P, C> {
   recall?(credential: C, ports: IssuePorts): Promise<string>;
   /** Every value in the credential a client must mask and a leak check must recognise. */
   secretValues(credential: C): string[];
+  /**
+   * A non-secret identifier of the credential that the upstream's own logs show (the AWS access key id), named
+   * by leak matches so an operator can search for its use (docs/leaks.md). Absent when there is none.
+   */
+  upstreamId?(credential: C): string | undefined;
 }
 
 /** ISO 8601 of seconds since the epoch. */

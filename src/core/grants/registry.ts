@@ -5,17 +5,26 @@
 import * as z from "zod/mini";
 import type { GrantName, Grants } from "../policy/types.ts";
 import { awsGrant } from "./aws.ts";
+import { azureGrant } from "./azure.ts";
+import { gcpGrant } from "./gcp.ts";
 import { githubGrant } from "./github.ts";
 import type { GrantModule } from "./module.ts";
+import { postgresGrant } from "./postgres.ts";
 import { secretsGrant } from "./secrets.ts";
 import { tokenGrant } from "./token.ts";
+import { x509Grant } from "./x509.ts";
 
 /** Every grant by name; the entries' order is the minting order. */
 export const GRANT_MODULES = {
   secrets: secretsGrant,
+  // Before anything upstream: a CSR that does not verify refuses the exchange with nothing to recall.
+  x509: x509Grant,
   token: tokenGrant,
   github: githubGrant,
   aws: awsGrant,
+  gcp: gcpGrant,
+  azure: azureGrant,
+  postgres: postgresGrant,
 } as const satisfies { [K in GrantName]: { name: K } };
 
 type Modules = typeof GRANT_MODULES;

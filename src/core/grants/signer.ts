@@ -20,22 +20,54 @@ function algFor(jwk: JWK): string | undefined {
  */
 export type RunpassGrant = "token" | "aws" | "gcp" | "azure";
 
+/** Grants whose assertions must be RS256 whatever the active key is: Entra refuses ES256 (docs/grants.md, gcp and azure). */
+const RS256_GRANTS: ReadonlySet<RunpassGrant> = new Set(["gcp", "azure"]);
+
+/** The ConfigError for a deployment that needs an RS256 key and has none; `who` says what needs it. */
+export function missingRs256(who: string): ConfigError {
+  return new ConfigError(
+    `RUNPASS_SIGNING_KEYS has no RS256 key, which ${who} need (Entra refuses ES256): add an RSA private JWK with "alg": "RS256" to the list, after the active key (docs/grants.md, gcp and azure)`,
+  );
+}
+
+interface SigningKey {
+  key: CryptoKey;
+  kid: string;
+  alg: string;
+}
+
+async function importSigningKey(jwk: JWK, alg: string, index: number): Promise<CryptoKey> {
+  try {
+    const key = await importJWK({ ...jwk, ext: false }, alg);
+    if (key instanceof Uint8Array) throw new Error("symmetric");
+    return key;
+  } catch {
+    throw new ConfigError(`RUNPASS_SIGNING_KEYS[${index}] cannot be imported as a signing key`);
+  }
+}
+
 /** Signs runpass JWTs with the active key and publishes every configured key's public half. */
 export class Signer {
-  readonly #key: CryptoKey;
-  readonly #kid: string;
-  readonly #alg: string;
+  readonly #active: SigningKey;
+  /** The first RS256 key (the active one when it is RS256), for the grants in RS256_GRANTS. */
+  readonly #rs256: SigningKey | undefined;
   readonly #public: JWK[];
 
-  private constructor(key: CryptoKey, kid: string, alg: string, publicKeys: JWK[]) {
-    this.#key = key;
-    this.#kid = kid;
-    this.#alg = alg;
+  private constructor(active: SigningKey, rs256: SigningKey | undefined, publicKeys: JWK[]) {
+    this.#active = active;
+    this.#rs256 = rs256;
     this.#public = publicKeys;
   }
 
-  /** Parses RUNPASS_SIGNING_KEYS (a JSON array of private JWKs, or `{ "keys": [...] }`). Fails closed with a ConfigError. */
-  static async fromConfig(text: string | undefined): Promise<Signer> {
+  /**
+   * Parses RUNPASS_SIGNING_KEYS (a JSON array of private JWKs, or `{ "keys": [...] }`). Fails closed with a
+   * ConfigError; `requireRs256` names what needs an RS256 key (the policies with gcp or azure grants), and its
+   * absence is then a ConfigError too.
+   */
+  static async fromConfig(
+    text: string | undefined,
+    options: { requireRs256?: string } = {},
+  ): Promise<Signer> {
     if (!text)
       throw new ConfigError(
         "RUNPASS_SIGNING_KEYS is not set (a JSON array of private JWKs; the first signs)",
@@ -51,7 +83,8 @@ export class Signer {
       throw new ConfigError("RUNPASS_SIGNING_KEYS must be a non-empty JSON array of private JWKs");
     }
     const publicKeys: JWK[] = [];
-    let active: { key: CryptoKey; kid: string; alg: string } | undefined;
+    let active: SigningKey | undefined;
+    let rs256: SigningKey | undefined;
     for (const [i, raw] of list.entries()) {
       const jwk = raw as JWK;
       const alg = typeof jwk === "object" && jwk ? algFor(jwk) : undefined;
@@ -66,18 +99,14 @@ export class Signer {
       delete pub.key_ops;
       delete pub.ext;
       publicKeys.push(pub);
-      if (i === 0) {
-        try {
-          const key = await importJWK({ ...jwk, ext: false }, alg);
-          if (key instanceof Uint8Array) throw new Error("symmetric");
-          active = { key, kid, alg };
-        } catch {
-          throw new ConfigError("RUNPASS_SIGNING_KEYS[0] cannot be imported as a signing key");
-        }
+      if (i === 0) active = { key: await importSigningKey(jwk, alg, i), kid, alg };
+      if (alg === "RS256" && !rs256) {
+        rs256 = i === 0 && active ? active : { key: await importSigningKey(jwk, alg, i), kid, alg };
       }
     }
     if (!active) throw new ConfigError("RUNPASS_SIGNING_KEYS has no active key");
-    return new Signer(active.key, active.kid, active.alg, publicKeys);
+    if (options.requireRs256 !== undefined && !rs256) throw missingRs256(options.requireRs256);
+    return new Signer(active, rs256, publicKeys);
   }
 
   /** The public JWKS for /.well-known/jwks.json. */
@@ -85,14 +114,25 @@ export class Signer {
     return { keys: this.#public };
   }
 
+  /** The active key's algorithm. */
   get algorithm(): string {
-    return this.#alg;
+    return this.#active.alg;
   }
 
-  /** Signs `claims` as a JWT for `grant` with the active key; the grant is always stamped, last, as `runpass_grant`. */
+  /** Every algorithm runpass signs with: the active key's, then RS256 when an RS256 key signs gcp/azure assertions. */
+  get algorithms(): string[] {
+    return [...new Set([this.#active.alg, ...(this.#rs256 ? [this.#rs256.alg] : [])])];
+  }
+
+  /**
+   * Signs `claims` as a JWT for `grant`, with the active key or, for gcp and azure, the RS256 key (a ConfigError
+   * when there is none); the grant is always stamped, last, as `runpass_grant`.
+   */
   async sign(grant: RunpassGrant, claims: JWTPayload): Promise<string> {
+    const signing = RS256_GRANTS.has(grant) ? this.#rs256 : this.#active;
+    if (!signing) throw missingRs256(`${grant} grants`);
     return new SignJWT({ ...claims, runpass_grant: grant })
-      .setProtectedHeader({ alg: this.#alg, kid: this.#kid, typ: "JWT" })
-      .sign(this.#key);
+      .setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: "JWT" })
+      .sign(signing.key);
   }
 }

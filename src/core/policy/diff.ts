@@ -134,6 +134,14 @@ function grantSummary(kind: keyof Grants, grants: Grants): string {
       const g = grants.aws!;
       return `role ${g.role_arn}, ${dur(g.duration)}`;
     }
+    case "gcp": {
+      const g = grants.gcp!;
+      return `${g.service_account ?? "federated principal"} via ${g.workload_identity_provider}, ${dur(g.lifetime)}`;
+    }
+    case "azure": {
+      const g = grants.azure!;
+      return `app ${g.client_id} in tenant ${g.tenant_id}, scope ${g.scope}`;
+    }
     case "github": {
       const g = grants.github!;
       const perms = Object.entries(g.permissions).map(([p, l]) => `${p}: ${l}`);
@@ -152,7 +160,7 @@ function secretRef(e: { path: string; version?: number }): string {
 
 function diffGrants(before: Grants, after: Grants, out: Change[]): void {
   const push = (effect: Effect, text: string) => out.push({ area: "grant", effect, text });
-  for (const kind of ["token", "aws", "github", "secrets"] as const) {
+  for (const kind of ["token", "aws", "gcp", "azure", "github", "secrets"] as const) {
     const a = before[kind];
     const b = after[kind];
     if (!a && !b) continue;
@@ -202,6 +210,23 @@ function diffGrants(before: Grants, after: Grants, out: Change[]): void {
           "changed",
           `aws grant transitive tag keys [${x.transitive_tag_keys}] → [${y.transitive_tag_keys}]`,
         );
+    } else if (kind === "gcp") {
+      const [x, y] = [before.gcp!, after.gcp!];
+      for (const field of ["workload_identity_provider", "service_account"] as const) {
+        if (x[field] !== y[field])
+          push("changed", `gcp grant ${field} ${x[field] ?? "(none)"} → ${y[field] ?? "(none)"}`);
+      }
+      const addedScopes = y.scopes.filter((s) => !x.scopes.includes(s));
+      const removedScopes = x.scopes.filter((s) => !y.scopes.includes(s));
+      if (addedScopes.length) push("wider", `gcp grant gains scopes ${addedScopes.join(", ")}`);
+      if (removedScopes.length) push("narrower", `gcp grant loses scopes ${removedScopes.join(", ")}`);
+      if (x.lifetime !== y.lifetime)
+        push(lengthEffect(x.lifetime, y.lifetime), `gcp grant lifetime ${dur(x.lifetime)} → ${dur(y.lifetime)}`);
+    } else if (kind === "azure") {
+      const [x, y] = [before.azure!, after.azure!];
+      for (const field of ["tenant_id", "client_id", "scope"] as const) {
+        if (x[field] !== y[field]) push("changed", `azure grant ${field} ${x[field]} → ${y[field]}`);
+      }
     } else if (kind === "github") {
       const [x, y] = [before.github!, after.github!];
       if (x.owner !== y.owner) push("changed", `github grant owner ${x.owner} → ${y.owner}`);

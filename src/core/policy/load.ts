@@ -247,6 +247,7 @@ function loadPolicy(
 
   const grants: Grants = {};
   const context: LoadContext = {
+    policyName: name,
     leaseTtl: ttl,
     report: (path, message, atKey = false) => src.error(path, message, atKey),
     duration: (path, text, fallback) => parseTtl(src, path, text, fallback),
@@ -288,6 +289,7 @@ function loadPolicy(
     deny,
     ttl,
     ...(file.deliver_once ? { deliver_once: true } : {}),
+    ...(file.sensitive ? { sensitive: true } : {}),
     grants,
   };
 }

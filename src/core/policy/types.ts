@@ -1,5 +1,6 @@
 // The policy bundle: what the build compiles policies/ into and what the Worker loads.
 
+import type { PostgresGrant } from "../grants/postgres.ts";
 import type { IssuerConfig } from "../oidc/issuers.ts";
 
 /** A policy value: strings match string claims, booleans booleans, numbers numbers. */
@@ -34,6 +35,37 @@ export interface AwsGrant {
   source_identity?: string;
 }
 
+/** The gcp grant (docs/grants.md, "gcp"): a Google access token through workload identity federation. */
+export interface GcpGrant {
+  /** `projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`. */
+  workload_identity_provider: string;
+  /** Impersonated with IAM Credentials generateAccessToken; without it the run gets the federated token. */
+  service_account?: string;
+  scopes: string[];
+  /** Seconds (60 – 3600); capped to the lease's remaining time when minted. */
+  lifetime: number;
+}
+
+/** The azure grant (docs/grants.md, "azure"): an Entra access token for an app trusting runpass's assertions. */
+export interface AzureGrant {
+  tenant_id: string;
+  client_id: string;
+  /** One `<resource>/.default` scope (client credentials take no other form in Entra). */
+  scope: string;
+}
+
+/** The x509 grant (docs/grants.md, "x509"): a short-lived client certificate whose names the policy writes. */
+export interface X509Grant {
+  /** Template (`${claim}`), sanitised when filled. */
+  common_name: string;
+  /** SAN URI templates; claim values are sanitised so they only add path segments. */
+  uris: string[];
+  /** SAN DNS names, lowercase, no templates. */
+  dns_names: string[];
+  /** Seconds; ≤ the lease ttl, capped to the lease's end when minted. */
+  ttl: number;
+}
+
 /** GitHub App installation-token permission levels. */
 export type GitHubPermissionLevel = "read" | "write" | "admin";
 
@@ -54,13 +86,17 @@ export interface SecretGrantEntry {
 export interface Grants {
   token?: TokenGrant;
   aws?: AwsGrant;
+  gcp?: GcpGrant;
+  azure?: AzureGrant;
   github?: GitHubGrant;
   /** ENV_NAME → secret. */
   secrets?: Record<string, SecretGrantEntry>;
+  x509?: X509Grant;
+  postgres?: PostgresGrant;
 }
 
 /** Names of all grant kinds runpass knows (a request naming anything else is a 400). */
-export const GRANT_NAMES = ["token", "aws", "github", "secrets"] as const;
+export const GRANT_NAMES = ["token", "aws", "gcp", "azure", "github", "secrets", "x509", "postgres"] as const;
 export type GrantName = (typeof GRANT_NAMES)[number];
 
 /** One validated, normalised policy. */
@@ -76,6 +112,8 @@ export interface PolicyDefinition {
   ttl: number;
   /** The secrets bundle is delivered at most once per run. */
   deliver_once?: boolean;
+  /** High-value: an exchange outside RUNPASS_BUSINESS_HOURS raises `sensitive_off_hours` (docs/leaks.md). */
+  sensitive?: boolean;
   grants: Grants;
   /** `sha256:` of this policy's compiled form and its issuer. */
   version: string;
