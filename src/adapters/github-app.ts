@@ -95,6 +95,24 @@ export class GitHubApp implements GitHubPort {
     return res;
   }
 
+  /** GET /app with an App JWT: whether GitHub accepts this App's JWTs, and the App it names (admin status). */
+  async appInfo(): Promise<
+    { accepted: true; id: number; slug: string } | { accepted: false; detail: string }
+  > {
+    let res: Response;
+    try {
+      res = await this.#call("/app", { method: "GET" }, `Bearer ${await this.appJwt()}`, "app lookup");
+    } catch (e) {
+      return { accepted: false, detail: e instanceof Error ? e.message : "unreachable" };
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      return { accepted: false, detail: `GitHub answered HTTP ${res.status} to the App JWT` };
+    }
+    const body = (await res.json().catch(() => ({}))) as { id?: unknown; slug?: unknown };
+    return { accepted: true, id: Number(body.id), slug: typeof body.slug === "string" ? body.slug : "" };
+  }
+
   async #installationId(owner: string, repository: string, fresh: boolean): Promise<number> {
     const cached = this.#installations.get(owner.toLowerCase());
     if (!fresh && cached && Date.now() - cached.at < INSTALLATION_CACHE_MS) return cached.id;

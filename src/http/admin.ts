@@ -1,21 +1,25 @@
 // /v1/admin/*: bearer RUNPASS_ADMIN_TOKEN (compared in constant time); audit queries and audit-hash.
 
-import type { Hono, MiddlewareHandler } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
 import { D1AuditStore, type LeaseFilter } from "../adapters/audit-store.ts";
 import type { Env } from "../adapters/env.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import { revocationRegistry } from "../adapters/revocation-registry.ts";
+import type { AuditRecord } from "../core/audit/record.ts";
 import { ADMIN_REVOKE_CONCURRENCY, MAX_AUDIT_PAGE } from "../core/constants.ts";
 import { timingSafeEqualText } from "../core/crypto.ts";
 import { base64url, utf8 } from "../core/encoding.ts";
 import { ConfigError, RunpassError } from "../core/errors.ts";
 import type { RevocationRuleKind } from "../core/revocation-rules.ts";
+import { raiseAlert } from "./alerts.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
 import { clientBlocked, refuseOrCharge } from "./rate-limit.ts";
 import { bearer, describeIssue, jsonBody } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
+import { connectionRoutes } from "./connections.ts";
 import { secretRoutes } from "./secrets.ts";
+import { statusRoutes } from "./status.ts";
 import type { AppEnv } from "./types.ts";
 
 /** Requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`; missing config fails closed. */
@@ -68,7 +72,42 @@ const AuditQuerySchema = z.strictObject({
 /** Rules outlive the longest lease by this much (clock differences between isolates and objects). */
 const RULE_MARGIN_MS = 60 * 60 * 1000;
 
-const RUN_KEY = /^(github|gitlab|token):[^\s]{1,900}$/;
+/** A run key as the ledger names runs (docs/architecture.md, State). */
+export const RUN_KEY = /^(github|gitlab|token):[^\s]{1,900}$/;
+
+/**
+ * Ends a run and every lease it holds (admin revoke by run), audited as `admin_revoke` with `fields` (the console
+ * adds its actor). Returns how many leases ended.
+ */
+export async function revokeRun(
+  c: Context<AppEnv>,
+  run: string,
+  fields: Partial<AuditRecord> = {},
+): Promise<number> {
+  const rt = c.get("runtime");
+  const { ended } = await new DurableLedger(c.env.RUN_LEDGER).endRun({
+    requestId: c.get("requestId"),
+    policySetVersion: rt.policies.version,
+    reason: "admin_revoke",
+    run,
+  });
+  auditSink(c).write(
+    await requestRecord(
+      c,
+      "admin_revoke",
+      { decision: "allow", reasons: [] },
+      { run, ...fields, detail: `ended ${ended} leases in 1 runs` },
+    ),
+  );
+  await raiseAlert(c, {
+    alert: "admin_revoke",
+    key: `admin_revoke:${c.get("requestId")}`,
+    summary: `emergency revoke of run ${run}: ${ended} leases ended`,
+    details: { run, ended_leases: ended },
+    request_ids: [c.get("requestId")],
+  });
+  return ended;
+}
 
 const RevokeSchema = z.strictObject({
   run: z.optional(z.string().check(z.regex(RUN_KEY))),
@@ -130,6 +169,8 @@ function decodeCursor(text: string): { ts: number; id: string } {
 export function adminRoutes(app: Hono<AppEnv>): void {
   app.use("/v1/admin/*", requireAdmin());
   secretRoutes(app);
+  connectionRoutes(app);
+  statusRoutes(app);
 
   app.get("/v1/admin/audit", async (c) => {
     const parsed = AuditQuerySchema.safeParse(c.req.query());
@@ -175,6 +216,10 @@ export function adminRoutes(app: Hono<AppEnv>): void {
         "name exactly one of run, policy, repository_id, project_id, issuer",
       );
     }
+    if (body.run !== undefined) {
+      // Revoking a run also ends the run: no later exchange for it succeeds.
+      return c.json({ ended_leases: await revokeRun(c, body.run), runs: 1 }, 200, NO_STORE);
+    }
     const rt = c.get("runtime");
     const ledger = new DurableLedger(c.env.RUN_LEDGER);
     const base = {
@@ -182,27 +227,19 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       policySetVersion: rt.policies.version,
       reason: "admin_revoke" as const,
     };
-    let ended = 0;
-    let runs = 0;
-    if (body.run !== undefined) {
-      // Revoking a run also ends the run: no later exchange for it succeeds.
-      ended = (await ledger.endRun({ ...base, run: body.run })).ended;
-      runs = 1;
-    } else {
-      const filter = body as LeaseFilter;
-      // The rule first, durably: a lease the index does not show yet is ended by its run's object on that
-      // object's next action (docs/security.md, "Emergency revoke is complete").
-      const [kind, value] = Object.entries(filter)[0] as [RevocationRuleKind, string];
-      const now = rt.clock();
-      const keepUntil = now + rt.context(c.env).config.maxLeaseTtl * 1000 + RULE_MARGIN_MS;
-      await revocationRegistry(c.env).add({ kind, value, before: now }, keepUntil);
-      const found = await new D1AuditStore(c.env.AUDIT_DB).activeRuns(filter, rt.clock());
-      const counts = await mapLimited(found, ADMIN_REVOKE_CONCURRENCY, (run) =>
-        ledger.endLeases({ ...base, run }, body.policy),
-      );
-      ended = counts.reduce((a, b) => a + b, 0);
-      runs = found.length;
-    }
+    const filter = body as LeaseFilter;
+    // The rule first, durably: a lease the index does not show yet is ended by its run's object on that
+    // object's next action (docs/security.md, "Emergency revoke is complete").
+    const [kind, value] = Object.entries(filter)[0] as [RevocationRuleKind, string];
+    const now = rt.clock();
+    const keepUntil = now + rt.context(c.env).config.maxLeaseTtl * 1000 + RULE_MARGIN_MS;
+    await revocationRegistry(c.env).add({ kind, value, before: now }, keepUntil);
+    const found = await new D1AuditStore(c.env.AUDIT_DB).activeRuns(filter, rt.clock());
+    const counts = await mapLimited(found, ADMIN_REVOKE_CONCURRENCY, (run) =>
+      ledger.endLeases({ ...base, run }, body.policy),
+    );
+    const ended = counts.reduce((a, b) => a + b, 0);
+    const runs = found.length;
     auditSink(c).write(
       await requestRecord(
         c,
@@ -211,6 +248,13 @@ export function adminRoutes(app: Hono<AppEnv>): void {
         { ...body, detail: `ended ${ended} leases in ${runs} runs` },
       ),
     );
+    await raiseAlert(c, {
+      alert: "admin_revoke",
+      key: `admin_revoke:${c.get("requestId")}`,
+      summary: `emergency revoke by ${kind} ${value}: ${ended} leases ended in ${runs} runs`,
+      details: { [kind]: value, ended_leases: ended, runs },
+      request_ids: [c.get("requestId")],
+    });
     return c.json({ ended_leases: ended, runs }, 200, NO_STORE);
   });
 

@@ -8,6 +8,7 @@ import { type KeyObject, randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { compactVerify, decodeJwt, decodeProtectedHeader } from "jose";
+import { AlertReceivers } from "./alert-receiver.ts";
 
 export const GITHUB_APP_ID = "424242";
 const APP_SLUG = "runpass-test";
@@ -115,6 +116,8 @@ const LEVELS: Record<string, number> = { read: 1, write: 2, admin: 3 };
 export class FakeGitHub {
   readonly #publicKey: KeyObject | CryptoKey;
   readonly #installations = new Map<number, Installation>();
+  /** Alert receivers for the alert tests (test/support/alert-receiver.ts). */
+  readonly #alerts = new AlertReceivers();
   readonly #byOwner = new Map<string, number>();
   readonly #lookups = new Map<string, number>();
   readonly #mints = new Map<number, MintRecord[]>();
@@ -174,6 +177,7 @@ export class FakeGitHub {
     const method = req.method ?? "GET";
 
     // Control plane (tests only).
+    if (path.startsWith("/__alerts/")) return this.#alerts.handle(req, res, path);
     if (path.startsWith("/__")) return this.#control(req, res, path, url);
 
     try {
@@ -209,6 +213,17 @@ export class FakeGitHub {
         }
         this.#fault(inst.id);
         return this.#send(res, 200, this.#installationJson(inst));
+      }
+      // GET /app: "Get the authenticated app" (the broker's status check that its App JWT is accepted).
+      if (path === "/app" && method === "GET") {
+        await this.#appAuth(req);
+        return this.#send(res, 200, {
+          id: Number(GITHUB_APP_ID),
+          slug: "runpass-test",
+          name: "runpass test",
+          permissions: { metadata: "read" },
+          events: ["workflow_run"],
+        });
       }
       const mint = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path);
       if (mint && method === "POST") {

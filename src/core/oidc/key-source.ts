@@ -39,6 +39,20 @@ export function withoutKidRefetch(source: KeySource): KeySource {
   return { getKey: (issuer, kid, alg) => source.getKey(issuer, kid, alg, true) };
 }
 
+/**
+ * An issuer's key set as one isolate's cache holds it: `static` (configured keys, nothing fetched),
+ * `not_fetched` (no token from it verified here yet), `fresh`, `stale` (past JWKS_FRESH_MS but still used while
+ * refreshes fail), `unusable` (no set, or too old, after a failure).
+ */
+export interface KeySetState {
+  state: "static" | "not_fetched" | "fresh" | "stale" | "unusable";
+  keys?: number;
+  fetched_at?: string;
+  last_failure_at?: string;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
 export interface KeySetCacheOptions {
   fetch?: typeof fetch;
   clock: Clock;
@@ -127,6 +141,18 @@ export class KeySetCache implements KeySource {
       if (key) return ok(key);
     }
     return err({ reason: "unknown_key" });
+  }
+
+  /** What this isolate holds for `issuer` (GET /v1/admin/status); never fetches. */
+  state(issuer: IssuerConfig): KeySetState {
+    if (issuer.jwks) return { state: "static", keys: issuer.jwks.keys.length };
+    const entry = this.#entries.get(issuer.url);
+    const failed = entry?.lastFailure !== undefined ? { last_failure_at: iso(entry.lastFailure) } : {};
+    if (!entry?.good) return { state: failed.last_failure_at ? "unusable" : "not_fetched", ...failed };
+    const age = this.#clock() - entry.good.fetchedAt;
+    const state =
+      age < JWKS_FRESH_MS ? "fresh" : age < JWKS_FRESH_MS + JWKS_STALE_WINDOW_MS ? "stale" : "unusable";
+    return { state, keys: entry.good.keys.length, fetched_at: iso(entry.good.fetchedAt), ...failed };
   }
 
   #entry(url: string): Entry {

@@ -1,0 +1,109 @@
+// Every Worker setting runpass reads, whether it is a secret, and when a deployment needs it: one catalogue for
+// `GET /v1/admin/status`, `runpass init` and `runpass doctor` (docs/deploy.md, "Settings").
+
+import type { IssuerKind } from "./oidc/issuers.ts";
+import type { GrantName } from "./policy/types.ts";
+
+/** When a deployment needs a setting: always, when a policy uses a grant, or when an issuer of a kind is in use. */
+export type SettingNeed =
+  | { always: true }
+  | { grant: GrantName | "ssh" | "x509" | "postgres" }
+  | { issuerKind: Extract<IssuerKind, "github" | "gitlab"> }
+  | { optional: true };
+
+export interface Setting {
+  name: string;
+  /** A value that must never be shown (status reports only whether it is set). */
+  secret: boolean;
+  need: SettingNeed;
+  /** What it is, for status and doctor lines. */
+  purpose: string;
+}
+
+const always = { always: true } as const;
+const optional = { optional: true } as const;
+
+/** The catalogue, in the order the docs list them. */
+export const SETTINGS: readonly Setting[] = [
+  { name: "RUNPASS_ISSUER_URL", secret: false, need: always, purpose: "runpass's public URL" },
+  { name: "RUNPASS_SIGNING_KEYS", secret: true, need: always, purpose: "JWKs that sign runpass tokens" },
+  { name: "RUNPASS_AUDIT_KEY", secret: true, need: always, purpose: "keys audit digests and lease-id MACs" },
+  { name: "RUNPASS_ADMIN_TOKEN", secret: true, need: always, purpose: "the admin API's bearer token" },
+  {
+    name: "GITHUB_WEBHOOK_SECRET",
+    secret: true,
+    need: { issuerKind: "github" },
+    purpose: "verifies GitHub run-end webhooks",
+  },
+  {
+    name: "GITLAB_WEBHOOK_TOKEN",
+    secret: true,
+    need: { issuerKind: "gitlab" },
+    purpose: "verifies GitLab run-end webhooks",
+  },
+  { name: "GITHUB_APP_ID", secret: false, need: { grant: "github" }, purpose: "the GitHub App's id" },
+  {
+    name: "GITHUB_APP_PRIVATE_KEY",
+    secret: true,
+    need: { grant: "github" },
+    purpose: "the GitHub App's private key",
+  },
+  {
+    name: "RUNPASS_MASTER_KEYS",
+    secret: true,
+    need: { grant: "secrets" },
+    purpose: "wrap the secret store's data keys",
+  },
+  { name: "AWS_ACCESS_KEY_ID", secret: false, need: { grant: "aws" }, purpose: "the broker's AWS identity" },
+  {
+    name: "AWS_SECRET_ACCESS_KEY",
+    secret: true,
+    need: { grant: "aws" },
+    purpose: "the broker's AWS identity",
+  },
+  { name: "RUNPASS_SSH_CA_KEYS", secret: true, need: { grant: "ssh" }, purpose: "the SSH user CA" },
+  { name: "RUNPASS_X509_CA", secret: true, need: { grant: "x509" }, purpose: "the X.509 issuing CA" },
+  { name: "RUNPASS_AUDIENCE", secret: false, need: optional, purpose: "default audience of CI tokens" },
+  { name: "RUNPASS_MAX_LEASE_TTL", secret: false, need: optional, purpose: "cap on every lease" },
+  { name: "RUNPASS_EXPLAIN", secret: false, need: optional, purpose: "who sees denial reasons" },
+  { name: "RUNPASS_RATE_LIMITS", secret: false, need: optional, purpose: "rate-limit overrides" },
+  { name: "RUNPASS_AUDIT_RETENTION", secret: false, need: optional, purpose: "how long audit records live" },
+  {
+    name: "GITHUB_WEBHOOK_SECRET_PREVIOUS",
+    secret: true,
+    need: optional,
+    purpose: "the previous webhook secret, during rotation",
+  },
+  {
+    name: "GITLAB_WEBHOOK_TOKEN_PREVIOUS",
+    secret: true,
+    need: optional,
+    purpose: "the previous webhook token, during rotation",
+  },
+  { name: "GITHUB_API_URL", secret: false, need: optional, purpose: "GitHub Enterprise Server's API" },
+  { name: "AWS_STS_ENDPOINT", secret: false, need: optional, purpose: "a regional or test STS endpoint" },
+  { name: "RUNPASS_ALERT_WEBHOOK", secret: false, need: optional, purpose: "where alerts are posted" },
+  { name: "RUNPASS_ALERT_SECRET", secret: true, need: optional, purpose: "signs alert deliveries" },
+  {
+    name: "RUNPASS_ACCESS_TEAM_DOMAIN",
+    secret: false,
+    need: optional,
+    purpose: "Cloudflare Access team for the admin API",
+  },
+  { name: "RUNPASS_ACCESS_AUD", secret: false, need: optional, purpose: "Cloudflare Access application" },
+];
+
+/** What a deployment's policies use, to decide which conditional settings it needs. */
+export interface Usage {
+  grants: ReadonlySet<string>;
+  issuerKinds: ReadonlySet<string>;
+}
+
+/** Whether `setting` is needed by a deployment that uses `usage`. */
+export function isNeeded(setting: Setting, usage: Usage): boolean {
+  const need = setting.need;
+  if ("always" in need) return true;
+  if ("grant" in need) return usage.grants.has(need.grant);
+  if ("issuerKind" in need) return usage.issuerKinds.has(need.issuerKind);
+  return false;
+}
