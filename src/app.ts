@@ -3,6 +3,7 @@
 import { Hono } from "hono";
 import { randomId } from "./core/crypto.ts";
 import { RunpassError } from "./core/errors.ts";
+import { consoleRoutes } from "./console/routes.tsx";
 import { adminRoutes } from "./http/admin.ts";
 import { cliRoutes } from "./http/cli.ts";
 import { devIssuerRoutes } from "./http/dev-issuer.ts";
@@ -38,6 +39,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   adminRoutes(app);
   devIssuerRoutes(app);
   cliRoutes(app, options.runnerCli);
+  consoleRoutes(app, options.lint ? { lint: options.lint } : {});
 
   app.notFound((c) =>
     codeResponse(c.get("requestId") ?? randomId("req", 12), "not_found", "no such endpoint"),

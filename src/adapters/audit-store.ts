@@ -49,7 +49,69 @@ const SCHEMA = [
   "CREATE INDEX IF NOT EXISTS lease_active_issuer ON lease_index (issuer, ended_at, expires_at)",
   "CREATE INDEX IF NOT EXISTS lease_by_run ON lease_index (run)",
   "CREATE INDEX IF NOT EXISTS lease_by_created ON lease_index (created_at DESC, lease_id DESC)",
+  // The leak index (docs/leaks.md): keyed fingerprints of every credential value a lease received and of every
+  // secret version, never the values. `owner` is the lease id or `secret:<path>@<version>`.
+  `CREATE TABLE IF NOT EXISTS leak_index (
+    fp TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    run TEXT,
+    policy TEXT,
+    ref TEXT,
+    path TEXT,
+    version INTEGER,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (fp, owner)
+  ) WITHOUT ROWID`,
+  // Live leases only (every lease ends with a lease_end record, so the index stays small): the console's
+  // "active now" count and list never scan a year of leases.
+  "CREATE INDEX IF NOT EXISTS lease_live ON lease_index (expires_at) WHERE ended_at IS NULL",
+  // The console's charts and counts read an hourly rollup, not the records (docs/console.md, "Aggregations"):
+  // one row per (hour, event, decision, policy, reason), kept by a trigger on the records actually inserted
+  // (INSERT OR IGNORE of a re-shipped record fires nothing), so a year is at most 8,760 hours × a few keys.
+  `CREATE TABLE IF NOT EXISTS audit_rollup (
+    hour INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (hour, event, decision, policy, reason)
+  ) WITHOUT ROWID`,
+  "CREATE TABLE IF NOT EXISTS audit_migrations (name TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+  // The migration: a database that has records from before the rollup existed counts them once, in the same
+  // transaction that creates the trigger (the batch), so nothing is counted twice or missed.
+  `INSERT INTO audit_rollup (hour, event, decision, policy, reason, n)
+    SELECT ts / 3600000, event, decision, COALESCE(policy, ''), ${rollupReason("record", "decision")}, SUM(count)
+    FROM audit_records WHERE NOT EXISTS (SELECT 1 FROM audit_migrations WHERE name = 'rollup-v1')
+    GROUP BY 1, 2, 3, 4, 5`,
+  "INSERT OR IGNORE INTO audit_migrations (name, at) VALUES ('rollup-v1', unixepoch() * 1000)",
+  `CREATE TRIGGER IF NOT EXISTS audit_rollup_feed AFTER INSERT ON audit_records BEGIN
+    INSERT INTO audit_rollup (hour, event, decision, policy, reason, n)
+    VALUES (NEW.ts / 3600000, NEW.event, NEW.decision, COALESCE(NEW.policy, ''), ${rollupReason("NEW.record", "NEW.decision")}, NEW.count)
+    ON CONFLICT (hour, event, decision, policy, reason) DO UPDATE SET n = n + excluded.n;
+  END`,
 ];
+
+/** The rollup's reason key: for a denial its first reason code (and claim), else its error code; empty for allows. */
+function rollupReason(record: string, decision: string): string {
+  return `CASE WHEN ${decision} = 'deny' THEN COALESCE(json_extract(${record}, '$.reasons[0].code') || COALESCE(':' || json_extract(${record}, '$.reasons[0].claim'), ''), json_extract(${record}, '$.error'), 'unknown') ELSE '' END`;
+}
+
+/** One leak-index entry a fingerprint matched (docs/leaks.md). */
+export interface LeakIndexRow {
+  fp: string;
+  owner: string;
+  kind: string;
+  run: string | null;
+  policy: string | null;
+  ref: string | null;
+  path: string | null;
+  version: number | null;
+}
+
+/** Bound parameters per D1 statement stay under its limit of 100. */
+const LOOKUP_CHUNK = 90;
 
 export interface AuditQuery {
   run?: string;
@@ -65,6 +127,8 @@ export interface AuditQuery {
   credential?: string;
   /** Only records at or after this time (ms). */
   since?: number;
+  /** Only records before this time (ms). */
+  until?: number;
   limit: number;
   cursor?: { ts: number; id: string };
 }
@@ -128,6 +192,11 @@ export class D1AuditStore {
     }
   }
 
+  /** Runs a read once the schema exists (other D1 readers of these tables: the console's aggregations). */
+  read<T>(run: (db: D1Database) => Promise<T>): Promise<T> {
+    return this.#withSchema(() => run(this.db));
+  }
+
   /** Inserts records idempotently (re-shipped outbox rows are ignored) and keeps the lease index in step. */
   async insert(records: AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
@@ -174,6 +243,22 @@ export class D1AuditStore {
           ),
       );
     }
+    if (
+      (r.event === "exchange" || r.event === "renew") &&
+      r.decision === "allow" &&
+      r.lease_id &&
+      r.fingerprints
+    ) {
+      for (const f of r.fingerprints) {
+        out.push(
+          this.db
+            .prepare(
+              "INSERT OR IGNORE INTO leak_index (fp, owner, kind, run, policy, ref, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(f.fp, r.lease_id, f.kind, r.run ?? null, r.policy ?? null, f.ref ?? null, Date.parse(r.ts)),
+        );
+      }
+    }
     if (r.event === "lease_end" && r.lease_id) {
       out.push(
         this.db
@@ -182,6 +267,48 @@ export class D1AuditStore {
           )
           .bind(Date.parse(r.ts), r.end_reason ?? null, r.lease_id),
       );
+    }
+    return out;
+  }
+
+  /** Indexes a secret version's fingerprint (written when the version is). */
+  async indexSecret(fp: string, path: string, version: number, now: number): Promise<void> {
+    await this.#withSchema(() =>
+      this.db
+        .prepare(
+          "INSERT OR IGNORE INTO leak_index (fp, owner, kind, path, version, created_at) VALUES (?, ?, 'secret', ?, ?, ?)",
+        )
+        .bind(fp, `secret:${path}@${version}`, path, version, now)
+        .run(),
+    );
+  }
+
+  /** A rollback copy holds its source's content: it gets the source's fingerprint. */
+  async copySecretFingerprint(path: string, from: number, to: number, now: number): Promise<void> {
+    await this.#withSchema(() =>
+      this.db
+        .prepare(
+          "INSERT OR IGNORE INTO leak_index (fp, owner, kind, path, version, created_at) SELECT fp, ?, 'secret', path, ?, ? FROM leak_index WHERE owner = ?",
+        )
+        .bind(`secret:${path}@${to}`, to, now, `secret:${path}@${from}`)
+        .run(),
+    );
+  }
+
+  /** Every leak-index entry whose fingerprint is one of `fps`. */
+  async findFingerprints(fps: string[]): Promise<LeakIndexRow[]> {
+    const out: LeakIndexRow[] = [];
+    for (let i = 0; i < fps.length; i += LOOKUP_CHUNK) {
+      const chunk = fps.slice(i, i + LOOKUP_CHUNK);
+      const rows = await this.#withSchema(() =>
+        this.db
+          .prepare(
+            `SELECT fp, owner, kind, run, policy, ref, path, version FROM leak_index WHERE fp IN (${chunk.map(() => "?").join(", ")})`,
+          )
+          .bind(...chunk)
+          .all<LeakIndexRow>(),
+      );
+      out.push(...rows.results);
     }
     return out;
   }
@@ -266,6 +393,10 @@ export class D1AuditStore {
     if (q.since !== undefined) {
       where.push("ts >= ?");
       args.push(q.since);
+    }
+    if (q.until !== undefined) {
+      where.push("ts < ?");
+      args.push(q.until);
     }
     if (q.cursor) {
       where.push("(ts < ? OR (ts = ? AND id < ?))");

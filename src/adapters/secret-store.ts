@@ -43,6 +43,8 @@ export interface SecretMeta {
   current_version: number;
   deleted: boolean;
   deleted_at?: string;
+  /** Rotation age in seconds: the current version is "rotation due" once older than this. */
+  max_age?: number;
   versions: VersionMeta[];
 }
 
@@ -71,7 +73,7 @@ type VersionRow = {
   aad: number | null;
 };
 
-type PathRow = { path: string; current_version: number; deleted_at: number | null };
+type PathRow = { path: string; current_version: number; deleted_at: number | null; max_age: number | null };
 
 function formatOf(row: VersionRow): AadFormat | undefined {
   if (row.aad === null) return 1;
@@ -116,7 +118,11 @@ const SECRET_STORE_SCHEMA: SqliteSchema = {
     );`,
   ],
   // Stores created before the associated-data format was recorded: their rows stay NULL (format 1).
-  added: [{ table: "secret_versions", name: "aad", type: "INTEGER" }],
+  added: [
+    { table: "secret_versions", name: "aad", type: "INTEGER" },
+    // Rotation age (seconds), per path and kept across versions (docs/console.md, "Secrets").
+    { table: "secret_paths", name: "max_age", type: "INTEGER" },
+  ],
 };
 
 export class SecretStore extends DurableObject<Env> {
@@ -183,8 +189,16 @@ export class SecretStore extends DurableObject<Env> {
       current_version: row.current_version,
       deleted: row.deleted_at !== null,
       ...(row.deleted_at !== null ? { deleted_at: new Date(row.deleted_at).toISOString() } : {}),
+      ...(row.max_age !== null ? { max_age: row.max_age } : {}),
       versions,
     };
+  }
+
+  /** Sets (seconds) or clears (null) a path's rotation age; false when the path does not exist. */
+  async setMaxAge(path: string, seconds: number | null): Promise<boolean> {
+    if (!this.#path(path)) return false;
+    this.#sql.exec("UPDATE secret_paths SET max_age = ? WHERE path = ?", seconds, path);
+    return true;
   }
 
   /** Metadata of every path starting with `prefix`. */

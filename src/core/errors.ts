@@ -72,7 +72,9 @@ export type ReasonCode =
   | "admin_token_invalid"
   | "lease_id_invalid"
   | "renewed_too_soon"
-  | "out_of_scope";
+  | "out_of_scope"
+  // the web console (docs/console.md)
+  | "csrf_token_invalid";
 
 /** One failed check. `expected` holds policy values, never the token's own claim values. */
 export interface Reason {

@@ -7,6 +7,7 @@ import * as z from "zod/mini";
 import type { SecretMeta } from "../adapters/secret-store.ts";
 import { recordShard, shardStub, shardsFor, storeFor } from "../adapters/secrets-client.ts";
 import { MAX_SECRET_BODY_BYTES, MAX_SECRET_BYTES } from "../core/constants.ts";
+import { formatDuration, parseDuration } from "../core/duration.ts";
 import { ConfigError, RunpassError } from "../core/errors.ts";
 import { pathProblem } from "../core/secrets/paths.ts";
 import { auditSink, requestRecord } from "./audit.ts";
@@ -17,6 +18,8 @@ import type { AppEnv } from "./types.ts";
 const PutBody = z.strictObject({
   value: z.optional(z.string()),
   value_base64: z.optional(z.string()),
+  /** Rotation age ("90d"), kept across versions until set again; null clears it (docs/console.md, "Secrets"). */
+  max_age: z.optional(z.nullable(z.string().check(z.maxLength(16)))),
 });
 const RollbackBody = z.strictObject({ version: z.number().check(z.int(), z.positive()) });
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -96,6 +99,14 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     if (size > MAX_SECRET_BYTES) {
       throw new RunpassError("request_too_large", `a secret value is at most ${MAX_SECRET_BYTES} bytes`);
     }
+    let maxAge: number | null | undefined;
+    if (typeof body.max_age === "string") {
+      maxAge = parseDuration(body.max_age);
+      if (maxAge === undefined)
+        throw new RunpassError("invalid_request", '"max_age" must be a duration such as 90d');
+    } else if (body.max_age === null) {
+      maxAge = null;
+    }
     const result = await storeFor(c.env, path).put(
       c.env.RUNPASS_MASTER_KEYS,
       path,
@@ -108,7 +119,14 @@ export function secretRoutes(app: Hono<AppEnv>): void {
       throw new ConfigError(result.detail.replace(/^runpass is misconfigured: /, ""));
     }
     await recordShard(c.env, path);
-    await audit(c, "put", { path, version: result.version });
+    if (maxAge !== undefined) await storeFor(c.env, path).setMaxAge(path, maxAge);
+    await audit(c, "put", {
+      path,
+      version: result.version,
+      ...(maxAge !== undefined
+        ? { detail: `max_age ${maxAge === null ? "cleared" : formatDuration(maxAge)}` }
+        : {}),
+    });
     return c.json({ path, version: result.version }, 201, NO_STORE);
   });
 

@@ -127,6 +127,12 @@ export class TestIssuer {
       return json(200, { token, publicJwk: key.publicJwk });
     }
 
+    // Cloudflare Access stand-in: the team's certs at the origin's root (docs/console.md); its tokens are minted
+    // with POST /cf-access/__mint and `iss` = this server's base URL.
+    if (url.pathname === "/cdn-cgi/access/certs") {
+      return json(200, { keys: (await this.#ensure("cf-access")).keys.map((k) => k.publicJwk) });
+    }
+
     // Attacker host stand-in: a jku/x5u target that must never be contacted.
     if (url.pathname.startsWith("/attacker/")) return json(200, { keys: [] });
 

@@ -62,6 +62,12 @@ export interface AuditRecord {
   ref?: string;
   /** `hmac-sha256:` digest of the token's single-use id. */
   token_id?: string;
+  /** The CI workflow or pipeline definition that ran (GitHub `workflow_ref`, GitLab `ci_config_ref_uri`). */
+  workflow?: string;
+  /** The CI user who started the run (GitHub `actor`, GitLab `user_login`). */
+  triggered_by?: string;
+  /** Who performed an admin action: the Cloudflare Access email, or `admin-token` (docs/console.md). */
+  actor?: string;
   grants?: AuditGrant[];
   /** Records aggregated under floods carry how many decisions they stand for. */
   count: number;
@@ -107,6 +113,12 @@ export async function auditRecord(
     }
     if (id.repositoryName !== undefined) record.repository = id.repositoryName;
     if (id.ref !== undefined) record.ref = id.ref;
+    // Who and what started the run, for the compliance report (docs/console.md); claims are verified by now.
+    const claims = token.claims;
+    const workflow = claims.workflow_ref ?? claims.ci_config_ref_uri;
+    if (typeof workflow === "string") record.workflow = workflow.slice(0, 512);
+    const starter = claims.actor ?? claims.user_login;
+    if (typeof starter === "string") record.triggered_by = starter.slice(0, 128);
     // The raw jti, so an admin can find a token's records with /v1/admin/audit-hash { value: jti }.
     record.token_id = await hasher.digest(token.standard.jti ?? token.singleUseId);
   }
