@@ -13,7 +13,12 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 // Test-only broker secrets, generated per run (never committed).
 const { privateKey } = await generateKeyPair("ES256", { extractable: true });
-const signingKeys = JSON.stringify([{ ...(await exportJWK(privateKey)), kid: "test-es256", alg: "ES256" }]);
+// ES256 signs runpass's own tokens; the RS256 key signs the gcp and azure assertions (Entra refuses ES256).
+const { privateKey: rsaKey } = await generateKeyPair("RS256", { extractable: true });
+const signingKeys = JSON.stringify([
+  { ...(await exportJWK(privateKey)), kid: "test-es256", alg: "ES256" },
+  { ...(await exportJWK(rsaKey)), kid: "test-rs256", alg: "RS256" },
+]);
 const masterKeys = JSON.stringify({
   active: "test-m1",
   keys: { "test-m1": Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64") },
@@ -33,6 +38,8 @@ const E2E = [
   "test/unit/admin-cli-tls.test.ts",
   "test/unit/check-action.test.ts",
   "test/unit/cli.test.ts",
+  // Starts npm start and a real Chromium (docs/console.md, "Tests").
+  "test/unit/console-browser.test.ts",
   "test/unit/dev-start.test.ts",
   "test/unit/dev-start-large.test.ts",
   "test/unit/gitlab-component.test.ts",
@@ -115,6 +122,9 @@ export default defineConfig({
               bindings: {
                 TEST_ISSUER_BASE: inject("issuerBase"),
                 TEST_STS_BASE: inject("stsBase"),
+                TEST_OPENSSL_BASE: inject("opensslBase"),
+                TEST_GCP_BASE: inject("gcpBase"),
+                TEST_AZURE_BASE: inject("azureBase"),
                 TEST_GITHUB_API_BASE: inject("githubApiBase"),
                 TEST_GITHUB_APP_ID: inject("githubAppId"),
                 TEST_GITHUB_APP_PRIVATE_KEY: inject("githubAppPrivateKey"),

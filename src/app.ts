@@ -5,9 +5,11 @@ import { randomId } from "./core/crypto.ts";
 import { RunpassError } from "./core/errors.ts";
 import { consoleRoutes } from "./console/routes.tsx";
 import { adminRoutes } from "./http/admin.ts";
+import { alertRoutes } from "./http/alerts.ts";
 import { cliRoutes } from "./http/cli.ts";
 import { devIssuerRoutes } from "./http/dev-issuer.ts";
 import { exchangeRoutes } from "./http/exchange.ts";
+import { leakRoutes } from "./http/leaks.ts";
 import { leaseRoutes } from "./http/leases.ts";
 import { oauthRoutes } from "./http/oauth.ts";
 import { codeResponse, errorResponse } from "./http/respond.ts";
@@ -39,6 +41,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   adminRoutes(app);
   devIssuerRoutes(app);
   cliRoutes(app, options.runnerCli);
+  leakRoutes(app);
+  alertRoutes(app);
   consoleRoutes(app, options.lint ? { lint: options.lint } : {});
 
   app.notFound((c) =>

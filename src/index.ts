@@ -4,6 +4,7 @@ import { RUNNER_CLI, RUNNER_CLI_SHA256 } from "../generated/cli-bundle.ts";
 import { bundle } from "../generated/policy-bundle.ts";
 import { createApp } from "./app.ts";
 
+export { AlertHub } from "./adapters/alert-hub.ts";
 export { RateLimiter } from "./adapters/rate-limiter.ts";
 export { RevocationRegistry } from "./adapters/revocation-registry.ts";
 export { RunLedger } from "./adapters/run-ledger.ts";

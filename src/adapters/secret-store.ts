@@ -36,6 +36,8 @@ export interface VersionMeta {
   kid: string | null;
   /** For a rollback: the version this one copies. */
   copied_from?: number;
+  /** A leak report matched this version (docs/leaks.md): it is never delivered again. ISO 8601. */
+  compromised_at?: string;
 }
 
 export interface SecretMeta {
@@ -52,7 +54,14 @@ export type ReadResult =
   | { ok: true; version: number; value: string; encoding: SecretEncoding }
   | {
       ok: false;
-      code: "not_found" | "deleted" | "destroyed" | "no_such_version" | "undecryptable" | "config";
+      code:
+        | "not_found"
+        | "deleted"
+        | "destroyed"
+        | "no_such_version"
+        | "undecryptable"
+        | "config"
+        | "compromised";
       detail: string;
     };
 
@@ -71,6 +80,8 @@ type VersionRow = {
   copied_from: number | null;
   /** Associated-data format; NULL for rows written before it was recorded (format 1). */
   aad: number | null;
+  /** When a leak report quarantined this version (ms), or NULL. */
+  compromised_at: number | null;
 };
 
 type PathRow = { path: string; current_version: number; deleted_at: number | null; max_age: number | null };
@@ -114,12 +125,14 @@ const SECRET_STORE_SCHEMA: SqliteSchema = {
     `CREATE TABLE IF NOT EXISTS secret_versions (
       path TEXT NOT NULL, version INTEGER NOT NULL, kid TEXT, wrapped TEXT, iv TEXT, ciphertext TEXT,
       encoding TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
-      state TEXT NOT NULL, copied_from INTEGER, aad INTEGER, PRIMARY KEY (path, version)
+      state TEXT NOT NULL, copied_from INTEGER, aad INTEGER, compromised_at INTEGER, PRIMARY KEY (path, version)
     );`,
   ],
-  // Stores created before the associated-data format was recorded: their rows stay NULL (format 1).
+  // Stores created before the associated-data format was recorded: their rows stay NULL (format 1). Stores
+  // created before leak quarantine: no version is compromised.
   added: [
     { table: "secret_versions", name: "aad", type: "INTEGER" },
+    { table: "secret_versions", name: "compromised_at", type: "INTEGER" },
     // Rotation age (seconds), per path and kept across versions (docs/console.md, "Secrets").
     { table: "secret_paths", name: "max_age", type: "INTEGER" },
   ],
@@ -182,6 +195,7 @@ export class SecretStore extends DurableObject<Env> {
           size: v.size,
           kid: v.kid,
           ...(v.copied_from !== null ? { copied_from: v.copied_from } : {}),
+          ...(v.compromised_at !== null ? { compromised_at: new Date(v.compromised_at).toISOString() } : {}),
         }),
       );
     return {
@@ -232,6 +246,13 @@ export class SecretStore extends DurableObject<Env> {
     if (row.state === "destroyed" || !sealed) {
       return { ok: false, code: "destroyed", detail: `${path}@${v} was destroyed` };
     }
+    if (row.compromised_at !== null) {
+      return {
+        ok: false,
+        code: "compromised",
+        detail: `${path}@${v} was reported leaked; put a new version (docs/leaks.md)`,
+      };
+    }
     let keys: MasterKeys;
     try {
       keys = await this.#keys(keysText);
@@ -256,6 +277,13 @@ export class SecretStore extends DurableObject<Env> {
     actor: string,
   ): Promise<{ ok: true; version: number } | { ok: false; code: string; detail: string }> {
     const read = await this.read(keysText, path, from);
+    if (!read.ok && read.code === "compromised") {
+      return {
+        ok: false,
+        code: "conflict",
+        detail: `${path}@${from} was reported leaked and cannot be rolled back to`,
+      };
+    }
     if (!read.ok && read.code !== "deleted") return read;
     let value: { value: string; encoding: SecretEncoding };
     if (read.ok) value = read;
@@ -267,6 +295,13 @@ export class SecretStore extends DurableObject<Env> {
       const sealed = row ? sealedOf(row) : undefined;
       if (!row || !sealed)
         return { ok: false, code: "no_such_version", detail: `${path} has no version ${from}` };
+      if (row.compromised_at !== null) {
+        return {
+          ok: false,
+          code: "conflict",
+          detail: `${path}@${from} was reported leaked and cannot be rolled back to`,
+        };
+      }
       const bytes = await openValue(
         await this.#keys(keysText),
         { path, version: from, encoding: row.encoding },
@@ -276,6 +311,33 @@ export class SecretStore extends DurableObject<Env> {
     }
     const keys = await this.#keys(keysText);
     return this.#store(keys, path, toBytes(value.value, value.encoding), value.encoding, actor, from);
+  }
+
+  /**
+   * Marks a version compromised (a leak report matched its fingerprint): it is never delivered again, and a
+   * rollback copy of it is compromised too. Says whether it already was, or undefined when it does not exist.
+   */
+  async quarantine(
+    path: string,
+    version: number,
+    now: number,
+  ): Promise<"quarantined" | "already" | undefined> {
+    const row = this.#sql
+      .exec<{ compromised_at: number | null }>(
+        "SELECT compromised_at FROM secret_versions WHERE path = ? AND version = ?",
+        path,
+        version,
+      )
+      .toArray()[0];
+    if (!row) return undefined;
+    if (row.compromised_at !== null) return "already";
+    this.#sql.exec(
+      "UPDATE secret_versions SET compromised_at = ? WHERE path = ? AND version = ?",
+      now,
+      path,
+      version,
+    );
+    return "quarantined";
   }
 
   /** Soft delete: the path stops delivering; versions stay for rollback. */

@@ -72,6 +72,8 @@ export type ReasonCode =
   | "admin_token_invalid"
   | "lease_id_invalid"
   | "renewed_too_soon"
+  // a secret version a leak report quarantined (docs/leaks.md)
+  | "secret_compromised"
   | "out_of_scope"
   // the web console (docs/console.md)
   | "csrf_token_invalid";

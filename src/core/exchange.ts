@@ -19,6 +19,7 @@ import {
   recallIssued,
 } from "./grants/issue.ts";
 import type { Signer } from "./grants/signer.ts";
+import { credentialFingerprints, type Fingerprinter } from "./leaks/fingerprint.ts";
 import type { LeaseIds } from "./lease.ts";
 import type { AuditSink, Ledger } from "./ledger.ts";
 import type { VerifiedToken, VerifierOptions } from "./oidc/verify.ts";
@@ -41,6 +42,10 @@ export interface ExchangeDeps {
   hasher: AuditHasher;
   /** Mints MAC'd lease ids. */
   leaseIds: LeaseIds;
+  /** Leak fingerprints of every credential value returned (docs/leaks.md). */
+  fingerprinter: Fingerprinter;
+  /** Sees every decision's audit record once it is final (alert counting, docs/leaks.md); must not throw. */
+  observe?: (record: AuditRecord, facts: { sensitive: boolean }) => void;
   /** Upstream clients and the revocation-handle sealer. */
   grants: IssuePorts;
   ledger: Ledger;
@@ -111,6 +116,7 @@ async function recordDenial(
   if (!failure.policy && input.policy) record.policy = input.policy;
   if (failure.error.auditDetail) record.detail = failure.error.auditDetail;
   deps.audit.write(record);
+  deps.observe?.(record, { sensitive: failure.policy?.def.sensitive === true });
 }
 
 /** The run ledger key (docs/architecture.md, State); tokens that name no run get a key of their own from issuer + single-use id. */
@@ -213,6 +219,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   record.lease_id = lease.id;
   record.lease_expires_at = new Date(lease.expiresAt * 1000).toISOString();
   record.grants = auditGrants(issued.grants);
+  record.fingerprints = await credentialFingerprints(deps.fingerprinter, issued.credentials, revokeToken);
 
   let outcome: Awaited<ReturnType<Ledger["commit"]>>;
   try {
@@ -246,6 +253,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
     await recallIssued(deps.grants, issued.credentials);
     throw await refuse(outcome.reason, visible);
   }
+  deps.observe?.(record, { sensitive: policy.def.sensitive === true });
 
   return {
     policy: policy.def.name,

@@ -7,7 +7,13 @@ import type { GrantName } from "./policy/types.ts";
 import { decodeUtf8 } from "./read-capped.ts";
 
 /** Why a lease ended (audit records and the lease list carry it). */
-export type LeaseEndReason = "expired" | "run_completed" | "revoked_by_client" | "admin_revoke";
+export type LeaseEndReason =
+  | "expired"
+  | "run_completed"
+  | "revoked_by_client"
+  | "admin_revoke"
+  /** A leak report named one of the run's credentials (docs/leaks.md). */
+  | "leak_reported";
 
 /** What a lease remembers about one issued credential. */
 export interface LeaseGrant {

@@ -133,7 +133,8 @@ export type RateLimitFields = Pick<AuditRecord, "issuer" | "repository_id" | "pr
 
 /** What an isolate tells the limiter object (and, with `take`, asks of it). */
 export interface LimitReport {
-  rule: RateLimitName;
+  /** The limit, or "alert" for the alert counters that only count (docs/leaks.md, Alerts). */
+  rule: RateLimitName | "alert";
   limit: number;
   windowMs: number;
   /** The caller's clock (ms): the object keeps no time of its own for windows, so tests can move it. */

@@ -10,6 +10,7 @@ import { type ExchangeDeps, type ExchangeInput, exchange, explain } from "../cor
 import { withoutKidRefetch } from "../core/oidc/key-source.ts";
 import { verifyToken } from "../core/oidc/verify.ts";
 import { GRANT_NAMES } from "../core/policy/types.ts";
+import { decisionObserver } from "./alerts.ts";
 import { auditRefusal, auditSink } from "./audit.ts";
 import {
   chargeFailure,
@@ -48,6 +49,8 @@ export async function exchangeDeps(c: Context<AppEnv>, event: "exchange" | "expl
     signer: event === "exchange" ? await ctx.signer() : (undefined as never),
     hasher,
     leaseIds: ctx.leaseIds(),
+    fingerprinter: ctx.fingerprinter(),
+    observe: decisionObserver(c),
     grants: ctx.grants,
     ledger: new DurableLedger(c.env.RUN_LEDGER),
     audit,

@@ -8,6 +8,7 @@ import { sha256 } from "../core/crypto.ts";
 import { type Reason, RunpassError } from "../core/errors.ts";
 import { type Issued, issueGrants, planGrants, recallIssued } from "../core/grants/issue.ts";
 import { grantModule } from "../core/grants/registry.ts";
+import { credentialFingerprints } from "../core/leaks/fingerprint.ts";
 import { runKeyOfSignedLeaseId } from "../core/lease.ts";
 import { claimReasons } from "../core/policy/match.ts";
 import { decodeUtf8 } from "../core/read-capped.ts";
@@ -170,6 +171,7 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
         policy_version: policy.def.version,
         issuer: issuer.name,
         grants: auditGrants(issued.grants),
+        fingerprints: await credentialFingerprints(ctx.fingerprinter(), issued.credentials),
       },
     );
     if (!(await ledger.addGrants(run, id, issued.grants, record, rt.clock()))) {

@@ -24,6 +24,7 @@ import {
   type RateLimits,
   type RateRule,
 } from "../core/rate-limit.ts";
+import { countFailedAuth } from "./alerts.ts";
 import type { Runtime } from "./runtime.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -247,4 +248,15 @@ export async function limitIntrospection(c: Context<AppEnv>, run: string): Promi
   const digest = (await sha256(run)).slice("sha256:".length);
   const decision = await take(c, rule, `run:${digest}`, { label: `run ${run}` });
   if (!decision.ok) throw tooMany(decision, "too many introspection requests for this run");
+}
+
+/**
+ * The leak-report limit, per reporter ("admin", "github"): a flood of reports costs a 429, not a D1 lookup per
+ * value (docs/leaks.md). Throws 429 `rate_limited` over it.
+ */
+export async function limitLeaks(c: Context<AppEnv>, reporter: string): Promise<void> {
+  const rule = limits(c).leak;
+  if (!rule) return;
+  const decision = await take(c, rule, `leak:${reporter}`, { label: `leak reports from ${reporter}` });
+  if (!decision.ok) throw tooMany(decision, "too many leak reports");
 }

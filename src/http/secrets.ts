@@ -4,6 +4,7 @@
 
 import type { Context, Hono } from "hono";
 import * as z from "zod/mini";
+import { D1AuditStore } from "../adapters/audit-store.ts";
 import type { SecretMeta } from "../adapters/secret-store.ts";
 import { recordShard, shardStub, shardsFor, storeFor } from "../adapters/secrets-client.ts";
 import { MAX_SECRET_BODY_BYTES, MAX_SECRET_BYTES } from "../core/constants.ts";
@@ -107,6 +108,9 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     } else if (body.max_age === null) {
       maxAge = null;
     }
+    // The leak fingerprint is taken of the value as an exchange delivers it (docs/leaks.md), before it is stored.
+    const rt = c.get("runtime");
+    const fp = await rt.context(c.env).fingerprinter().digest(value);
     const result = await storeFor(c.env, path).put(
       c.env.RUNPASS_MASTER_KEYS,
       path,
@@ -119,6 +123,7 @@ export function secretRoutes(app: Hono<AppEnv>): void {
       throw new ConfigError(result.detail.replace(/^runpass is misconfigured: /, ""));
     }
     await recordShard(c.env, path);
+    await new D1AuditStore(c.env.AUDIT_DB).indexSecret(fp, path, result.version, rt.clock());
     if (maxAge !== undefined) await storeFor(c.env, path).setMaxAge(path, maxAge);
     await audit(c, "put", {
       path,
@@ -170,6 +175,12 @@ export function secretRoutes(app: Hono<AppEnv>): void {
       if (result.code === "conflict") throw new RunpassError("conflict", result.detail);
       throw new RunpassError(result.code === "undecryptable" ? "upstream_error" : "not_found", result.detail);
     }
+    await new D1AuditStore(c.env.AUDIT_DB).copySecretFingerprint(
+      path,
+      body.version,
+      result.version,
+      c.get("runtime").clock(),
+    );
     await audit(c, "rollback", { path, version: result.version, detail: `from v${body.version}` });
     return c.json({ path, version: result.version }, 201, NO_STORE);
   });

@@ -12,7 +12,7 @@ export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exch
  * relying party uses to verify its tokens. There is no authorization endpoint (no user ever logs in here), and
  * no RFC 7009 revocation endpoint: a lease ends through DELETE /v1/leases/{id} with its revoke token.
  */
-export function serverMetadata(issuer: string, signingAlg: string): Record<string, unknown> {
+export function serverMetadata(issuer: string, signingAlgs: readonly string[]): Record<string, unknown> {
   return {
     issuer,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
@@ -24,7 +24,8 @@ export function serverMetadata(issuer: string, signingAlg: string): Record<strin
     introspection_endpoint_auth_methods_supported: ["none"],
     response_types_supported: ["id_token"],
     subject_types_supported: ["public"],
-    id_token_signing_alg_values_supported: [signingAlg],
+    // The active key's algorithm, and RS256 when an RS256 key signs gcp/azure assertions (docs/grants.md).
+    id_token_signing_alg_values_supported: [...signingAlgs],
     claims_supported: [...JWT_CLAIMS, "policy", "lease_id", "run", "ci_issuer"],
   };
 }
@@ -37,7 +38,7 @@ export function wellKnownRoutes(app: Hono<AppEnv>): void {
     app.get(path, async (c) => {
       const ctx = c.get("runtime").context(c.env);
       const signer = await ctx.signer();
-      return c.json(serverMetadata(ctx.config.issuerUrl, signer.algorithm), 200, {
+      return c.json(serverMetadata(ctx.config.issuerUrl, signer.algorithms), 200, {
         "cache-control": "public, max-age=300",
       });
     });

@@ -8,6 +8,12 @@ declare global {
       TEST_ISSUER_BASE: string;
       /** Fake AWS STS (test/support/fake-sts.ts). */
       TEST_STS_BASE: string;
+      /** Real OpenSSL over loopback HTTP (test/support/openssl.ts). */
+      TEST_OPENSSL_BASE: string;
+      /** Fake Google STS + IAM Credentials (test/support/fake-gcp.ts). */
+      TEST_GCP_BASE: string;
+      /** Fake Entra token endpoint (test/support/fake-azure.ts). */
+      TEST_AZURE_BASE: string;
       /** Fake GitHub REST API (test/support/fake-github.ts). */
       TEST_GITHUB_API_BASE: string;
       TEST_GITHUB_APP_ID: string;

@@ -1,4 +1,4 @@
-// Broker settings that point the GitHub and AWS grants at the local fake GitHub API and fake STS (workerd tests).
+// Broker settings that point the GitHub, AWS, GCP and Azure grants at the local fakes (workerd tests).
 
 import { env } from "cloudflare:workers";
 import { STS_ACCESS_KEY_ID, STS_SECRET_ACCESS_KEY } from "./fake-sts.ts";
@@ -7,6 +7,18 @@ import { STS_ACCESS_KEY_ID, STS_SECRET_ACCESS_KEY } from "./fake-sts.ts";
 export const STS = env.TEST_STS_BASE;
 /** The fake GitHub API's base URL. */
 export const GH_API = env.TEST_GITHUB_API_BASE;
+
+/** The fake Google STS + IAM Credentials' base URL. */
+export const GCP = env.TEST_GCP_BASE;
+/** The fake Entra token endpoint's base URL. */
+export const AZURE = env.TEST_AZURE_BASE;
+
+/** Endpoint overrides that point the gcp and azure grants at the fakes (no cloud keys: none exist). */
+export const CLOUD_ENV = {
+  GCP_STS_ENDPOINT: GCP,
+  GCP_IAMCREDENTIALS_ENDPOINT: GCP,
+  AZURE_AUTHORITY_HOST: AZURE,
+};
 
 /** GitHub App settings for the fake GitHub API. */
 export const GITHUB_ENV = {

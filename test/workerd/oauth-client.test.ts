@@ -67,7 +67,7 @@ describe("standard OAuth clients", () => {
         introspection_endpoint: `${BROKER_URL}/v1/introspect`,
         jwks_uri: `${BROKER_URL}/.well-known/jwks.json`,
       });
-      expect(doc).toEqual(serverMetadata(BROKER_URL, "ES256"));
+      expect(doc).toEqual(serverMetadata(BROKER_URL, ["ES256", "RS256"]));
       // No endpoint that does not exist is advertised.
       expect(doc).not.toHaveProperty("authorization_endpoint");
       expect(doc).not.toHaveProperty("revocation_endpoint");

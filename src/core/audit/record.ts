@@ -3,6 +3,7 @@
 import type { AuditHasher } from "../crypto.ts";
 import { randomId } from "../crypto.ts";
 import type { ErrorCode, Reason } from "../errors.ts";
+import type { LeaseFingerprint } from "../leaks/fingerprint.ts";
 import type { LeaseEndReason, LeaseGrant } from "../lease.ts";
 import type { VerifiedToken } from "../oidc/verify.ts";
 
@@ -20,7 +21,11 @@ export type AuditEvent =
   | "secret_admin"
   | "introspect"
   /** One aggregated record per rate-limit key and window; `count` = requests refused (429) in it. */
-  | "rate_limit";
+  | "rate_limit"
+  /** A leak report and each step it caused (docs/leaks.md). */
+  | "leak"
+  /** An alert raised, delivered or given up on (docs/leaks.md, Alerts). */
+  | "alert";
 
 /** One issued credential, by digest (the lease's view of a grant, minus any revocation handle). */
 export type AuditGrant = Omit<LeaseGrant, "revocation" | "inputs">;
@@ -69,6 +74,11 @@ export interface AuditRecord {
   /** Who performed an admin action: the Cloudflare Access email, or `admin-token` (docs/console.md). */
   actor?: string;
   grants?: AuditGrant[];
+  /**
+   * Leak fingerprints of the credential values this exchange or renewal returned (keyed digests, never values);
+   * the audit store indexes them for leak reports (docs/leaks.md).
+   */
+  fingerprints?: LeaseFingerprint[];
   /** Records aggregated under floods carry how many decisions they stand for. */
   count: number;
 }

@@ -286,4 +286,6 @@ export const awsGrant: GrantModule<
   // STS sessions cannot be revoked; their duration was capped to the lease.
   recall: async () => "an AWS session was minted and expires on its own",
   secretValues: (c) => [c.access_key_id, c.secret_access_key, c.session_token],
+  // Sessions cannot be revoked: CloudTrail shows what the access key id did (docs/leaks.md, runbook).
+  upstreamId: (c) => c.access_key_id,
 };

@@ -90,8 +90,11 @@ export const secretsGrant: GrantModule<
     const failures = reads.flatMap((r, i) => (r.ok ? [] : [`${entries[i]?.[0]}: ${r.error.detail}`]));
     if (failures.length > 0) {
       // No partial bundles: one missing secret and nothing is delivered.
+      // A version a leak report quarantined says so (docs/leaks.md): the fix is a new version, not a retry.
+      const compromised = reads.some((r) => !r.ok && r.error.code === "compromised");
       throw new RunpassError("upstream_error", "a granted secret is not available; nothing was issued", {
         extra: { retryable: false },
+        ...(compromised ? { reasons: [{ code: "secret_compromised" as const }], reasonsVisible: true } : {}),
         auditDetail: `secrets: ${failures.join("; ").slice(0, 500)}`,
       });
     }

@@ -17,6 +17,7 @@ export const PolicyFileSchema = z.strictObject({
   deny: z.optional(z.array(Conditions)),
   ttl: z.optional(z.string()),
   deliver_once: z.optional(z.boolean()),
+  sensitive: z.optional(z.boolean()),
   grants: GrantsSchema,
 });
 export type PolicyFile = z.infer<typeof PolicyFileSchema>;

@@ -1,0 +1,176 @@
+// Leak response (docs/leaks.md): a reported value is fingerprinted and looked up in the leak index; a lease's
+// credential ends its run (every upstream revocation the grants support runs, as at any lease end), a secret
+// version is quarantined. Every step is audited (`leak`) and alerted (`leak_detected`); no value is echoed.
+
+import type { Context, Hono } from "hono";
+import { D1AuditStore, type LeakIndexRow } from "../adapters/audit-store.ts";
+import { DurableLedger } from "../adapters/ledger-client.ts";
+import { storeFor } from "../adapters/secrets-client.ts";
+import { MAX_LEAK_REPORT_BYTES } from "../core/constants.ts";
+import { type LeakCandidate, LeakReportSchema, leakCandidates, lookable } from "../core/leaks/reports.ts";
+import { raiseAlert } from "./alerts.ts";
+import { auditSink, requestRecord } from "./audit.ts";
+import { limitLeaks } from "./rate-limit.ts";
+import { checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from "./request.ts";
+import { NO_STORE } from "./respond.ts";
+import type { AppEnv } from "./types.ts";
+
+export type LeakAction = "run_ended" | "already_ended" | "secret_quarantined" | "already_quarantined";
+
+/** One match as the report's answer shows it (identifiers only). */
+export interface LeakMatch {
+  kind: string;
+  lease?: string;
+  run?: string;
+  policy?: string;
+  path?: string;
+  version?: number;
+  /** The upstream's identifier of the credential (the AWS access key id), to search its logs for. */
+  upstream_id?: string;
+  action: LeakAction;
+}
+
+export interface LeakOutcome {
+  matches: LeakMatch[];
+  unmatched: number;
+  /** Which candidates matched anything (by index into the candidates given). */
+  matched: boolean[];
+}
+
+/**
+ * Acts on a report: looks every value up and acts on exactly the entries whose fingerprints it names (a report
+ * can never reach a credential it does not name). `reporter` keys the rate limit and names the channel in audit.
+ */
+export async function respondToLeak(
+  c: Context<AppEnv>,
+  candidates: LeakCandidate[],
+  reporter: string,
+): Promise<LeakOutcome> {
+  await limitLeaks(c, reporter);
+  const rt = c.get("runtime");
+  const fingerprinter = rt.context(c.env).fingerprinter();
+  const fps = await Promise.all(
+    candidates.map((cand) =>
+      lookable(cand) ? fingerprinter.digest(cand.value) : Promise.resolve(undefined),
+    ),
+  );
+  const wanted = [...new Set(fps.filter((f): f is string => f !== undefined))];
+  const rows = wanted.length > 0 ? await new D1AuditStore(c.env.AUDIT_DB).findFingerprints(wanted) : [];
+  const hit = new Set(rows.map((r) => r.fp));
+  const sourceOf = new Map<string, string>();
+  fps.forEach((fp, i) => {
+    if (fp && !sourceOf.has(fp)) sourceOf.set(fp, (candidates[i] as LeakCandidate).source);
+  });
+
+  const ledger = new DurableLedger(c.env.RUN_LEDGER);
+  const requestId = c.get("requestId");
+  const base = { requestId, policySetVersion: rt.policies.version, reason: "leak_reported" as const };
+  // One run end per run, however many of its credentials the report names.
+  const runEnds = new Map<string, Promise<boolean>>();
+  const matches: LeakMatch[] = [];
+  const sink = auditSink(c);
+  for (const row of sortRows(rows)) {
+    const source = sourceOf.get(row.fp) ?? reporter;
+    let match: LeakMatch;
+    if (row.kind === "secret" && row.path !== null && row.version !== null) {
+      const done = await storeFor(c.env, row.path).quarantine(row.path, row.version, rt.clock());
+      if (done === undefined) continue;
+      match = {
+        kind: "secret",
+        path: row.path,
+        version: row.version,
+        action: done === "quarantined" ? "secret_quarantined" : "already_quarantined",
+      };
+    } else if (row.run !== null) {
+      const run = row.run;
+      let ended = runEnds.get(run);
+      if (!ended) {
+        ended = ledger.endRun({ ...base, run }).then((o) => !o.alreadyEnded);
+        runEnds.set(run, ended);
+      }
+      match = {
+        kind: row.kind,
+        lease: row.owner,
+        run,
+        ...(row.policy !== null ? { policy: row.policy } : {}),
+        ...(row.ref !== null ? { upstream_id: row.ref } : {}),
+        action: (await ended) ? "run_ended" : "already_ended",
+      };
+    } else {
+      continue;
+    }
+    // The first match of a run that this report ended says run_ended; later ones of the same run too.
+    matches.push(match);
+    sink.write(
+      await requestRecord(
+        c,
+        "leak",
+        { decision: "allow", reasons: [] },
+        {
+          ...(match.run ? { run: match.run } : {}),
+          ...(match.lease ? { lease_id: match.lease } : {}),
+          ...(match.policy ? { policy: match.policy } : {}),
+          detail:
+            `${reporter}: ${match.kind} match (${source}) → ${match.action}${match.path ? ` ${match.path}@${match.version}` : ""}`.slice(
+              0,
+              500,
+            ),
+        },
+      ),
+    );
+    await raiseAlert(c, {
+      alert: "leak_detected",
+      key: `leak_detected:${row.owner}:${match.action}`,
+      summary:
+        match.kind === "secret"
+          ? `leaked secret ${match.path}@${match.version} reported (${source}); ${match.action}`
+          : `leaked ${match.kind} credential of run ${match.run} reported (${source}); ${match.action}`,
+      details: {
+        kind: match.kind,
+        action: match.action,
+        source,
+        reporter,
+        run: match.run ?? null,
+        lease: match.lease ?? null,
+        policy: match.policy ?? null,
+        path: match.path ?? null,
+        version: match.version ?? null,
+        upstream_id: match.upstream_id ?? null,
+      },
+      request_ids: [requestId],
+    });
+  }
+  const matched = fps.map((fp) => fp !== undefined && hit.has(fp));
+  const unmatched = matched.filter((m) => !m).length;
+  sink.write(
+    await requestRecord(
+      c,
+      "leak",
+      { decision: "allow", reasons: [] },
+      {
+        detail: `${reporter} report: ${candidates.length} values, ${matches.length} matches, ${unmatched} unmatched`,
+      },
+    ),
+  );
+  return { matches, unmatched, matched };
+}
+
+/** Secrets first (quarantine is one write), then leases grouped by run. */
+function sortRows(rows: LeakIndexRow[]): LeakIndexRow[] {
+  return [...rows].sort(
+    (a, b) =>
+      (a.kind === "secret" ? 0 : 1) - (b.kind === "secret" ? 0 : 1) ||
+      (a.run ?? "").localeCompare(b.run ?? ""),
+  );
+}
+
+/** Registers POST /v1/admin/leaks (behind requireAdmin). */
+export function leakRoutes(app: Hono<AppEnv>): void {
+  app.post("/v1/admin/leaks", async (c) => {
+    checkDeclaredLength(c, MAX_LEAK_REPORT_BYTES);
+    requireMediaType(c, "application/json");
+    const report = parseJson(await readBodyBytes(c, MAX_LEAK_REPORT_BYTES), LeakReportSchema);
+    const { matches, unmatched } = await respondToLeak(c, leakCandidates(report), "admin");
+    return c.json({ matches, unmatched }, 200, NO_STORE);
+  });
+}

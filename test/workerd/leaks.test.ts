@@ -1,0 +1,323 @@
+// Leak response inside workerd (docs/leaks.md): each report form ends exactly the lease and run it names, a
+// leaked secret version is quarantined until a new one is put, floods are rate-limited and cannot end anything
+// unreported, and alerts reach a local receiver signed, durably, deduplicated and without any value.
+
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import {
+  BROKER_URL,
+  ISSUER_BASE,
+  issuersYaml,
+  makeBroker,
+  type TestBroker,
+  uniqueIssuer,
+} from "../support/broker.ts";
+import { ACME, githubClaims, mint } from "../support/claims.ts";
+import { ledgerFor, ship } from "../support/run-ledger.ts";
+import { GH_API, STATIC_AWS_ENV } from "../support/upstream-env.ts";
+
+interface Exchanged {
+  lease: { id: string; run: string; revoke_token: string };
+  credentials: {
+    token?: { token: string };
+    aws?: { access_key_id: string; secret_access_key: string; session_token: string };
+    secrets?: Record<string, string>;
+  };
+  error?: string;
+  reasons?: Array<{ code: string }>;
+}
+
+interface LeakAnswer {
+  matches: Array<Record<string, unknown> & { kind: string; action: string }>;
+  unmatched: number;
+}
+
+interface Received {
+  body: string;
+  signature: string | null;
+  valid: boolean;
+}
+
+const ALERT_SECRET = "test-alert-secret-0123456789";
+
+async function receiver(name: string, config: { down?: boolean } = {}): Promise<void> {
+  await fetch(`${GH_API}/__alerts/${name}/config`, {
+    method: "POST",
+    body: JSON.stringify({ secret: ALERT_SECRET, ...config }),
+  });
+}
+
+async function received(name: string): Promise<{ received: Received[]; refused: number }> {
+  return (await (await fetch(`${GH_API}/__alerts/${name}/records`)).json()) as {
+    received: Received[];
+    refused: number;
+  };
+}
+
+function alertHub() {
+  return env.ALERTS.get(env.ALERTS.idFromName("alerts"));
+}
+
+interface Setup {
+  broker: TestBroker;
+  receiverName: string;
+  exchange: (policy?: string) => Promise<Exchanged>;
+  report: (body: unknown) => Promise<{ status: number; body: LeakAnswer; requestId: string }>;
+}
+
+async function setup(
+  options: { grants?: string; policies?: Record<string, string>; leakLimit?: string } = {},
+): Promise<Setup> {
+  const gh = uniqueIssuer();
+  const receiverName = `r-${crypto.randomUUID().slice(0, 8)}`;
+  await receiver(receiverName);
+  const policy = (grants: string) => `issuer: ${gh}
+allow:
+  repository_owner_id: "${ACME.ownerId}"
+ttl: 1h
+grants:
+${grants}
+`;
+  const broker = await makeBroker({
+    policies: {
+      deploy: policy(options.grants ?? `  token: { audience: "https://deploy.acme.dev", ttl: 10m }`),
+      ...Object.fromEntries(Object.entries(options.policies ?? {}).map(([k, v]) => [k, policy(v)])),
+    },
+    issuers: issuersYaml(gh),
+    env: {
+      ...STATIC_AWS_ENV,
+      RUNPASS_ALERT_WEBHOOK: `${GH_API}/__alerts/${receiverName}`,
+      RUNPASS_ALERT_SECRET: ALERT_SECRET,
+      // One limiter object counts every admin report: the flood test's limit is low, the others' out of reach.
+      RUNPASS_RATE_LIMITS: JSON.stringify({ leak: options.leakLimit ?? "1000/1m" }),
+    },
+  });
+  const exchange = async (name = "deploy") => {
+    const token = await mint(ISSUER_BASE, gh, githubClaims(`${ISSUER_BASE}/${gh}`, BROKER_URL));
+    const res = await broker.exchange(token, { policy: name });
+    const body = (await res.json()) as Exchanged;
+    if (res.status === 200) await ship(body.lease.run);
+    return body;
+  };
+  const report = async (body: unknown) => {
+    const res = await broker.admin("/v1/admin/leaks", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as LeakAnswer,
+      requestId: res.headers.get("x-request-id") ?? "",
+    };
+  };
+  return { broker, receiverName, exchange, report };
+}
+
+async function leaseOf(run: string, id: string) {
+  return (await ledgerFor(run).leases()).find((l) => l.id === id);
+}
+
+describe("leak reports", () => {
+  it("a reported token ends exactly its lease and run; the other run keeps its lease, and no value is echoed", async () => {
+    const s = await setup();
+    const leaked = await s.exchange();
+    const bystander = await s.exchange();
+    const value = leaked.credentials.token?.token as string;
+    const res = await s.report({ values: [value, "not-a-runpass-credential"], source: "build log" });
+    expect(res.status).toBe(200);
+    expect(res.body.unmatched).toBe(1);
+    expect(res.body.matches).toEqual([
+      { kind: "token", lease: leaked.lease.id, run: leaked.lease.run, policy: "deploy", action: "run_ended" },
+    ]);
+    expect(JSON.stringify(res.body)).not.toContain(value);
+    expect((await leaseOf(leaked.lease.run, leaked.lease.id))?.end_reason).toBe("leak_reported");
+    expect(await ledgerFor(leaked.lease.run).ended()).toBe(true);
+    expect((await leaseOf(bystander.lease.run, bystander.lease.id))?.ended_at).toBeNull();
+    expect(await ledgerFor(bystander.lease.run).ended()).toBe(false);
+
+    // Reported again: already ended, still answered (and audited).
+    const again = await s.report({ values: [value] });
+    expect(again.body.matches.map((m) => m.action)).toEqual(["already_ended"]);
+  });
+
+  it("the revoke token matches as revoke_token; AWS keys name the access key id to search CloudTrail for", async () => {
+    const s = await setup({
+      grants: `  aws: { role_arn: "arn:aws:iam::111111111111:role/leak-${crypto.randomUUID().slice(0, 6)}", duration: 15m }`,
+    });
+    const a = await s.exchange();
+    const b = await s.exchange();
+    const aws = a.credentials.aws as NonNullable<Exchanged["credentials"]["aws"]>;
+    const byKey = await s.report({ values: [aws.secret_access_key] });
+    expect(byKey.body.matches).toEqual([
+      {
+        kind: "aws",
+        lease: a.lease.id,
+        run: a.lease.run,
+        policy: "deploy",
+        upstream_id: aws.access_key_id,
+        action: "run_ended",
+      },
+    ]);
+    const byRevoke = await s.report({ values: [b.lease.revoke_token] });
+    expect(byRevoke.body.matches).toMatchObject([
+      { kind: "revoke_token", lease: b.lease.id, action: "run_ended" },
+    ]);
+    expect(await ledgerFor(b.lease.run).ended()).toBe(true);
+  });
+
+  it("a gitleaks JSON report and trufflehog JSON objects each end the run they name, and only that one", async () => {
+    const s = await setup();
+    const [g, t, bystander] = [await s.exchange(), await s.exchange(), await s.exchange()];
+    const gitleaks = [
+      {
+        Description: "runpass token",
+        StartLine: 12,
+        EndLine: 12,
+        StartColumn: 1,
+        EndColumn: 80,
+        Match: `RUNPASS_TOKEN=${g.credentials.token?.token}`,
+        Secret: g.credentials.token?.token,
+        File: "ci/deploy.log",
+        Commit: "0123456789abcdef",
+        Entropy: 5.1,
+        Author: "dev",
+        Email: "dev@example.com",
+        Date: "2026-12-01T10:00:00Z",
+        Message: "oops",
+        Tags: [],
+        RuleID: "runpass-token",
+        Fingerprint: "0123456789abcdef:ci/deploy.log:runpass-token:12",
+      },
+    ];
+    const gl = await s.report({ gitleaks });
+    expect(gl.body.matches).toMatchObject([{ kind: "token", run: g.lease.run, action: "run_ended" }]);
+    const trufflehog = [
+      {
+        SourceMetadata: { Data: { Filesystem: { file: "logs/build.txt", line: 3 } } },
+        SourceID: 1,
+        SourceType: 15,
+        SourceName: "trufflehog - filesystem",
+        DetectorType: 1000,
+        DetectorName: "JWT",
+        DecoderName: "PLAIN",
+        Verified: false,
+        Raw: t.credentials.token?.token,
+        RawV2: "",
+        Redacted: "",
+        ExtraData: null,
+        StructuredData: null,
+      },
+    ];
+    const th = await s.report({ trufflehog });
+    expect(th.body.matches).toMatchObject([{ kind: "token", run: t.lease.run, action: "run_ended" }]);
+    expect(await ledgerFor(bystander.lease.run).ended()).toBe(false);
+  });
+
+  it("a leaked secret version is quarantined: exchanges fail 502 secret_compromised until a new version is put", async () => {
+    const path = `leak-${crypto.randomUUID().slice(0, 8)}/stripe`;
+    const s = await setup({ grants: `  secrets: { STRIPE_KEY: ${path} }` });
+    const put = (value: string) =>
+      s.broker.admin(`/v1/admin/secrets/${path}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ value }),
+      });
+    const v1 = `sk_live_${crypto.randomUUID()}`;
+    expect((await put(v1)).status).toBe(201);
+    expect((await s.exchange()).credentials.secrets?.STRIPE_KEY).toBe(v1);
+
+    const res = await s.report({ values: [v1] });
+    expect(res.body.matches).toEqual([{ kind: "secret", path, version: 1, action: "secret_quarantined" }]);
+    const refused = await s.exchange();
+    expect(refused.error).toBe("upstream_error");
+    expect(refused.reasons).toEqual([{ code: "secret_compromised" }]);
+    const meta = (await (await s.broker.admin(`/v1/admin/secrets/${path}`)).json()) as {
+      versions: Array<{ version: number; compromised_at?: string }>;
+    };
+    expect(meta.versions[0]?.compromised_at).toBeTypeOf("string");
+
+    const v2 = `sk_live_${crypto.randomUUID()}`;
+    expect((await put(v2)).status).toBe(201);
+    expect((await s.exchange()).credentials.secrets?.STRIPE_KEY).toBe(v2);
+  });
+
+  it("a flood of reports is rate-limited and ends nothing it does not name", async () => {
+    const s = await setup({ leakLimit: "10/1m" });
+    const live = await s.exchange();
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++) {
+      statuses.push((await s.report({ values: [`guess-${i}-${crypto.randomUUID()}`] })).status);
+    }
+    // The limiter object counts every admin report in its window (other tests' too): at most 10 get through.
+    const first = statuses.indexOf(429);
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first).toBeLessThanOrEqual(10);
+    expect(statuses.slice(first).every((st) => st === 429)).toBe(true);
+    expect((await leaseOf(live.lease.run, live.lease.id))?.ended_at).toBeNull();
+    expect(await ledgerFor(live.lease.run).ended()).toBe(false);
+  });
+});
+
+describe("alerts", () => {
+  it("a leak alert reaches the receiver signed, names where the credential came from, and carries no value", async () => {
+    const s = await setup();
+    const leaked = await s.exchange();
+    const value = leaked.credentials.token?.token as string;
+    const res = await s.report({ values: [value], source: "pastebin" });
+    await runDurableObjectAlarm(alertHub());
+    const got = (await received(s.receiverName)).received;
+    expect(got).toHaveLength(1);
+    const alert = JSON.parse(got[0]?.body as string) as Record<string, unknown> & {
+      details: Record<string, unknown>;
+    };
+    expect(got[0]?.valid).toBe(true);
+    expect(alert).toMatchObject({
+      alert: "leak_detected",
+      severity: "critical",
+      request_ids: [res.requestId],
+    });
+    expect(alert.details).toMatchObject({
+      run: leaked.lease.run,
+      lease: leaked.lease.id,
+      source: "pastebin",
+    });
+    expect(typeof alert.text).toBe("string");
+    for (const secret of [value, leaked.lease.revoke_token]) expect(got[0]?.body).not.toContain(secret);
+
+    const listed = (await (await s.broker.admin("/v1/admin/alerts?limit=1000")).json()) as {
+      alerts: Array<{ request_ids: string[]; delivery: string }>;
+    };
+    expect(listed.alerts.find((a) => a.request_ids.includes(res.requestId))?.delivery).toBe("delivered");
+  });
+
+  it("survives a receiver that is down for a while, and deduplicates repeats of one alert", async () => {
+    const s = await setup();
+    await receiver(s.receiverName, { down: true });
+    const leaked = await s.exchange();
+    const value = leaked.credentials.token?.token as string;
+    await s.report({ values: [value] });
+    // Reported twice more while down: one alert, the repeats counted on it.
+    await s.report({ values: [value] });
+    await s.report({ values: [value] });
+    await runDurableObjectAlarm(alertHub());
+    const hub = alertHub();
+    // Minutes pass with the receiver down: every due attempt fails, nothing is lost.
+    for (const minutes of [1, 3, 6]) await hub.deliverDue(Date.now() + minutes * 60_000);
+    const down = await received(s.receiverName);
+    expect(down.received).toHaveLength(0);
+    expect(down.refused).toBeGreaterThanOrEqual(3);
+
+    await receiver(s.receiverName, { down: false });
+    await hub.deliverDue(Date.now() + 20 * 60_000);
+    const up = await received(s.receiverName);
+    const leakAlerts = up.received.map(
+      (r) => JSON.parse(r.body) as { alert: string; details: { run?: string } },
+    );
+    expect(
+      leakAlerts.filter((a) => a.alert === "leak_detected" && a.details.run === leaked.lease.run),
+    ).toHaveLength(2);
+    expect(up.received.every((r) => r.valid)).toBe(true);
+  });
+});
