@@ -1,9 +1,9 @@
 // Routes → handlers, the request id on every response, and one place that turns errors into one shape (docs/api.md, Errors).
 
 import { Hono } from "hono";
+import { consoleRoutes } from "./console/routes.tsx";
 import { randomId } from "./core/crypto.ts";
 import { RunpassError } from "./core/errors.ts";
-import { consoleRoutes } from "./console/routes.tsx";
 import { adminRoutes } from "./http/admin.ts";
 import { alertRoutes } from "./http/alerts.ts";
 import { cliRoutes } from "./http/cli.ts";
@@ -17,6 +17,7 @@ import { type AppOptions, Runtime } from "./http/runtime.ts";
 import type { AppEnv } from "./http/types.ts";
 import { webhookRoutes } from "./http/webhooks.ts";
 import { wellKnownRoutes } from "./http/well-known.ts";
+import { x509Routes } from "./http/x509.ts";
 
 export type { AppOptions } from "./http/runtime.ts";
 
@@ -36,13 +37,14 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   wellKnownRoutes(app);
   exchangeRoutes(app);
   leaseRoutes(app);
+  x509Routes(app);
   oauthRoutes(app);
   webhookRoutes(app);
   adminRoutes(app);
-  devIssuerRoutes(app);
-  cliRoutes(app, options.runnerCli);
   leakRoutes(app);
   alertRoutes(app);
+  devIssuerRoutes(app);
+  cliRoutes(app, options.runnerCli);
   consoleRoutes(app, options.lint ? { lint: options.lint } : {});
 
   app.notFound((c) =>

@@ -34,6 +34,8 @@ export interface Env {
   RUNPASS_MASTER_KEYS?: string;
   /** The x509 grant's CA: {"certificate": "<PEM chain, issuing CA first>", "key": "<PKCS#8 PEM>"}, or a list for rotation (docs/grants.md, "x509"). */
   RUNPASS_X509_CA?: string;
+  /** The ssh grant's CA keys: a JSON array of private JWKs (Ed25519 or P-256) with kids, the first signs (docs/grants.md, "ssh"). */
+  RUNPASS_SSH_CA_KEYS?: string;
   /** Cloudflare Access team (acme.cloudflareaccess.com): with RUNPASS_ACCESS_AUD, the console requires Access (docs/console.md). */
   RUNPASS_ACCESS_TEAM_DOMAIN?: string;
   /** The Access application's AUD tag. */

@@ -1,6 +1,8 @@
 // The revocation registry: one strongly consistent Durable Object holding the emergency revocation rules
 // (src/core/revocation-rules.ts). Admin revokes write to it before searching the lease index; run objects
 // read it for leases the index may not show yet. Rules are kept as long as a lease they could end may live.
+// It also keeps the certificates whose lease ended before they expired (docs/grants.md, "x509"): the CRLs list them
+// until they expire, so every Worker isolate reads one consistent list.
 
 import { DurableObject } from "cloudflare:workers";
 import type { RevocationRule, RevocationRuleKind } from "../core/revocation-rules.ts";
@@ -18,6 +20,12 @@ const REGISTRY_SCHEMA: SqliteSchema = {
       before INTEGER NOT NULL, keep_until INTEGER NOT NULL
     );`,
     "CREATE INDEX IF NOT EXISTS rules_by_before ON rules (before);",
+    // kind: the certificate format ("x509"); ca: the CA that signed it; times in seconds since the epoch.
+    `CREATE TABLE IF NOT EXISTS ended_certificates (
+      kind TEXT NOT NULL, ca TEXT NOT NULL, serial TEXT NOT NULL,
+      ended_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+      PRIMARY KEY (kind, ca, serial)
+    ) WITHOUT ROWID;`,
   ],
   added: [],
 };
@@ -53,6 +61,44 @@ export class RevocationRegistry extends DurableObject<Env> {
       .toArray()
       .map((r) => ({ kind: r.kind, value: r.value, before: r.before }));
   }
+
+  /**
+   * Records a certificate whose lease ended before it expires (durable when this returns; idempotent: a retried
+   * revocation keeps the first end time), and forgets certificates that have expired.
+   */
+  async endCertificate(certificate: EndedCertificate, now: number): Promise<void> {
+    this.#sql.exec(
+      "INSERT OR IGNORE INTO ended_certificates (kind, ca, serial, ended_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+      certificate.kind,
+      certificate.ca,
+      certificate.serial,
+      certificate.endedAt,
+      certificate.expiresAt,
+    );
+    this.#sql.exec("DELETE FROM ended_certificates WHERE expires_at <= ?", now);
+  }
+
+  /** The unexpired ended certificates of one CA, oldest end first. */
+  async endedCertificates(kind: string, ca: string, now: number): Promise<EndedCertificate[]> {
+    return this.#sql
+      .exec<{ serial: string; ended_at: number; expires_at: number }>(
+        "SELECT serial, ended_at, expires_at FROM ended_certificates WHERE kind = ? AND ca = ? AND expires_at > ? ORDER BY ended_at, serial",
+        kind,
+        ca,
+        now,
+      )
+      .toArray()
+      .map((r) => ({ kind, ca, serial: r.serial, endedAt: r.ended_at, expiresAt: r.expires_at }));
+  }
+}
+
+/** A certificate a revocation list names: its lease ended before it expired. Times in seconds since the epoch. */
+export interface EndedCertificate {
+  kind: string;
+  ca: string;
+  serial: string;
+  endedAt: number;
+  expiresAt: number;
 }
 
 /** The registry's stub. */

@@ -1,11 +1,12 @@
 // The revokers this deployment has, one per grant type: runpass tokens (listed as revoked), GitHub installation
 // tokens (DELETE /installation/token), AWS sessions (cannot be revoked early: they expire with the lease), secret
-// values (cannot be taken back), x509 certificates (listed on their CA's CRL until they expire).
+// values (cannot be taken back), x509 and ssh certificates (listed on their CA's CRL, the KRL, until they expire).
 
 import { errorMessage } from "../core/errors.ts";
-import { type GrantRevoker, type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
 import { dropPostgresRole, type PostgresHandle } from "../core/grants/postgres.ts";
+import { type GrantRevoker, type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
 import { Sealer } from "../core/grants/seal.ts";
+import type { SshRevocationHandle } from "../core/grants/ssh.ts";
 import { UpstreamError } from "../core/grants/upstream.ts";
 import type { X509RevocationHandle } from "../core/grants/x509.ts";
 import type { Env } from "./env.ts";
@@ -34,23 +35,27 @@ function notRevocable(detail: string): GrantRevoker {
 }
 
 /**
- * An X.509 certificate cannot be recalled from the runner: its serial goes on its CA's CRL, durably, until the
- * certificate expires (docs/grants.md, "x509"). A certificate that has already expired needs no listing.
+ * A certificate cannot be recalled from the runner: its serial goes on its CA's revocation list (the x509 CRL, the
+ * ssh KRL), durably, until the certificate expires (docs/grants.md, "x509" and "ssh"). A certificate that has
+ * already expired needs no listing.
  */
-function x509Revoker(env: Env): GrantRevoker {
+function certificateRevoker(env: Env, kind: "x509" | "ssh"): GrantRevoker {
   return {
     async revoke(grant) {
-      const handle = grant.revocation ? (JSON.parse(grant.revocation) as Partial<X509RevocationHandle>) : {};
+      const handle = grant.revocation
+        ? (JSON.parse(grant.revocation) as Partial<X509RevocationHandle | SshRevocationHandle>)
+        : {};
       if (typeof handle.ca !== "string" || typeof handle.serial !== "string")
         return { status: "failed", retryable: false, detail: "no certificate serial kept with the lease" };
       const now = Math.floor(Date.now() / 1000);
       const expiresAt = Math.floor(Date.parse(grant.expires_at) / 1000);
       if (expiresAt <= now) return { status: "revoked", retryable: false, detail: "expired" };
       await revocationRegistry(env).endCertificate(
-        { kind: "x509", ca: handle.ca, serial: handle.serial, endedAt: now, expiresAt },
+        { kind, ca: handle.ca, serial: handle.serial, endedAt: now, expiresAt },
         now,
       );
-      return { status: "revoked", retryable: false, detail: `on the CRL of CA ${handle.ca}` };
+      const list = kind === "x509" ? `the CRL of CA ${handle.ca}` : "the KRL";
+      return { status: "revoked", retryable: false, detail: `on ${list} until ${grant.expires_at}` };
     },
   };
 }
@@ -122,7 +127,8 @@ export function revokersFor(env: Env): Revokers {
     azure: notRevocable("Entra access tokens expire on their own (Entra sets their lifetime)"),
     github: githubRevoker(env),
     secrets: secretsRevoker,
-    x509: x509Revoker(env),
+    x509: certificateRevoker(env, "x509"),
+    ssh: certificateRevoker(env, "ssh"),
     postgres: postgresRevoker(env),
   };
 }

@@ -6,7 +6,7 @@
 import type { Reason as BrokerReason } from "../core/errors.ts";
 // Type-only: the wire shapes are the broker's own types, and nothing of the core is bundled.
 import type { ExchangeResponse as BrokerExchangeResponse } from "../core/exchange.ts";
-import type { Credentials } from "../core/grants/issue.ts";
+import type { Credentials, ExchangeInputs } from "../core/grants/issue.ts";
 import { BrokerUrlError, checkBrokerUrl } from "./broker-url.ts";
 
 /** One failed check, as the broker reports it (docs/api.md, Redaction: only the policy's owner sees them). */
@@ -83,6 +83,8 @@ export interface ExchangeOptions {
   grants?: string[];
   /** A shorter lease, e.g. "15m". */
   ttl?: string;
+  /** Public key material for certificate grants (`csr`, `ssh_public_key`): sent whatever the policy (docs/api.md). */
+  inputs?: ExchangeInputs;
   /** Returns the CI platform's OIDC token; called once, and once more after a 409 token_replayed. */
   getToken: () => Promise<string>;
   fetch?: FetchLike;
@@ -227,6 +229,7 @@ export async function exchange(options: ExchangeOptions): Promise<ExchangeResult
     policy: options.policy,
     ...(options.grants?.length ? { grants: options.grants } : {}),
     ...(options.ttl ? { ttl: options.ttl } : {}),
+    ...options.inputs,
   });
   const deadline = now() + budget;
 

@@ -113,12 +113,45 @@ export const GRANT_EXPORTS: { [K in GrantName]: GrantExports<NonNullable<Credent
     files(c, keys) {
       // A key the broker generated (no CSR reached it) comes with the certificate; otherwise it must be ours.
       if (c.private_key === undefined && !keys.x509.certifies(c.certificate)) {
-        throw new KeyMismatchError("the x509 certificate in the response is not for the key this runner generated");
+        throw new KeyMismatchError(
+          "the x509 certificate in the response is not for the key this runner generated",
+        );
       }
       return [
         { env: "RUNPASS_X509_CERT_FILE", name: "x509-cert.pem", content: c.certificate },
-        { env: "RUNPASS_X509_KEY_FILE", name: "x509-key.pem", content: c.private_key ?? keys.x509.privateKeyPem },
+        {
+          env: "RUNPASS_X509_KEY_FILE",
+          name: "x509-key.pem",
+          content: c.private_key ?? keys.x509.privateKeyPem,
+        },
         { env: "RUNPASS_X509_CHAIN_FILE", name: "x509-chain.pem", content: c.chain },
+      ];
+    },
+  },
+  ssh: {
+    // Key, certificate and known_hosts reach the job as files: `ssh -i "$RUNPASS_SSH_KEY_FILE" -o
+    // CertificateFile="$RUNPASS_SSH_CERT_FILE" -o UserKnownHostsFile="$RUNPASS_SSH_KNOWN_HOSTS_FILE"` (docs/clients.md).
+    env: () => [],
+    outputs: (c) => [
+      ["ssh-serial", c.serial],
+      ["ssh-principals", c.principals.join(",")],
+      ["ssh-expires-at", c.expires_at],
+    ],
+    credentialOutputs: () => [],
+    values: (c) => (c.private_key !== undefined ? [c.private_key] : []),
+    files(c, keys) {
+      // A key the broker generated (no public key reached it) comes with the certificate; otherwise it must be ours.
+      if (c.private_key === undefined && !keys.ssh.certifies(c.certificate)) {
+        throw new KeyMismatchError(
+          "the ssh certificate in the response is not for the key this runner generated",
+        );
+      }
+      return [
+        { env: "RUNPASS_SSH_KEY_FILE", name: "ssh-key", content: c.private_key ?? keys.ssh.privateKey },
+        { env: "RUNPASS_SSH_CERT_FILE", name: "ssh-key-cert.pub", content: `${c.certificate}\n` },
+        ...(c.known_hosts !== undefined
+          ? [{ env: "RUNPASS_SSH_KNOWN_HOSTS_FILE", name: "ssh-known_hosts", content: c.known_hosts }]
+          : []),
       ];
     },
   },

@@ -1,12 +1,12 @@
 // Per-isolate state built once from the policy bundle and the Worker's env: compiled policies, key cache, signer, hasher.
 
+import { azureFor, gcpFor } from "../adapters/cloud-endpoints.ts";
 import type { Env, RuntimeConfig } from "../adapters/env.ts";
 import { readConfig, requireAuditKey } from "../adapters/env.ts";
-import { azureFor, gcpFor } from "../adapters/cloud-endpoints.ts";
 import { githubFor } from "../adapters/github-app.ts";
+import { postgresPortFor } from "../adapters/postgres.ts";
 import { storeFor } from "../adapters/secrets-client.ts";
 import { stsFor } from "../adapters/sts.ts";
-import { postgresPortFor } from "../adapters/postgres.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { AuditHasher } from "../core/crypto.ts";
 import { ConfigError, errorMessage } from "../core/errors.ts";
@@ -19,13 +19,14 @@ import { secretReadResult } from "../core/grants/secrets.ts";
 import { Signer } from "../core/grants/signer.ts";
 import { Fingerprinter } from "../core/leaks/fingerprint.ts";
 import { LeaseIds } from "../core/lease.ts";
-import { X509Authority } from "../core/x509/ca.ts";
 import { DEV_ISSUER_NAME, type IssuerConfig } from "../core/oidc/issuers.ts";
 import { KeySetCache, type KeySource } from "../core/oidc/key-source.ts";
 import type { VerifierOptions } from "../core/oidc/verify.ts";
 import { compilePolicySet, type PolicySet } from "../core/policy/compile.ts";
 import type { Finding } from "../core/policy/lint.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
+import { parseSshCaKeys, type SshCaSet } from "../core/ssh/ca-keys.ts";
+import { X509Authority } from "../core/x509/ca.ts";
 import type { RunnerCli } from "./cli.ts";
 
 export interface AppOptions {
@@ -155,6 +156,7 @@ export class Runtime {
       env.GITHUB_API_URL,
       env.RUNPASS_MASTER_KEYS,
       env.RUNPASS_X509_CA,
+      env.RUNPASS_SSH_CA_KEYS,
     ]);
     const cached = this.#contexts.get(cacheKey);
     if (cached) return cached;
@@ -167,6 +169,7 @@ export class Runtime {
     let sealer: Sealer | undefined;
     let sts: StsPort | undefined;
     let x509: Promise<X509Authority> | undefined;
+    let ssh: Promise<SshCaSet> | undefined;
     let gcp: GcpPort | undefined;
     let azure: AzurePort | undefined;
     const rs256 = rs256Users(this.bundle);
@@ -222,6 +225,15 @@ export class Runtime {
             });
           }
           return x509;
+        },
+        ssh: () => {
+          if (!ssh) {
+            ssh = parseSshCaKeys(env.RUNPASS_SSH_CA_KEYS);
+            ssh.catch(() => {
+              ssh = undefined;
+            });
+          }
+          return ssh;
         },
         postgres: () => postgresPortFor(env),
         secrets: () => ({

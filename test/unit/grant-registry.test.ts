@@ -35,6 +35,37 @@ const SAMPLE: { [K in GrantName]-?: NonNullable<Credentials[K]> } = {
     permissions: {},
   },
   secrets: { STRIPE_API_KEY: "sk_live", SENTRY_DSN: "https://dsn" },
+  x509: {
+    certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    chain: "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n",
+    private_key: "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n",
+    serial: "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+    not_before: "2026-12-02T11:59:00.000Z",
+    not_after: "2026-12-02T12:00:00.000Z",
+    expires_at: "2026-12-02T12:00:00.000Z",
+  },
+  ssh: {
+    certificate: "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t runpass",
+    private_key:
+      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n",
+    known_hosts: "@cert-authority *.prod.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==\n",
+    principals: ["deploy"],
+    serial: "18446744073709551000",
+    key_id: "runpass lease=lse_x run=github:1 policy=deploy",
+    valid_after: "2026-12-02T11:44:00.000Z",
+    valid_before: "2026-12-02T12:00:00.000Z",
+    expires_at: "2026-12-02T12:00:00.000Z",
+  },
+  postgres: {
+    username: "rp_abcdefghijklmnopqrst",
+    password: "pg-password",
+    host: "db.example.com",
+    port: 5432,
+    database: "app",
+    url: "postgresql://rp_abcdefghijklmnopqrst:pg-password@db.example.com:5432/app?sslmode=verify-full",
+    sslmode: "verify-full",
+    expires_at: "2026-12-02T12:00:00.000Z",
+  },
 };
 
 describe("the grant registry", () => {

@@ -17,6 +17,7 @@ import type { PostgresPorts } from "./postgres.ts";
 import type { Sealer } from "./seal.ts";
 import type { SecretReader } from "./secrets.ts";
 import type { Signer } from "./signer.ts";
+import type { SshPorts } from "./ssh.ts";
 import type { X509Ports } from "./x509.ts";
 
 /** Who the credentials are for: the verified CI identity (from the token, or stored with the lease for renewal). */
@@ -70,7 +71,7 @@ export interface PlanContext {
 }
 
 /** Upstream clients and keys, one port per grant that needs one (the adapters provide them). */
-export interface IssueDeps extends AwsPorts, GcpPorts, AzurePorts, X509Ports, PostgresPorts {
+export interface IssueDeps extends AwsPorts, GcpPorts, AzurePorts, X509Ports, PostgresPorts, SshPorts {
   signer: Signer;
   issuerUrl: string;
   hasher: AuditHasher;

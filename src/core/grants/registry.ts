@@ -11,6 +11,7 @@ import { githubGrant } from "./github.ts";
 import type { GrantModule } from "./module.ts";
 import { postgresGrant } from "./postgres.ts";
 import { secretsGrant } from "./secrets.ts";
+import { sshGrant } from "./ssh.ts";
 import { tokenGrant } from "./token.ts";
 import { x509Grant } from "./x509.ts";
 
@@ -19,6 +20,8 @@ export const GRANT_MODULES = {
   secrets: secretsGrant,
   // Before anything upstream: a CSR that does not verify refuses the exchange with nothing to recall.
   x509: x509Grant,
+  // Also before anything upstream: a malformed public key refuses the exchange with nothing to recall.
+  ssh: sshGrant,
   token: tokenGrant,
   github: githubGrant,
   aws: awsGrant,

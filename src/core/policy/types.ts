@@ -1,6 +1,7 @@
 // The policy bundle: what the build compiles policies/ into and what the Worker loads.
 
 import type { PostgresGrant } from "../grants/postgres.ts";
+import type { SshGrant } from "../grants/ssh.ts";
 import type { IssuerConfig } from "../oidc/issuers.ts";
 
 /** A policy value: strings match string claims, booleans booleans, numbers numbers. */
@@ -93,10 +94,21 @@ export interface Grants {
   secrets?: Record<string, SecretGrantEntry>;
   x509?: X509Grant;
   postgres?: PostgresGrant;
+  ssh?: SshGrant;
 }
 
 /** Names of all grant kinds runpass knows (a request naming anything else is a 400). */
-export const GRANT_NAMES = ["token", "aws", "gcp", "azure", "github", "secrets", "x509", "postgres"] as const;
+export const GRANT_NAMES = [
+  "token",
+  "aws",
+  "gcp",
+  "azure",
+  "github",
+  "secrets",
+  "x509",
+  "postgres",
+  "ssh",
+] as const;
 export type GrantName = (typeof GRANT_NAMES)[number];
 
 /** One validated, normalised policy. */
