@@ -1,6 +1,6 @@
 // The exchange and explain pipelines: verify → policy → (ledger) → grants → durable audit → response.
 
-import { type AuditBase, auditGrants, auditRecord } from "./audit/record.ts";
+import { type AuditBase, type AuditRecord, auditGrants, auditRecord } from "./audit/record.ts";
 import { type Authorization, authorize } from "./authorize.ts";
 import type { Clock } from "./clock.ts";
 import { CLOCK_SKEW_SECONDS } from "./constants.ts";

@@ -162,6 +162,7 @@ export async function chargeFailure(c: Context<AppEnv>, failure: unknown): Promi
         ? failure.code
         : undefined;
   if (!code || !FAILURE_CODES.has(code as ErrorCode)) return;
+  if (code === "invalid_token") countFailedAuth(c);
   try {
     const rule = limits(c).failures;
     if (rule) await state(c).local.charge(clientTarget(c, rule), store(c));
