@@ -9,8 +9,12 @@ import { adminCall, adminTarget, BrokerError } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { devPort } from "./dev-keys.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
+import { DOCTOR_USAGE, doctorCommand } from "./doctor.ts";
 import { offlineExplain, readJwksFile } from "./explain.ts";
 import { policyExplainAllCommand } from "./explain-all.ts";
+import { githubAppManifestCommand, MANIFEST_USAGE } from "./github-app-manifest.ts";
+import { INIT_USAGE, initCommand } from "./init.ts";
+import { KEYS_USAGE, keysCommand } from "./keys-rotate.ts";
 import { CheckReport } from "./lint-output.ts";
 import { policyClaimsCommand } from "./policy-claims.ts";
 import type { PolicyToolContext } from "./policy-context.ts";
@@ -29,6 +33,10 @@ const USAGE = `usage: runpass <command> [options]
 
 commands:
 ${RUNNER_USAGE}
+${INIT_USAGE}
+${KEYS_USAGE}
+${MANIFEST_USAGE}
+${DOCTOR_USAGE}
   policy check   [--policies DIR] [--strict] [--format text|sarif] [--admin-url URL]
       Validates every policy and issuers.yaml (schema and load-time rules), then lints them for security
       (rules RP001-RP017, see docs/policy-tooling.md "Lint rules"): text prints file:line:col: error|warning RULE: message
@@ -87,6 +95,17 @@ RUNPASS_POLICIES_DIR sets the default policies folder; RUNPASS_DEV=1 allows loop
 
 function policiesDir(flag: string | undefined): string {
   return resolve(flag ?? process.env.RUNPASS_POLICIES_DIR ?? resolve(ROOT, "policies"));
+}
+
+/** The policies folder compiled as `npm run deploy` (or, with `dev`, `npm start` on `port`) would compile it. */
+async function buildLocal(flag: string | undefined, dev = process.env.RUNPASS_DEV === "1", port = devPort()) {
+  const dir = policiesDir(flag);
+  const result = await loadPolicyFolder({ root: ROOT, dir, dev, port });
+  if (!result.bundle) {
+    for (const p of result.problems) console.error(formatProblem(p));
+    throw new UsageError(`the policies in ${dir} do not load (run \`runpass policy check\`)`);
+  }
+  return result.bundle;
 }
 
 async function policyCheck(args: string[]): Promise<number> {
@@ -309,6 +328,18 @@ export async function main(argv: string[]): Promise<number> {
     return (await runner(group, argv.slice(1))) as number;
   }
   try {
+    if (group === "init") return await initCommand(argv.slice(1));
+    if (group === "keys") return await keysCommand(argv.slice(1));
+    if (group === "github-app" && command === "manifest")
+      return await githubAppManifestCommand(rest, async (dir) => (await buildLocal(dir)).policies);
+    if (group === "doctor")
+      return await doctorCommand(argv.slice(1), async (dir, dev, port) => {
+        try {
+          return await buildLocal(dir, dev, port);
+        } catch (e) {
+          return errorMessage(e);
+        }
+      });
     if (group === "policy" && command === "check") return await policyCheck(rest);
     if (group === "policy" && command === "explain" && rest.includes("--all"))
       return await policyExplainAllCommand(POLICY_TOOLS, rest);
