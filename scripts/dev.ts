@@ -1,5 +1,5 @@
 // `npm start`: the local broker. Generates dev keys on first start (.dev/, git-ignored), writes a generated env
-// file with them plus RUNPASS_*/GITHUB_*/GITLAB_*/AWS_* from this environment, builds the policies, loads a large
+// file with them plus RUNPASS_*/GITHUB_*/GITLAB_*/AWS_*/GCP_*/AZURE_* from this environment, builds the policies, loads a large
 // set's records into wrangler's local POLICY_KV, and runs `wrangler dev` on PORT.
 
 import { spawn, spawnSync } from "node:child_process";
@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { DEV_SERVER_MARKER } from "../src/cli/dev-build-guard.ts";
 import { devVars, renderEnvFile } from "../src/cli/dev-env.ts";
 import { DEV_DIR, devBaseUrl, devPort, ensureDevKeys } from "../src/cli/dev-keys.ts";
+import { ensureDevX509Ca } from "../src/cli/dev-x509-ca.ts";
 import { putLocalKv } from "../src/cli/local-kv.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -27,6 +28,8 @@ const vars = devVars(
     RUNPASS_SIGNING_KEYS: JSON.stringify(keys.signingKeys),
     RUNPASS_AUDIT_KEY: keys.auditKey,
     RUNPASS_ADMIN_TOKEN: keys.adminToken,
+    // The x509 grant's CA (.dev/x509-ca.json); RUNPASS_X509_CA in the environment replaces it.
+    RUNPASS_X509_CA: JSON.stringify(await ensureDevX509Ca(root)),
   },
   process.env,
 );

@@ -1,8 +1,8 @@
-// The env file `npm start` hands to `wrangler dev --env-file`: dev secrets plus RUNPASS_*/GITHUB_*/GITLAB_*/AWS_*
+// The env file `npm start` hands to `wrangler dev --env-file`: dev secrets plus RUNPASS_*/GITHUB_*/GITLAB_*/AWS_*/GCP_*/AZURE_*
 // from the process environment (wrangler reads no process env when .dev.vars exists, so everything goes through this file).
 
 /** Variables passed from the launcher's environment to the dev Worker. */
-export const PASSTHROUGH = /^(RUNPASS|GITHUB|GITLAB|AWS)_[A-Z0-9_]*$/;
+export const PASSTHROUGH = /^(RUNPASS|GITHUB|GITLAB|AWS|GCP|AZURE)_[A-Z0-9_]*$/;
 
 /**
  * Quotes a value for wrangler's dotenv + dotenv-expand: `$` is escaped so values are never expanded,

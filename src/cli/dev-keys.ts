@@ -29,15 +29,29 @@ async function keyPair(alg: "ES256" | "RS256", kid: string): Promise<{ privateJw
   return { privateJwk, publicJwk };
 }
 
-/** Loads .dev/keys.json, creating it (mode 0600) on first use. */
+/** The dev RS256 signing key: gcp and azure assertions need one (docs/grants.md, gcp and azure). */
+async function rs256SigningKey(): Promise<JWK> {
+  return (await keyPair("RS256", `dev-rs-${secret(6)}`)).privateJwk;
+}
+
+/**
+ * Loads .dev/keys.json, creating it (mode 0600) on first use. The signing keys are an ES256 key (signs runpass's
+ * tokens) and an RS256 key (gcp and azure assertions); a file from before the RS256 key gains one.
+ */
 export async function ensureDevKeys(root: string): Promise<DevKeys> {
   const dir = join(root, DEV_DIR);
   const file = join(dir, "keys.json");
-  if (existsSync(file)) return JSON.parse(await readFile(file, "utf8")) as DevKeys;
+  if (existsSync(file)) {
+    const keys = JSON.parse(await readFile(file, "utf8")) as DevKeys;
+    if (keys.signingKeys.some((k) => k.alg === "RS256")) return keys;
+    keys.signingKeys.push(await rs256SigningKey());
+    await writeFile(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+    return keys;
+  }
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const signing = await keyPair("ES256", `dev-${secret(6)}`);
   const keys: DevKeys = {
-    signingKeys: [signing.privateJwk],
+    signingKeys: [signing.privateJwk, await rs256SigningKey()],
     auditKey: secret(32),
     adminToken: `dev-admin-${secret(24)}`,
     devIssuer: await keyPair("RS256", `dev-issuer-${secret(6)}`),

@@ -614,6 +614,38 @@ describe("RP018 deny-on-optional-claim", () => {
   });
 });
 
+describe("RP019–RP022 the cloud grants", () => {
+  const PROVIDER = "projects/1/locations/global/workloadIdentityPools/ci-pool/providers/runpass";
+  const gcp = (fields: string) =>
+    gh(`${PINS}\n${EVENTS}`, `  gcp:\n    workload_identity_provider: ${PROVIDER}\n${fields}`, "ttl: 3h\n");
+  const azure = (scope: string) =>
+    gh(
+      `${PINS}\n${EVENTS}`,
+      `  azure:\n    tenant_id: 00000000-0000-0000-0000-000000000000\n    client_id: 11111111-1111-1111-1111-111111111111\n    scope: ${scope}`,
+    );
+  const SA = "    service_account: deployer@acme-prod.iam.gserviceaccount.com\n";
+
+  it("RP019 fires for a gcp grant without service_account, and explains the pool's principal", () => {
+    const f = one(gcp("    lifetime: 15m"), "RP019", "gcp");
+    expect(`${f.message} ${f.why}`).toMatch(/pool's principal/);
+    none(gcp(`${SA}    lifetime: 15m`), "RP019");
+  });
+
+  it("RP020 fires for a gcp lifetime over 1h, not for 1h", () => {
+    one(gcp(`${SA}    lifetime: 2h`), "RP020", "2h");
+    none(gcp(`${SA}    lifetime: 1h`), "RP020");
+  });
+
+  it("RP021 fires for an azure scope not ending in /.default; RP022 notes every azure grant", () => {
+    const text = azure("https://management.azure.com/user_impersonation");
+    one(text, "RP021", "https://management.azure.com/user_impersonation");
+    none(azure("https://management.azure.com/.default"), "RP021");
+    const note = one(azure("https://management.azure.com/.default"), "RP022", "azure");
+    expect(note.message).toMatch(/outlive the lease/);
+    none(gcp(`${SA}    lifetime: 15m`), "RP022");
+  });
+});
+
 describe("the rule table", () => {
   it("has unique ids and names, and docs/policy-tooling.md's Lint rules table lists each with its severity", () => {
     expect(new Set(LINT_RULES.map((r) => r.id)).size).toBe(LINT_RULES.length);

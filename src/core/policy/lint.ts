@@ -5,7 +5,7 @@
 // table is in lint/rules.ts, the policy model in lint/model.ts, and the checks, by theme, in lint/checks-*.ts.
 
 import { denyOnOptionalClaim, types, unknownClaims } from "./lint/checks-claims.ts";
-import { grantBreadth, sharedSecrets } from "./lint/checks-grants.ts";
+import { cloudGrants, grantBreadth, sharedSecrets } from "./lint/checks-grants.ts";
 import { globInOwner, missingPin, nameWithoutId } from "./lint/checks-identity.ts";
 import { deadPolicy, duplicates } from "./lint/checks-redundancy.ts";
 import { events, gitlabMergeRequests, selfHosted, workflowTrust } from "./lint/checks-triggers.ts";
@@ -38,6 +38,7 @@ export function lintPolicySet(
     unknownClaims(p, f);
     selfHosted(p, f);
     grantBreadth(p, f);
+    cloudGrants(p, f);
     deadPolicy(p, f);
     denyOnOptionalClaim(p, f);
   }

@@ -1,5 +1,6 @@
-// Checks on what a policy hands out: broad GitHub tokens (RP013), long AWS sessions (RP014) and secrets shared by
-// many policies (RP015).
+// Checks on what a policy hands out: broad GitHub tokens (RP013), long AWS sessions (RP014), secrets shared by
+// many policies (RP015), and the cloud grants' caveats (RP019–RP022: gcp without a service account, gcp lifetimes
+// over 1 h, Azure scopes Entra refuses, Entra tokens outliving the lease).
 
 import { parseDuration } from "../../duration.ts";
 import { parseSecretRef } from "../../secrets/paths.ts";
@@ -16,6 +17,7 @@ const SENSITIVE_WRITE = new Set([
 ]);
 const MANY_REPOSITORIES = 10;
 const LONG_AWS_SESSION_SECONDS = 3600;
+const LONG_CLOUD_TOKEN_SECONDS = 3600;
 const SHARED_SECRET_POLICIES = 3;
 
 export function grantBreadth(p: Policy, f: Findings): void {
@@ -58,6 +60,51 @@ export function grantBreadth(p: Policy, f: Findings): void {
         `aws grant: duration ${aws.duration} is over 1h`,
       );
     }
+  }
+}
+
+/** RP019–RP022: the gcp and azure grants (docs/grants.md, gcp and azure). */
+export function cloudGrants(p: Policy, f: Findings): void {
+  const gcp = p.raw.grants.gcp;
+  if (gcp) {
+    if (gcp.service_account === undefined) {
+      f.add(
+        p,
+        "RP019",
+        ["grants", "gcp"],
+        true,
+        "gcp grant without service_account: the run gets a federated token carrying the pool's principal, and whatever it was granted",
+      );
+    }
+    const secs = gcp.lifetime !== undefined ? parseDuration(gcp.lifetime) : undefined;
+    if (secs !== undefined && secs > LONG_CLOUD_TOKEN_SECONDS) {
+      f.add(
+        p,
+        "RP020",
+        ["grants", "gcp", "lifetime"],
+        false,
+        `gcp grant: lifetime ${gcp.lifetime} is over 1h; runpass asks Google for 1h at most`,
+      );
+    }
+  }
+  const azure = p.raw.grants.azure;
+  if (azure) {
+    if (!azure.scope.endsWith("/.default")) {
+      f.add(
+        p,
+        "RP021",
+        ["grants", "azure", "scope"],
+        false,
+        `azure grant: scope "${azure.scope}" does not end in /.default; Entra refuses it for client credentials`,
+      );
+    }
+    f.add(
+      p,
+      "RP022",
+      ["grants", "azure"],
+      true,
+      "azure grant: Entra access tokens live 60–90 minutes and may outlive the lease (they cannot be revoked)",
+    );
   }
 }
 

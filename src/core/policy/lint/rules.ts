@@ -171,6 +171,38 @@ export const LINT_RULES: readonly LintRule[] = [
     why: "A deny entry matches only when all its claims are present and match: a token without the claim (older GHES or GitLab, another event) is not denied — the rule fails open.",
     fix: "Allow-list the claim instead (allow: runner_environment: github-hosted rather than deny: runner_environment: self-hosted), or also require the claim in allow.",
   },
+  {
+    id: "RP019",
+    name: "gcp-federated-principal",
+    severity: "warning",
+    what: "A gcp grant without service_account: the run gets the federated token itself.",
+    why: "A federated token acts as the workload identity pool's principal: it reaches whatever the pool's principals and principal sets were granted, which tends to grow as more policies share the pool; a service account is one reviewed set of roles.",
+    fix: "Name a service_account bound to this policy's principal set (roles/iam.workloadIdentityUser), and grant roles to it rather than to the pool.",
+  },
+  {
+    id: "RP020",
+    name: "gcp-lifetime-long",
+    severity: "warning",
+    what: "A gcp grant whose lifetime is over 1h.",
+    why: "runpass asks Google for 1h at most (a Google access token cannot be revoked early), so the longer lifetime is never granted and misleads readers.",
+    fix: "Use lifetime: 1h or less; long jobs can renew the lease (POST /v1/leases/{id}/renew).",
+  },
+  {
+    id: "RP021",
+    name: "azure-scope-not-default",
+    severity: "warning",
+    what: "An azure grant whose scope does not end in /.default.",
+    why: "Entra's client-credentials flow only accepts <resource>/.default scopes (the app's granted permissions); any other scope fails every exchange.",
+    fix: "Use the resource's .default scope, e.g. scope: https://management.azure.com/.default.",
+  },
+  {
+    id: "RP022",
+    name: "azure-token-outlives-lease",
+    severity: "warning",
+    what: "Every azure grant (a note): Entra access tokens live 60–90 minutes and cannot be shortened or revoked.",
+    why: "The token may outlive the lease: ending the run or the lease does not end it; credentials.azure.expires_at says when it does.",
+    fix: "Grant the Entra app only what the job needs; keep its roles narrow rather than relying on the lease.",
+  },
 ];
 
 const RULES = new Map(LINT_RULES.map((r) => [r.id, r]));
