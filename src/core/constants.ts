@@ -266,3 +266,9 @@ export const ALERT_MAX_ATTEMPTS = 300;
 export const ALERT_DELIVERY_TIMEOUT_MS = 10_000;
 /** Delivered or given-up alerts are listed for 30 days, then forgotten (the audit log keeps their records). */
 export const ALERT_RETENTION_MS = 30 * 24 * 3600_000;
+/** GitHub's secret-scanning keys are refreshed after this long (they rotate rarely; a new id triggers a refetch). */
+export const GITHUB_SCANNING_KEYS_FRESH_MS = 60 * 60_000;
+/** An unknown secret-scanning key id causes at most one fetch per this long (docs/leaks.md): made-up ids cost nothing. */
+export const GITHUB_SCANNING_KEYS_COOLDOWN_MS = 60_000;
+/** Keys read from GitHub's secret-scanning key list (it holds a handful). */
+export const MAX_GITHUB_SCANNING_KEYS = 32;

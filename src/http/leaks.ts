@@ -3,16 +3,27 @@
 // version is quarantined. Every step is audited (`leak`) and alerted (`leak_detected`); no value is echoed.
 
 import type { Context, Hono } from "hono";
+import * as z from "zod/mini";
 import { D1AuditStore, type LeakIndexRow } from "../adapters/audit-store.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import { storeFor } from "../adapters/secrets-client.ts";
-import { MAX_LEAK_REPORT_BYTES } from "../core/constants.ts";
-import { type LeakCandidate, LeakReportSchema, leakCandidates, lookable } from "../core/leaks/reports.ts";
+import { MAX_LEAK_REPORT_BYTES, MAX_LEAK_VALUES } from "../core/constants.ts";
+import { sha256 } from "../core/crypto.ts";
+import { RunpassError } from "../core/errors.ts";
+import { SecretScanningKeys, verifyScanningSignature } from "../core/leaks/github-keys.ts";
+import {
+  cleanSource,
+  type LeakCandidate,
+  LeakReportSchema,
+  leakCandidates,
+  lookable,
+} from "../core/leaks/reports.ts";
 import { raiseAlert } from "./alerts.ts";
-import { auditSink, requestRecord } from "./audit.ts";
-import { limitLeaks } from "./rate-limit.ts";
+import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
+import { chargeFailure, limitLeaks } from "./rate-limit.ts";
 import { checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
+import type { Runtime } from "./runtime.ts";
 import type { AppEnv } from "./types.ts";
 
 export type LeakAction = "run_ended" | "already_ended" | "secret_quarantined" | "already_quarantined";
@@ -164,8 +175,80 @@ function sortRows(rows: LeakIndexRow[]): LeakIndexRow[] {
   );
 }
 
-/** Registers POST /v1/admin/leaks (behind requireAdmin). */
+/** GitHub's partner-program report: the tokens its scanners found, with where. */
+const GitHubReport = z
+  .array(
+    z.looseObject({
+      token: z.string().check(z.minLength(1)),
+      type: z.string().check(z.maxLength(128)),
+      url: z.optional(z.string()),
+      source: z.optional(z.string()),
+    }),
+  )
+  .check(z.minLength(1), z.maxLength(MAX_LEAK_VALUES));
+
+/** Per app (one per isolate), per GitHub API URL: the partner keys. */
+const scanningKeys = new WeakMap<Runtime, Map<string, SecretScanningKeys>>();
+
+function keysFor(c: Context<AppEnv>): SecretScanningKeys {
+  const rt = c.get("runtime");
+  const api = (c.env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, "");
+  let byUrl = scanningKeys.get(rt);
+  if (!byUrl) {
+    byUrl = new Map();
+    scanningKeys.set(rt, byUrl);
+  }
+  let keys = byUrl.get(api);
+  if (!keys) {
+    keys = new SecretScanningKeys(api, rt.clock);
+    byUrl.set(api, keys);
+  }
+  return keys;
+}
+
+/**
+ * POST /v1/leaks/github: verifies GitHub's signature over the raw body with the key it names (401 otherwise,
+ * before anything is parsed or looked up), acts on the tokens as a report, and answers in GitHub's format.
+ */
+async function githubPartnerReport(c: Context<AppEnv>): Promise<Response> {
+  const refuse = async (message: string, code: "signature_missing" | "signature_invalid") => {
+    const error = new RunpassError("invalid_token", message, { reasons: [{ code }] });
+    await chargeFailure(c, error);
+    throw await auditRefusal(c, "leak", error, { detail: "github partner report refused" });
+  };
+  checkDeclaredLength(c, MAX_LEAK_REPORT_BYTES);
+  const keyId = c.req.header("github-public-key-identifier");
+  const signature = c.req.header("github-public-key-signature");
+  if (!keyId || !signature || keyId.length > 256 || signature.length > 512) {
+    return refuse(
+      "GitHub-Public-Key-Identifier and GitHub-Public-Key-Signature are required",
+      "signature_missing",
+    );
+  }
+  const raw = await readBodyBytes(c, MAX_LEAK_REPORT_BYTES);
+  const key = await keysFor(c).key(keyId);
+  if (!key || !(await verifyScanningSignature(key, signature, raw))) {
+    return refuse("the signature does not verify with GitHub's secret-scanning keys", "signature_invalid");
+  }
+  const body = parseJson(raw, GitHubReport);
+  const candidates = body.map((t) => ({
+    value: t.token,
+    source: cleanSource(`github ${t.type}${t.url ? ` ${t.url}` : ""}${t.source ? ` (${t.source})` : ""}`),
+  }));
+  const { matched } = await respondToLeak(c, candidates, "github");
+  const answer = await Promise.all(
+    body.map(async (t, i) => ({
+      token_hash: (await sha256(t.token)).slice("sha256:".length),
+      token_type: t.type,
+      label: matched[i] ? "true_positive" : "false_positive",
+    })),
+  );
+  return c.json(answer, 200, NO_STORE);
+}
+
+/** Registers POST /v1/admin/leaks (behind requireAdmin) and GitHub's partner endpoint POST /v1/leaks/github. */
 export function leakRoutes(app: Hono<AppEnv>): void {
+  app.post("/v1/leaks/github", githubPartnerReport);
   app.post("/v1/admin/leaks", async (c) => {
     checkDeclaredLength(c, MAX_LEAK_REPORT_BYTES);
     requireMediaType(c, "application/json");

@@ -116,6 +116,9 @@ const LEVELS: Record<string, number> = { read: 1, write: 2, admin: 3 };
 export class FakeGitHub {
   readonly #publicKey: KeyObject | CryptoKey;
   readonly #installations = new Map<number, Installation>();
+  /** Secret-scanning partner keys ({key_identifier, key, is_current}) and how often they were fetched. */
+  #scanningKeys: unknown[] = [];
+  #scanningKeyFetches = 0;
   /** Alert receivers for the alert tests (test/support/alert-receiver.ts). */
   readonly #alerts = new AlertReceivers();
   readonly #byOwner = new Map<string, number>();
@@ -213,6 +216,11 @@ export class FakeGitHub {
         }
         this.#fault(inst.id);
         return this.#send(res, 200, this.#installationJson(inst));
+      }
+      // GET /meta/public_keys/secret_scanning: the partner program's signing keys (no authentication).
+      if (path === "/meta/public_keys/secret_scanning" && method === "GET") {
+        this.#scanningKeyFetches++;
+        return this.#send(res, 200, { public_keys: this.#scanningKeys });
       }
       // GET /app: "Get the authenticated app" (the broker's status check that its App JWT is accepted).
       if (path === "/app" && method === "GET") {
@@ -446,6 +454,11 @@ export class FakeGitHub {
     };
     const body =
       req.method === "POST" ? (JSON.parse((await readBody(req)) || "{}") as Record<string, unknown>) : {};
+    if (path === "/__control/secret-scanning-keys" && req.method === "POST") {
+      this.#scanningKeys = (body.public_keys as unknown[] | undefined) ?? [];
+      return json(200, {});
+    }
+    if (path === "/__secret-scanning/fetches") return json(200, { fetches: this.#scanningKeyFetches });
     if (path === "/__control/installation" && req.method === "POST") {
       const owner = body.owner as string | undefined;
       const id = body.id as number | undefined;

@@ -14,7 +14,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
-import { ledgerFor, ship } from "../support/run-ledger.ts";
+import { ledgerFor, movableClock, ship } from "../support/run-ledger.ts";
 import { GH_API, STATIC_AWS_ENV } from "../support/upstream-env.ts";
 
 interface Exchanged {
@@ -67,7 +67,12 @@ interface Setup {
 }
 
 async function setup(
-  options: { grants?: string; policies?: Record<string, string>; leakLimit?: string } = {},
+  options: {
+    grants?: string;
+    policies?: Record<string, string>;
+    leakLimit?: string;
+    clock?: () => number;
+  } = {},
 ): Promise<Setup> {
   const gh = uniqueIssuer();
   const receiverName = `r-${crypto.randomUUID().slice(0, 8)}`;
@@ -85,8 +90,10 @@ ${grants}
       ...Object.fromEntries(Object.entries(options.policies ?? {}).map(([k, v]) => [k, policy(v)])),
     },
     issuers: issuersYaml(gh),
+    ...(options.clock ? { clock: options.clock } : {}),
     env: {
       ...STATIC_AWS_ENV,
+      GITHUB_API_URL: GH_API,
       RUNPASS_ALERT_WEBHOOK: `${GH_API}/__alerts/${receiverName}`,
       RUNPASS_ALERT_SECRET: ALERT_SECRET,
       // One limiter object counts every admin report: the flood test's limit is low, the others' out of reach.
@@ -319,5 +326,166 @@ describe("alerts", () => {
       leakAlerts.filter((a) => a.alert === "leak_detected" && a.details.run === leaked.lease.run),
     ).toHaveLength(2);
     expect(up.received.every((r) => r.valid)).toBe(true);
+  });
+});
+
+/** An ECDSA P-256 key pair standing in for GitHub's partner key, its id and SPKI PEM published at the fake API. */
+async function partnerKey(): Promise<{ id: string; privateKey: CryptoKey; pem: string }> {
+  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ])) as CryptoKeyPair;
+  const spki = new Uint8Array((await crypto.subtle.exportKey("spki", pair.publicKey)) as ArrayBuffer);
+  const pem = `-----BEGIN PUBLIC KEY-----\n${btoa(String.fromCharCode(...spki))}\n-----END PUBLIC KEY-----\n`;
+  return { id: crypto.randomUUID().replace(/-/g, ""), privateKey: pair.privateKey, pem };
+}
+
+async function publishKeys(keys: Array<{ id: string; pem: string }>): Promise<void> {
+  await fetch(`${GH_API}/__control/secret-scanning-keys`, {
+    method: "POST",
+    body: JSON.stringify({
+      public_keys: keys.map((k) => ({ key_identifier: k.id, key: k.pem, is_current: true })),
+    }),
+  });
+}
+
+async function keyFetches(): Promise<number> {
+  return ((await (await fetch(`${GH_API}/__secret-scanning/fetches`)).json()) as { fetches: number }).fetches;
+}
+
+/** An r‖s signature as the ASN.1 DER GitHub sends, base64. */
+function derSignature(raw: Uint8Array): string {
+  const int = (b: Uint8Array) => {
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    const v = b.subarray(i);
+    return (v[0] as number) & 0x80 ? [0x02, v.length + 1, 0, ...v] : [0x02, v.length, ...v];
+  };
+  const body = [...int(raw.subarray(0, 32)), ...int(raw.subarray(32))];
+  return btoa(String.fromCharCode(0x30, body.length, ...body));
+}
+
+async function partnerPost(
+  broker: TestBroker,
+  body: string,
+  key: { id: string; privateKey: CryptoKey },
+  keyId = key.id,
+): Promise<Response> {
+  const raw = new Uint8Array(
+    await crypto.subtle.sign(
+      { name: "ECDSA", hash: "SHA-256" },
+      key.privateKey,
+      new TextEncoder().encode(body),
+    ),
+  );
+  return broker.fetch("/v1/leaks/github", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "Github-Public-Key-Identifier": keyId,
+      "Github-Public-Key-Signature": derSignature(raw),
+    },
+    body,
+  });
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+describe("GitHub secret-scanning partner endpoint", () => {
+  it("a signed report ends the run of a runpass credential and answers in GitHub's format", async () => {
+    const key = await partnerKey();
+    await publishKeys([key]);
+    const s = await setup();
+    const leaked = await s.exchange();
+    const bystander = await s.exchange();
+    const token = leaked.credentials.token?.token as string;
+    const body = JSON.stringify([
+      {
+        token,
+        type: "runpass_token",
+        url: "https://github.com/acme/api/blob/abc/deploy.log",
+        source: "content",
+      },
+      {
+        token: "rp_not_one_of_ours",
+        type: "runpass_token",
+        url: "https://github.com/acme/api",
+        source: "content",
+      },
+    ]);
+    const res = await partnerPost(s.broker, body, key);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual([
+      { token_hash: await sha256Hex(token), token_type: "runpass_token", label: "true_positive" },
+      {
+        token_hash: await sha256Hex("rp_not_one_of_ours"),
+        token_type: "runpass_token",
+        label: "false_positive",
+      },
+    ]);
+    expect(await ledgerFor(leaked.lease.run).ended()).toBe(true);
+    expect(await ledgerFor(bystander.lease.run).ended()).toBe(false);
+  });
+
+  it("refuses a missing or bad signature with 401 before acting on anything", async () => {
+    const key = await partnerKey();
+    const other = await partnerKey();
+    await publishKeys([key]);
+    const s = await setup();
+    const live = await s.exchange();
+    const body = JSON.stringify([
+      { token: live.lease.revoke_token, type: "runpass_revoke_token", url: "x", source: "content" },
+    ]);
+    // Signed by a key GitHub does not publish, under the published key's id.
+    expect((await partnerPost(s.broker, body, other, key.id)).status).toBe(401);
+    // A valid signature over a different body.
+    const signedOther = await crypto.subtle.sign(
+      { name: "ECDSA", hash: "SHA-256" },
+      key.privateKey,
+      new TextEncoder().encode("[]"),
+    );
+    const swapped = await s.broker.fetch("/v1/leaks/github", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "Github-Public-Key-Identifier": key.id,
+        "Github-Public-Key-Signature": derSignature(new Uint8Array(signedOther)),
+      },
+      body,
+    });
+    expect(swapped.status).toBe(401);
+    // No signature at all.
+    const unsigned = await s.broker.fetch("/v1/leaks/github", {
+      method: "POST",
+      headers: { "content-type": "application/json", "Github-Public-Key-Identifier": key.id },
+      body,
+    });
+    expect(unsigned.status).toBe(401);
+    expect(await ledgerFor(live.lease.run).ended()).toBe(false);
+    // The same body, properly signed, does end it.
+    expect((await partnerPost(s.broker, body, key)).status).toBe(200);
+    expect(await ledgerFor(live.lease.run).ended()).toBe(true);
+  });
+
+  it("an unknown key id is refetched at most once per cooldown, and refused", async () => {
+    const key = await partnerKey();
+    await publishKeys([key]);
+    const time = movableClock();
+    const s = await setup({ clock: time.clock });
+    const body = JSON.stringify([{ token: "rp_x", type: "runpass_token", url: "x", source: "content" }]);
+    expect((await partnerPost(s.broker, body, key)).status).toBe(200);
+    const before = await keyFetches();
+    for (let i = 0; i < 5; i++) {
+      expect((await partnerPost(s.broker, body, key, `unknown-${i}`)).status).toBe(401);
+    }
+    expect((await keyFetches()) - before).toBeLessThanOrEqual(1);
+    // GitHub rotates: a new key appears; after the cooldown its id is fetched and accepted.
+    const rotated = await partnerKey();
+    await publishKeys([key, rotated]);
+    time.advance(61_000);
+    expect((await partnerPost(s.broker, body, rotated)).status).toBe(200);
   });
 });

@@ -227,29 +227,12 @@ export class KeySetCache implements KeySource {
   }
 
   /** GET with no redirects, a time cap covering headers and body, and a byte cap checked while reading. */
-  async #fetchJson(url: string): Promise<unknown> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), JWKS_FETCH_TIMEOUT_MS);
-    try {
-      const res = await this.#fetch(url, {
-        redirect: "manual",
-        signal: controller.signal,
-        headers: { accept: "application/json, application/jwk-set+json" },
-      });
-      if (res.status !== 200) {
-        await res.body?.cancel();
-        throw new KeyFetchError(`HTTP ${res.status}`);
-      }
-      const declared = Number(res.headers.get("content-length") ?? "0");
-      if (declared > MAX_JWKS_BYTES) {
-        await res.body?.cancel();
-        throw new KeyFetchError("response too large");
-      }
-      const text = decodeUtf8(await readCapped(res.body, MAX_JWKS_BYTES));
-      return JSON.parse(text);
-    } finally {
-      clearTimeout(timer);
-    }
+  #fetchJson(url: string): Promise<unknown> {
+    return fetchJsonCapped(this.#fetch, url, {
+      maxBytes: MAX_JWKS_BYTES,
+      timeoutMs: JWKS_FETCH_TIMEOUT_MS,
+      accept: "application/json, application/jwk-set+json",
+    });
   }
 
   async #select(
@@ -280,4 +263,38 @@ export class KeySetCache implements KeySource {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * GETs a JSON document the way key sets are fetched: no redirects, a time cap covering headers and body, and a
+ * byte cap checked while reading (also used for GitHub's secret-scanning keys, docs/leaks.md). Throws
+ * KeyFetchError for a non-200 answer or an oversized one.
+ */
+export async function fetchJsonCapped(
+  fetchFn: typeof fetch,
+  url: string,
+  limits: { maxBytes: number; timeoutMs: number; accept: string },
+): Promise<unknown> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), limits.timeoutMs);
+  try {
+    const res = await fetchFn(url, {
+      redirect: "manual",
+      signal: controller.signal,
+      headers: { accept: limits.accept, "user-agent": "runpass" },
+    });
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new KeyFetchError(`HTTP ${res.status}`);
+    }
+    const declared = Number(res.headers.get("content-length") ?? "0");
+    if (declared > limits.maxBytes) {
+      await res.body?.cancel();
+      throw new KeyFetchError("response too large");
+    }
+    const text = decodeUtf8(await readCapped(res.body, limits.maxBytes));
+    return JSON.parse(text);
+  } finally {
+    clearTimeout(timer);
+  }
 }
