@@ -173,7 +173,13 @@ export function requireCsrf(): MiddlewareHandler<AppEnv> {
     const form = await c.req.parseBody();
     const given = typeof form.csrf === "string" ? form.csrf : "";
     const viewer = viewerOf(c);
-    const sameOrigin = origin === undefined || origin === new URL(c.req.url).origin;
+    // Defence in depth behind the token: browsers say where a form came from. Under `Referrer-Policy: no-referrer`
+    // Chromium sends `Origin: null` for same-origin forms, so Sec-Fetch-Site decides when present.
+    const site = c.req.header("sec-fetch-site");
+    const sameOrigin =
+      site !== undefined
+        ? site === "same-origin"
+        : origin === undefined || origin === "null" || origin === new URL(c.req.url).origin;
     if (!sameOrigin || !equalText(given, viewer.csrf)) {
       const error = new RunpassError(
         "access_denied",
