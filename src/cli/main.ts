@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { parseDuration } from "../core/duration.ts";
 import { errorMessage } from "../core/errors.ts";
 import { adminCall, adminTarget, BrokerError } from "./admin.ts";
+import { adminLeak } from "./leak.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
 import { devPort } from "./dev-keys.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
@@ -68,6 +69,10 @@ ${DOCTOR_USAGE}
       Prints {valid, error?, claims}; exit 0 when valid, 1 when not.
   admin revoke   [--url URL] (--run RUN | --policy NAME | --repository-id ID | --project-id ID | --issuer NAME)
       Ends matching leases now (a run is also marked ended). Prints {ended_leases, runs}.
+  admin leak     [--url URL] (--value-env VAR [--source TEXT] | --gitleaks FILE | --trufflehog FILE)
+      Reports leaked values (docs/leaks.md): a runpass credential ends its run, a secret version is
+      quarantined. The value comes from environment variable VAR, never from the command line.
+      Prints {matches, unmatched} (never a value).
   admin leases   [--url URL] [--active] [--run RUN] [--policy NAME] [--repository-id ID] [--project-id ID]
                  [--issuer NAME] [--limit N]
       Lists leases, newest first (never secrets).
@@ -351,6 +356,7 @@ export async function main(argv: string[]): Promise<number> {
     if (group === "token" && command === "verify") return await tokenVerify(rest);
     if (group === "admin" && command === "revoke") return await adminRevoke(rest);
     if (group === "admin" && command === "leases") return await adminLeases(rest);
+    if (group === "admin" && command === "leak") return await adminLeak(ROOT, rest);
     if (group === "admin" && command === "secrets") return await adminSecrets(ROOT, rest);
     if (group === "admin" && command === "webhook-secret") return await webhookSecretCommand(rest);
     if (group === undefined || group === "help" || group === "--help" || group === "-h") {

@@ -1,0 +1,197 @@
+// The pure parts of leak response and alerts (docs/leaks.md): report parsing, fingerprints, thresholds,
+// business hours, the alert body and signature, GitHub's DER signatures, and the CLI's request bodies.
+
+import { createHmac, generateKeyPairSync, sign } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { leakBody, parseTrufflehog } from "../../src/cli/leak.ts";
+import {
+  alertPayload,
+  alertSignature,
+  alertWebhookProblem,
+  parseAlertThresholds,
+  parseBusinessHours,
+  withinBusinessHours,
+} from "../../src/core/alerts/alert.ts";
+import { credentialFingerprints, Fingerprinter } from "../../src/core/leaks/fingerprint.ts";
+import { derToRaw } from "../../src/core/leaks/github-keys.ts";
+import { leakCandidates } from "../../src/core/leaks/reports.ts";
+
+const KEY = "unit-audit-key-0123456789abcdef0123456789";
+
+describe("fingerprints", () => {
+  it("are keyed (another key gives another digest), ignore surrounding whitespace, and never contain the value", async () => {
+    const a = new Fingerprinter(KEY);
+    const b = new Fingerprinter(`${KEY}-other`);
+    const value = "ghs_0123456789abcdefABCDEF0123456789abcd";
+    const fp = await a.digest(value);
+    expect(fp).toMatch(/^lfp:[A-Za-z0-9_-]{43}$/);
+    expect(await a.digest(`  ${value}\n`)).toBe(fp);
+    expect(await b.digest(value)).not.toBe(fp);
+    expect(fp).not.toContain(value);
+  });
+
+  it("cover every grant's secretValues and the revoke token, secrets bundles excepted", async () => {
+    const f = new Fingerprinter(KEY);
+    const fps = await credentialFingerprints(
+      f,
+      {
+        token: { token: "eyJ.token.sig", expires_at: "" },
+        aws: {
+          access_key_id: "ASIAEXAMPLE",
+          secret_access_key: "secret",
+          session_token: "session",
+          expires_at: "",
+          region: "eu-west-1",
+        },
+        secrets: { STRIPE: "sk_live_x" },
+      },
+      "rvk_abc",
+    );
+    expect(fps.map((x) => x.kind)).toEqual(["token", "aws", "aws", "aws", "revoke_token"]);
+    expect(fps.filter((x) => x.kind === "aws").every((x) => x.ref === "ASIAEXAMPLE")).toBe(true);
+    expect(fps.map((x) => x.fp)).not.toContain(await f.digest("sk_live_x"));
+  });
+});
+
+describe("reports", () => {
+  it("read gitleaks' Secret (Match when empty) and trufflehog's Raw and RawV2, with where each was found", () => {
+    const g = leakCandidates({
+      gitleaks: [
+        { Secret: "s1", Match: "x=s1", File: "a.log", StartLine: 3, RuleID: "runpass-token" },
+        { Secret: "", Match: "s2", File: "b.log", RuleID: "generic" },
+      ],
+    });
+    expect(g).toEqual([
+      { value: "s1", source: "gitleaks runpass-token a.log:3" },
+      { value: "s2", source: "gitleaks generic b.log" },
+    ]);
+    const t = leakCandidates({
+      trufflehog: [
+        {
+          DetectorName: "AWS",
+          Raw: "AKIA1",
+          RawV2: "AKIA1secret",
+          SourceMetadata: { Data: { Git: { file: "ci.yml", line: 7, commit: "abc" } } },
+        },
+      ],
+    });
+    expect(t).toEqual([
+      { value: "AKIA1", source: "trufflehog AWS ci.yml:7" },
+      { value: "AKIA1secret", source: "trufflehog AWS ci.yml:7" },
+    ]);
+  });
+
+  it("refuse an empty report and keep control characters out of sources", () => {
+    expect(() => leakCandidates({ values: ["  "] })).toThrow(/names no value/);
+    expect(leakCandidates({ values: ["v"], source: "a\nb\u0000c" })[0]?.source).toBe("a b c");
+  });
+});
+
+describe("alert settings", () => {
+  it("thresholds default as documented and can be overridden; typos fail closed", () => {
+    const d = parseAlertThresholds(undefined);
+    expect(d.failed_auth_burst).toEqual({ count: 50, windowMs: 300_000 });
+    expect(d.denial_burst).toEqual({ count: 20, windowMs: 300_000 });
+    expect(d.issuance_burst_run).toEqual({ count: 50, windowMs: 600_000 });
+    expect(d.issuance_burst_repository).toEqual({ count: 500, windowMs: 600_000 });
+    const o = parseAlertThresholds('{"denial_burst":"3/1m","dedupe":"1h"}');
+    expect(o.denial_burst).toEqual({ count: 3, windowMs: 60_000 });
+    expect(o.dedupe_ms).toBe(3_600_000);
+    expect(() => parseAlertThresholds('{"denial_brust":"3/1m"}')).toThrow(/RUNPASS_ALERTS/);
+    expect(() => parseAlertThresholds('{"denial_burst":"lots"}')).toThrow(/RUNPASS_ALERTS/);
+  });
+
+  it("business hours follow the named time zone, including daylight saving", () => {
+    const h = parseBusinessHours("Mon-Fri 07:00-19:00 Europe/Berlin");
+    if (!h) throw new Error("parsed nothing");
+    // Wednesday 2026-12-02 06:30 UTC = 07:30 in Berlin (CET): inside.
+    expect(withinBusinessHours(h, Date.parse("2026-12-02T06:30:00Z"))).toBe(true);
+    // 05:30 UTC = 06:30 Berlin: outside.
+    expect(withinBusinessHours(h, Date.parse("2026-12-02T05:30:00Z"))).toBe(false);
+    // Summer (CEST, UTC+2): 17:30 UTC = 19:30 Berlin: outside; 16:30 UTC = 18:30: inside.
+    expect(withinBusinessHours(h, Date.parse("2026-07-01T17:30:00Z"))).toBe(false);
+    expect(withinBusinessHours(h, Date.parse("2026-07-01T16:30:00Z"))).toBe(true);
+    // Saturday noon: outside.
+    expect(withinBusinessHours(h, Date.parse("2026-12-05T11:00:00Z"))).toBe(false);
+    expect(parseBusinessHours(undefined)).toBeUndefined();
+    expect(() => parseBusinessHours("Mon-Fri 07:00-19:00 Mars/Olympus")).toThrow(/time zone/);
+    expect(() => parseBusinessHours("Mon-Fri 19:00-07:00 UTC")).toThrow(/end time/);
+    expect(() => parseBusinessHours("Weekdays")).toThrow(/RUNPASS_BUSINESS_HOURS/);
+  });
+
+  it("the webhook is https, or http to a loopback host in dev mode only", () => {
+    expect(alertWebhookProblem("https://hooks.slack.com/services/x", false)).toBeUndefined();
+    expect(alertWebhookProblem("http://127.0.0.1:9000/alerts", true)).toBeUndefined();
+    expect(alertWebhookProblem("http://127.0.0.1:9000/alerts", false)).toMatch(/https/);
+    expect(alertWebhookProblem("http://alerts.example.com/", true)).toMatch(/https/);
+    expect(alertWebhookProblem("https://user:pw@example.com/", false)).toMatch(/credentials/);
+  });
+
+  it("the body is Slack-compatible and signed with sha256=<hex HMAC> of the raw body", async () => {
+    const payload = alertPayload(
+      {
+        alert: "admin_revoke",
+        key: "k",
+        summary: "revoke",
+        details: { run: "github:x:1:2:1", ended_leases: 2 },
+        request_ids: ["req_1"],
+      },
+      Date.parse("2026-12-02T10:00:00Z"),
+    );
+    expect(payload).toMatchObject({
+      alert: "admin_revoke",
+      severity: "high",
+      at: "2026-12-02T10:00:00.000Z",
+    });
+    expect(payload.text).toContain("admin_revoke");
+    const body = JSON.stringify(payload);
+    const expected = `sha256=${createHmac("sha256", "s3cret").update(body).digest("hex")}`;
+    expect(await alertSignature("s3cret", body)).toBe(expected);
+  });
+});
+
+describe("GitHub partner signatures", () => {
+  it("DER ECDSA signatures convert to the r‖s form WebCrypto verifies", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const body = Buffer.from('[{"token":"x"}]');
+    for (let i = 0; i < 20; i++) {
+      const der = sign("sha256", body, privateKey);
+      const raw = derToRaw(new Uint8Array(der));
+      expect(raw).toBeDefined();
+      const key = await crypto.subtle.importKey(
+        "spki",
+        publicKey.export({ type: "spki", format: "der" }),
+        { name: "ECDSA", namedCurve: "P-256" },
+        false,
+        ["verify"],
+      );
+      expect(
+        await crypto.subtle.verify(
+          { name: "ECDSA", hash: "SHA-256" },
+          key,
+          raw as Uint8Array<ArrayBuffer>,
+          body,
+        ),
+      ).toBe(true);
+    }
+    expect(derToRaw(new Uint8Array([0x30, 0x02, 0x02, 0x00]))).toBeUndefined();
+  });
+});
+
+describe("runpass admin leak", () => {
+  afterEach(() => {
+    delete process.env.LEAKED_VALUE;
+  });
+
+  it("reads a value from the environment, never argv, and trufflehog's one-object-per-line output", () => {
+    process.env.LEAKED_VALUE = "rvk_leaked";
+    expect(leakBody({ "value-env": "LEAKED_VALUE", source: "slack" })).toEqual({
+      values: ["rvk_leaked"],
+      source: "slack",
+    });
+    expect(() => leakBody({ "value-env": "NOT_SET_ANYWHERE" })).toThrow(/not set/);
+    expect(() => leakBody({})).toThrow(/exactly one/);
+    expect(parseTrufflehog('{"Raw":"a"}\n{"Raw":"b"}\n')).toEqual([{ Raw: "a" }, { Raw: "b" }]);
+    expect(parseTrufflehog('[{"Raw":"a"}]')).toEqual([{ Raw: "a" }]);
+  });
+});
