@@ -45,10 +45,11 @@ export class AuditStats {
   async series(now: number, bucketHours: number, count: number): Promise<Bucket[]> {
     const bucketMs = bucketHours * HOUR_MS;
     const firstStart = (Math.floor(now / bucketMs) - (count - 1)) * bucketMs;
+    // D1 binds JavaScript numbers as REAL: the divisor is cast so buckets are whole numbers.
     const rows = await this.#store.read((db) =>
       db
         .prepare(
-          `SELECT hour / ? AS b, decision, SUM(n) AS n FROM audit_rollup
+          `SELECT hour / CAST(? AS INTEGER) AS b, decision, SUM(n) AS n FROM audit_rollup
            WHERE hour >= ? AND hour < ? AND event = 'exchange' GROUP BY b, decision`,
         )
         .bind(bucketHours, firstStart / HOUR_MS, firstStart / HOUR_MS + count * bucketHours)
