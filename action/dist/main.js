@@ -15,11 +15,15 @@ import {
   saveState,
   setFailed,
   setOutput,
-  setSecret
-} from "./chunks/chunk-2V2ZDNK2.js";
+  setSecret,
+  writeCredentialFiles
+} from "./chunks/chunk-A5VBK6FX.js";
+import "./chunks/chunk-BYI52XU3.js";
 
 // src/client/grant-exports.ts
 var GITHUB_TOKEN_ENV = "RUNPASS_GITHUB_TOKEN";
+var KeyMismatchError = class extends Error {
+};
 var GRANT_EXPORTS = {
   aws: {
     env: (c) => [
@@ -37,6 +41,39 @@ var GRANT_EXPORTS = {
     ],
     values: (c) => [c.access_key_id, c.secret_access_key, c.session_token]
   },
+  gcp: {
+    // gcloud reads CLOUDSDK_AUTH_ACCESS_TOKEN, Terraform's google provider GOOGLE_OAUTH_ACCESS_TOKEN.
+    env: (c) => [
+      ["CLOUDSDK_AUTH_ACCESS_TOKEN", c.access_token],
+      ["GOOGLE_OAUTH_ACCESS_TOKEN", c.access_token]
+    ],
+    outputs: (c) => [
+      ["gcp-expires-at", c.expires_at],
+      ...c.service_account !== void 0 ? [["gcp-service-account", c.service_account]] : []
+    ],
+    credentialOutputs: (c) => [["gcp-access-token", c.access_token]],
+    values: (c) => [c.access_token]
+  },
+  azure: {
+    // The Azure SDKs' names; `az login --service-principal -u "$AZURE_CLIENT_ID" --tenant "$AZURE_TENANT_ID"
+    // --federated-token "$AZURE_FEDERATED_TOKEN"` logs the Azure CLI in.
+    env: (c) => [
+      ["AZURE_CLIENT_ID", c.client_id],
+      ["AZURE_TENANT_ID", c.tenant_id],
+      ["AZURE_FEDERATED_TOKEN", c.federated_token],
+      ["RUNPASS_AZURE_ACCESS_TOKEN", c.access_token]
+    ],
+    outputs: (c) => [
+      ["azure-client-id", c.client_id],
+      ["azure-tenant-id", c.tenant_id],
+      ["azure-expires-at", c.expires_at]
+    ],
+    credentialOutputs: (c) => [
+      ["azure-access-token", c.access_token],
+      ["azure-federated-token", c.federated_token]
+    ],
+    values: (c) => [c.access_token, c.federated_token]
+  },
   token: {
     env: (c) => [["RUNPASS_TOKEN", c.token]],
     outputs: () => [],
@@ -48,6 +85,81 @@ var GRANT_EXPORTS = {
     outputs: () => [],
     credentialOutputs: (c) => [["github-token", c.token]],
     values: (c) => [c.token]
+  },
+  x509: {
+    // The certificate, its chain and its key reach the job as files (docs/clients.md, "Certificates").
+    env: () => [],
+    outputs: (c) => [
+      ["x509-serial", c.serial],
+      ["x509-expires-at", c.expires_at]
+    ],
+    credentialOutputs: () => [],
+    values: (c) => c.private_key !== void 0 ? [c.private_key] : [],
+    files(c, keys) {
+      if (c.private_key === void 0 && !keys.x509.certifies(c.certificate)) {
+        throw new KeyMismatchError(
+          "the x509 certificate in the response is not for the key this runner generated"
+        );
+      }
+      return [
+        { env: "RUNPASS_X509_CERT_FILE", name: "x509-cert.pem", content: c.certificate },
+        {
+          env: "RUNPASS_X509_KEY_FILE",
+          name: "x509-key.pem",
+          content: c.private_key ?? keys.x509.privateKeyPem
+        },
+        { env: "RUNPASS_X509_CHAIN_FILE", name: "x509-chain.pem", content: c.chain }
+      ];
+    }
+  },
+  ssh: {
+    // Key, certificate and known_hosts reach the job as files: `ssh -i "$RUNPASS_SSH_KEY_FILE" -o
+    // CertificateFile="$RUNPASS_SSH_CERT_FILE" -o UserKnownHostsFile="$RUNPASS_SSH_KNOWN_HOSTS_FILE"` (docs/clients.md).
+    env: () => [],
+    outputs: (c) => [
+      ["ssh-serial", c.serial],
+      ["ssh-principals", c.principals.join(",")],
+      ["ssh-expires-at", c.expires_at]
+    ],
+    credentialOutputs: () => [],
+    values: (c) => c.private_key !== void 0 ? [c.private_key] : [],
+    files(c, keys) {
+      if (c.private_key === void 0 && !keys.ssh.certifies(c.certificate)) {
+        throw new KeyMismatchError(
+          "the ssh certificate in the response is not for the key this runner generated"
+        );
+      }
+      return [
+        { env: "RUNPASS_SSH_KEY_FILE", name: "ssh-key", content: c.private_key ?? keys.ssh.privateKey },
+        { env: "RUNPASS_SSH_CERT_FILE", name: "ssh-key-cert.pub", content: `${c.certificate}
+` },
+        ...c.known_hosts !== void 0 ? [{ env: "RUNPASS_SSH_KNOWN_HOSTS_FILE", name: "ssh-known_hosts", content: c.known_hosts }] : []
+      ];
+    }
+  },
+  postgres: {
+    // libpq's variables: psql, pg_dump and most drivers read them with no flags.
+    env: (c) => [
+      ["PGHOST", c.host],
+      ["PGPORT", String(c.port)],
+      ["PGDATABASE", c.database],
+      ["PGUSER", c.username],
+      ["PGPASSWORD", c.password],
+      ["PGSSLMODE", c.sslmode],
+      ["RUNPASS_POSTGRES_URL", c.url]
+    ],
+    outputs: (c) => [
+      ["postgres-host", c.host],
+      ["postgres-port", String(c.port)],
+      ["postgres-database", c.database],
+      ["postgres-username", c.username],
+      ["postgres-expires-at", c.expires_at]
+    ],
+    credentialOutputs: (c) => [
+      ["postgres-password", c.password],
+      ["postgres-url", c.url]
+    ],
+    values: (c) => [c.password, c.url]
   },
   secrets: {
     env: (c) => Object.entries(c),
@@ -65,6 +177,286 @@ function collect(credentials, pick) {
     const credential = credentials[name];
     return credential === void 0 ? [] : pick(exportsOf(name), credential, name);
   });
+}
+
+// src/core/encoding.ts
+var encoder = new TextEncoder();
+function utf8(text) {
+  return encoder.encode(text);
+}
+function base64(bytes) {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+// src/core/read-capped.ts
+function decodeUtf8(bytes) {
+  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+}
+
+// src/core/ssh/wire.ts
+var SshWireError = class extends Error {
+};
+var SshWriter = class {
+  #parts = [];
+  #length = 0;
+  /** Raw bytes, no length prefix. */
+  raw(bytes) {
+    this.#parts.push(bytes);
+    this.#length += bytes.length;
+    return this;
+  }
+  byte(value) {
+    return this.raw(Uint8Array.of(value & 255));
+  }
+  uint32(value) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, value >>> 0);
+    return this.raw(b);
+  }
+  uint64(value) {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value));
+    return this.raw(b);
+  }
+  /** A length-prefixed string of bytes (text is UTF-8). */
+  string(value) {
+    const bytes = typeof value === "string" ? utf8(value) : value;
+    return this.uint32(bytes.length).raw(bytes);
+  }
+  /** A non-negative mpint from unsigned big-endian magnitude bytes (leading zeros dropped, sign byte added). */
+  mpint(magnitude) {
+    let start = 0;
+    while (start < magnitude.length && magnitude[start] === 0) start++;
+    const trimmed = magnitude.subarray(start);
+    if (trimmed.length > 0 && trimmed[0] & 128) {
+      return this.uint32(trimmed.length + 1).byte(0).raw(trimmed);
+    }
+    return this.string(trimmed);
+  }
+  bytes() {
+    const out = new Uint8Array(this.#length);
+    let at = 0;
+    for (const p of this.#parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+};
+var SshReader = class {
+  #bytes;
+  #view;
+  #at = 0;
+  constructor(bytes) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  /** Bytes read so far. */
+  get offset() {
+    return this.#at;
+  }
+  get done() {
+    return this.#at === this.#bytes.length;
+  }
+  #need(n) {
+    if (n < 0 || this.#at + n > this.#bytes.length) throw new SshWireError("truncated SSH data");
+  }
+  raw(n) {
+    this.#need(n);
+    const out = this.#bytes.subarray(this.#at, this.#at + n);
+    this.#at += n;
+    return out;
+  }
+  byte() {
+    return this.raw(1)[0];
+  }
+  uint32() {
+    this.#need(4);
+    const v = this.#view.getUint32(this.#at);
+    this.#at += 4;
+    return v;
+  }
+  uint64() {
+    this.#need(8);
+    const v = this.#view.getBigUint64(this.#at);
+    this.#at += 8;
+    return v;
+  }
+  string() {
+    return this.raw(this.uint32());
+  }
+  /** A string that must be UTF-8 text. */
+  text() {
+    try {
+      return decodeUtf8(this.string());
+    } catch (e) {
+      if (e instanceof SshWireError) throw e;
+      throw new SshWireError("SSH string is not UTF-8");
+    }
+  }
+  /** A non-negative mpint's magnitude (unsigned big-endian, no leading zeros); negative values are refused. */
+  mpint() {
+    const b = this.string();
+    if (b.length > 0 && b[0] & 128) throw new SshWireError("negative mpint");
+    let start = 0;
+    while (start < b.length && b[start] === 0) start++;
+    return b.subarray(start);
+  }
+  /** Everything not read yet. */
+  rest() {
+    return this.raw(this.#bytes.length - this.#at);
+  }
+};
+function fromBase64(text) {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw new SshWireError("not base64");
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+function fromBase64url(text) {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  return fromBase64(b64.padEnd(Math.ceil(b64.length / 4) * 4, "="));
+}
+
+// src/core/ssh/cert.ts
+var KEY_FIELDS = {
+  "ssh-ed25519-cert-v01@openssh.com": { type: "ssh-ed25519", fields: 1 },
+  "ecdsa-sha2-nistp256-cert-v01@openssh.com": { type: "ecdsa-sha2-nistp256", fields: 2 },
+  "ssh-rsa-cert-v01@openssh.com": { type: "ssh-rsa", fields: 2 }
+};
+function readOptions(bytes, flags) {
+  const r = new SshReader(bytes);
+  const out = [];
+  while (!r.done) {
+    const name = r.text();
+    const data = r.string();
+    out.push([name, flags || data.length === 0 ? "" : new SshReader(data).text()]);
+  }
+  return out;
+}
+function parseCertificate(blob) {
+  const r = new SshReader(blob);
+  const certType = r.text();
+  const shape = KEY_FIELDS[certType];
+  if (!shape) throw new SshWireError(`unsupported certificate type ${certType}`);
+  const nonce = r.string();
+  const key = new SshWriter().string(shape.type);
+  for (let i = 0; i < shape.fields; i++) key.string(r.string());
+  const serial = r.uint64();
+  const type = r.uint32();
+  const keyId = r.text();
+  const principalReader = new SshReader(r.string());
+  const principals = [];
+  while (!principalReader.done) principals.push(principalReader.text());
+  const validAfter = Number(r.uint64());
+  const validBefore = r.uint64();
+  const criticalOptions = Object.fromEntries(readOptions(r.string(), false));
+  const extensions = readOptions(r.string(), true).map(([name]) => name);
+  r.string();
+  const caBlob = r.string();
+  const signed = blob.subarray(0, r.offset);
+  const signature = r.string();
+  if (!r.done) throw new SshWireError("trailing bytes after the certificate");
+  return {
+    certType,
+    nonce,
+    keyBlob: key.bytes(),
+    serial,
+    type,
+    keyId,
+    principals,
+    validAfter,
+    // "forever" is 2^64 − 1, beyond a safe integer; runpass never issues it.
+    validBefore: validBefore > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(validBefore),
+    criticalOptions,
+    extensions,
+    caBlob,
+    signed,
+    signature
+  };
+}
+
+// src/core/ssh/private-key.ts
+var MAGIC = "openssh-key-v1\0";
+var BLOCK = 8;
+function encodeEd25519PrivateKey(seed, publicKey, comment) {
+  const publicBlob = new SshWriter().string("ssh-ed25519").string(publicKey).bytes();
+  const check = crypto.getRandomValues(new Uint32Array(1))[0];
+  const secret = new Uint8Array(64);
+  secret.set(seed);
+  secret.set(publicKey, 32);
+  const section = new SshWriter().uint32(check).uint32(check).string("ssh-ed25519").string(publicKey).string(secret).string(comment);
+  const unpadded = section.bytes().length;
+  for (let i = 1; (unpadded + i - 1) % BLOCK !== 0; i++) section.byte(i);
+  const body = new SshWriter().raw(new TextEncoder().encode(MAGIC)).string("none").string("none").string(new Uint8Array()).uint32(1).string(publicBlob).string(section.bytes()).bytes();
+  secret.fill(0);
+  const lines2 = base64(body).match(/.{1,70}/g) ?? [];
+  return `-----BEGIN OPENSSH PRIVATE KEY-----
+${lines2.join("\n")}
+-----END OPENSSH PRIVATE KEY-----
+`;
+}
+async function generateEd25519Key(comment) {
+  const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, [
+    "sign",
+    "verify"
+  ]);
+  const jwk = await crypto.subtle.exportKey("jwk", pair.privateKey);
+  if (!jwk.d || !jwk.x) throw new Error("Ed25519 key export returned no key material");
+  const seed = fromBase64url(jwk.d);
+  const publicKey = fromBase64url(jwk.x);
+  const publicBlob = new SshWriter().string("ssh-ed25519").string(publicKey).bytes();
+  const privateKey = encodeEd25519PrivateKey(seed, publicKey, comment);
+  seed.fill(0);
+  return { publicLine: `ssh-ed25519 ${base64(publicBlob)} ${comment}`, publicBlob, privateKey };
+}
+
+// src/client/runner-keys.ts
+async function sshKey() {
+  const generated = await generateEd25519Key("runpass-runner");
+  return {
+    publicLine: generated.publicLine,
+    key: {
+      privateKey: generated.privateKey,
+      certifies(certificateLine) {
+        try {
+          const blob = fromBase64(certificateLine.trim().split(/\s+/)[1] ?? "");
+          return equalBytes(parseCertificate(blob).keyBlob, generated.publicBlob);
+        } catch {
+          return false;
+        }
+      }
+    }
+  };
+}
+var P256 = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+function equalBytes(a, b) {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+async function x509Key() {
+  const { x509 } = await import("./chunks/lib-TFUBT3QH.js");
+  const keys = await crypto.subtle.generateKey(P256, true, ["sign", "verify"]);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: P256 });
+  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return {
+    csr: csr.toString("pem"),
+    key: {
+      privateKeyPem: x509.PemConverter.encode(pkcs8, "PRIVATE KEY"),
+      certifies(certificatePem) {
+        try {
+          const certificate = new x509.X509Certificate(certificatePem);
+          return equalBytes(new Uint8Array(certificate.publicKey.rawData), spki);
+        } catch {
+          return false;
+        }
+      }
+    }
+  };
+}
+async function generateRunnerKeys() {
+  const [x509, ssh] = await Promise.all([x509Key(), sshKey()]);
+  return { inputs: { csr: x509.csr, ssh_public_key: ssh.publicLine }, x509: x509.key, ssh: ssh.key };
 }
 
 // action/src/deliver.ts
@@ -151,6 +543,13 @@ function plan(r, o) {
       ...o.credentialOutputs ? grant.credentialOutputs(credential) : []
     ])
   );
+  for (const [name, path] of o.files ?? []) {
+    env.push([name, path]);
+    outputs.push([
+      name.replace(/^RUNPASS_/, "").toLowerCase().replaceAll("_", "-"),
+      path
+    ]);
+  }
   return { env: o.exportEnv ? env : [], outputs };
 }
 
@@ -202,19 +601,27 @@ async function run() {
     );
     return;
   }
+  const fetchToken = async () => {
+    try {
+      return await getIDToken(audience);
+    } catch (e) {
+      throw new Error(oneLine(e instanceof Error ? e.message : String(e)));
+    }
+  };
+  let firstToken = fetchToken();
+  firstToken.catch(() => void 0);
+  const keys = await generateRunnerKeys();
   const result = await exchange({
     url,
     policy,
+    inputs: keys.inputs,
     ...grants.length ? { grants } : {},
     ...ttl ? { ttl } : {},
     userAgent: USER_AGENT,
-    // core.getIDToken masks the token itself; a fresh one is minted on every call.
-    getToken: async () => {
-      try {
-        return await getIDToken(audience);
-      } catch (e) {
-        throw new Error(oneLine(e instanceof Error ? e.message : String(e)));
-      }
+    getToken: () => {
+      const token = firstToken ?? fetchToken();
+      firstToken = void 0;
+      return token;
     }
   });
   if (!result.ok) {
@@ -223,6 +630,8 @@ async function run() {
   }
   const response = result.response;
   for (const value of valuesToMask(response)) setSecret(value);
+  for (const line of keys.x509.privateKeyPem.split("\n").filter((l) => l && !l.startsWith("-----")))
+    setSecret(line);
   saveState("lease_id", response.lease.id);
   saveState("revoke_token", response.lease.revoke_token);
   saveState("url", url);
@@ -233,10 +642,21 @@ async function run() {
       return;
     }
   }
+  let files;
+  try {
+    files = collect(response.credentials, (grant, credential) => grant.files?.(credential, keys) ?? []);
+  } catch (e) {
+    if (!(e instanceof KeyMismatchError)) throw e;
+    setFailed(`runpass: ${e.message}; nothing was written (the post step ends the lease)`);
+    return;
+  }
+  const written = files.length ? writeCredentialFiles(files) : void 0;
+  if (written) saveState("files_dir", written.dir);
   const delivery = plan(response, {
     exportEnv,
     credentialOutputs: outputFormat === "outputs",
-    githubTokenEnv
+    githubTokenEnv,
+    files: written?.paths ?? []
   });
   for (const [name, value] of delivery.env) exportVariable(name, value);
   for (const [name, value] of delivery.outputs) setOutput(name, value);

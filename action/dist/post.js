@@ -5,13 +5,16 @@ const require = __runpassCreateRequire(import.meta.url);
 import {
   getState,
   info,
+  removeCredentialFiles,
   revoke,
   setSecret,
   warning
-} from "./chunks/chunk-2V2ZDNK2.js";
+} from "./chunks/chunk-A5VBK6FX.js";
+import "./chunks/chunk-BYI52XU3.js";
 
 // action/src/post.ts
 async function run() {
+  if (removeCredentialFiles(getState("files_dir"))) info("runpass: credential files removed");
   const leaseId = getState("lease_id");
   const revokeToken = getState("revoke_token");
   const url = getState("url");

@@ -97,7 +97,13 @@ export interface Delivery {
 /** The environment variables and step outputs for a response (masking must already have happened). */
 export function plan(
   r: ExchangeResponse,
-  o: { exportEnv: boolean; credentialOutputs: boolean; githubTokenEnv: string },
+  o: {
+    exportEnv: boolean;
+    credentialOutputs: boolean;
+    githubTokenEnv: string;
+    /** Credential files written, [variable, path]: exported, and output as e.g. `x509-cert-file`. */
+    files?: Array<[string, string]>;
+  },
 ): Delivery {
   const env: Array<[string, string]> = [];
   const outputs: Array<[string, string]> = [
@@ -120,5 +126,15 @@ export function plan(
       ...(o.credentialOutputs ? grant.credentialOutputs(credential) : []),
     ]),
   );
+  for (const [name, path] of o.files ?? []) {
+    env.push([name, path]);
+    outputs.push([
+      name
+        .replace(/^RUNPASS_/, "")
+        .toLowerCase()
+        .replaceAll("_", "-"),
+      path,
+    ]);
+  }
   return { env: o.exportEnv ? env : [], outputs };
 }

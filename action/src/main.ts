@@ -2,8 +2,11 @@
 // Order matters: every credential is registered with the log masker before it is written anywhere.
 
 import * as core from "@actions/core";
+import { writeCredentialFiles } from "../../src/cli/credential-files.ts";
 import { BrokerUrlError, checkBrokerUrl } from "../../src/client/broker-url.ts";
 import { ExchangeError, exchange, formatExchangeError } from "../../src/client/exchange-client.ts";
+import { type CredentialFile, collect, KeyMismatchError } from "../../src/client/grant-exports.ts";
+import { generateRunnerKeys } from "../../src/client/runner-keys.ts";
 import { githubTokenEnvProblem, plan, secretNameProblems, valuesToMask } from "./deliver.ts";
 
 const USER_AGENT = "runpass-action/1";
@@ -65,19 +68,30 @@ async function run(): Promise<void> {
     return;
   }
 
+  // Always, whatever the policy: the action cannot know its grants, and only public key material is sent. The
+  // X.509 library loads while GitHub mints the job's OIDC token, so the two waits overlap.
+  const fetchToken = async (): Promise<string> => {
+    try {
+      // core.getIDToken masks the token itself; a fresh one is minted on every call.
+      return await core.getIDToken(audience);
+    } catch (e) {
+      throw new Error(oneLine(e instanceof Error ? e.message : String(e)));
+    }
+  };
+  let firstToken: Promise<string> | undefined = fetchToken();
+  firstToken.catch(() => undefined); // awaited by the exchange
+  const keys = await generateRunnerKeys();
   const result = await exchange({
     url,
     policy,
+    inputs: keys.inputs,
     ...(grants.length ? { grants } : {}),
     ...(ttl ? { ttl } : {}),
     userAgent: USER_AGENT,
-    // core.getIDToken masks the token itself; a fresh one is minted on every call.
-    getToken: async () => {
-      try {
-        return await core.getIDToken(audience);
-      } catch (e) {
-        throw new Error(oneLine(e instanceof Error ? e.message : String(e)));
-      }
+    getToken: () => {
+      const token = firstToken ?? fetchToken();
+      firstToken = undefined;
+      return token;
     },
   });
   if (!result.ok) {
@@ -88,6 +102,8 @@ async function run(): Promise<void> {
 
   // 1. Mask, before anything else is written.
   for (const value of valuesToMask(response)) core.setSecret(value);
+  for (const line of keys.x509.privateKeyPem.split("\n").filter((l) => l && !l.startsWith("-----")))
+    core.setSecret(line);
 
   // 2. Remember the lease for the post step (which revokes it even if this step fails from here on).
   core.saveState("lease_id", response.lease.id);
@@ -103,11 +119,24 @@ async function run(): Promise<void> {
     }
   }
 
-  // 4. Deliver.
+  // 4. Certificates and their keys become 0600 files in RUNNER_TEMP, removed by the post step.
+  let files: CredentialFile[];
+  try {
+    files = collect(response.credentials, (grant, credential) => grant.files?.(credential, keys) ?? []);
+  } catch (e) {
+    if (!(e instanceof KeyMismatchError)) throw e;
+    core.setFailed(`runpass: ${e.message}; nothing was written (the post step ends the lease)`);
+    return;
+  }
+  const written = files.length ? writeCredentialFiles(files) : undefined;
+  if (written) core.saveState("files_dir", written.dir);
+
+  // 5. Deliver.
   const delivery = plan(response, {
     exportEnv,
     credentialOutputs: outputFormat === "outputs",
     githubTokenEnv,
+    files: written?.paths ?? [],
   });
   for (const [name, value] of delivery.env) core.exportVariable(name, value);
   for (const [name, value] of delivery.outputs) core.setOutput(name, value);

@@ -2,9 +2,12 @@
 // a lease that cannot be revoked here still ends with the run (webhook) or at its TTL (alarm).
 
 import * as core from "@actions/core";
+import { removeCredentialFiles } from "../../src/cli/credential-files.ts";
 import { revoke } from "../../src/client/exchange-client.ts";
 
 async function run(): Promise<void> {
+  // The job is done with its certificates and keys, whether or not the lease can be revoked.
+  if (removeCredentialFiles(core.getState("files_dir"))) core.info("runpass: credential files removed");
   const leaseId = core.getState("lease_id");
   const revokeToken = core.getState("revoke_token");
   const url = core.getState("url");

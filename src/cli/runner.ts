@@ -9,8 +9,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BrokerUrlError, checkBrokerUrl } from "../client/broker-url.ts";
 import { type ExchangeResponse, exchange, formatExchangeError, revoke } from "../client/exchange-client.ts";
-import { collect } from "../client/grant-exports.ts";
+import { type CredentialFile, collect, KeyMismatchError } from "../client/grant-exports.ts";
+import { generateRunnerKeys } from "../client/runner-keys.ts";
 import { ENV_NAME } from "../core/secrets/paths.ts";
+import { removeCredentialFiles, writeCredentialFiles } from "./credential-files.ts";
 import { ExistingFileError, refuseExisting, writeExclusive } from "./exclusive-file.ts";
 
 export const EXIT = { ok: 0, denied: 1, usage: 2, unavailable: 3 } as const;
@@ -24,16 +26,23 @@ export const RUNNER_USAGE = `  exchange       --url URL --policy NAME [--token-e
       must be https:// (http:// only to 127.0.0.1, localhost, [::1]). A variable name that is not a shell
       name ([A-Za-z_][A-Za-z0-9_]*) in the broker's answer is refused: nothing printed or written, exit 3.
       Retries 5xx/429/network errors with backoff for up to --timeout seconds (default 60).
+      Certificates (x509) are written with their key to 0600 files in a new folder in the job's temp dir
+      ($RUNNER_TEMP or $TMPDIR), their paths exported (RUNPASS_X509_CERT_FILE…); the key is made here, never sent.
       Exit 0 ok, 1 denied (reasons printed when the broker shows them), 2 usage, 3 unavailable.
   revoke         [--state FILE] [--url URL]
-      Ends the lease recorded by \`exchange\` (DELETE /v1/leases/{id}) and removes the state file.
+      Ends the lease recorded by \`exchange\` (DELETE /v1/leases/{id}), removes the credential files and the
+      state file.
       Never fails the job: exit 0.`;
 
 export type Format = "env" | "dotenv" | "json" | "github-env";
 
-/** The environment variables a response becomes (secrets under their policy names). */
-export function variables(res: ExchangeResponse): Array<[string, string]> {
+/** The environment variables a response becomes (secrets under their policy names; `files`: [variable, path]). */
+export function variables(
+  res: ExchangeResponse,
+  files: Array<[string, string]> = [],
+): Array<[string, string]> {
   const out = collect(res.credentials, (grant, credential) => grant.env(credential));
+  out.push(...files);
   out.push(["RUNPASS_LEASE_ID", res.lease.id], ["RUNPASS_LEASE_EXPIRES_AT", res.lease.expires_at]);
   return out;
 }
@@ -63,13 +72,14 @@ export function dotenvQuote(value: string): string {
   return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\$/g, "\\$").replace(/\r/g, "\\r").replace(/\n/g, "\\n")}"`;
 }
 
-/** Renders the variables in a format. */
-export function render(res: ExchangeResponse, format: Format): string {
+/** Renders the variables in a format (`files`: the credential files written, [variable, path]). */
+export function render(res: ExchangeResponse, format: Format, files: Array<[string, string]> = []): string {
   if (format === "json") {
     const { revoke_token: _secret, ...lease } = res.lease;
-    return `${JSON.stringify({ ...res, lease }, null, 2)}\n`;
+    const written = files.length ? { files: Object.fromEntries(files) } : {};
+    return `${JSON.stringify({ ...res, lease, ...written }, null, 2)}\n`;
   }
-  const vars = variables(res);
+  const vars = variables(res, files);
   if (format === "env") return vars.map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join("");
   if (format === "dotenv") return vars.map(([k, v]) => `${k}=${dotenvQuote(v)}\n`).join("");
   // $GITHUB_ENV multi-line syntax, with a delimiter that cannot occur in the value.
@@ -145,10 +155,13 @@ async function exchangeCommand(args: string[]): Promise<number> {
   refuseExisting(state, "the state file");
   if (values.out) refuseExisting(values.out, "--out");
   const getToken = async (): Promise<string> => readToken();
+  // Always, whatever the policy: the runner cannot know its grants, and only public key material is sent.
+  const keys = await generateRunnerKeys();
   const result = await exchange({
     url,
     policy: values.policy,
     getToken,
+    inputs: keys.inputs,
     ...(values.grants
       ? {
           grants: values.grants
@@ -174,12 +187,24 @@ async function exchangeCommand(args: string[]): Promise<number> {
     await endUndelivered(url, res);
     return EXIT.unavailable;
   }
-  const text = render(res, format);
-  let stateWritten = false;
+  let files: CredentialFile[];
   try {
+    files = collect(res.credentials, (grant, credential) => grant.files?.(credential, keys) ?? []);
+  } catch (e) {
+    if (!(e instanceof KeyMismatchError)) throw e;
+    console.error(`runpass: ${e.message}; nothing was printed or written`);
+    await endUndelivered(url, res);
+    return EXIT.unavailable;
+  }
+  let text: string;
+  let stateWritten = false;
+  let written: ReturnType<typeof writeCredentialFiles> | undefined;
+  try {
+    if (files.length) written = writeCredentialFiles(files);
+    text = render(res, format, written?.paths ?? []);
     writeExclusive(
       state,
-      `${JSON.stringify({ url, lease_id: res.lease.id, revoke_token: res.lease.revoke_token, expires_at: res.lease.expires_at })}\n`,
+      `${JSON.stringify({ url, lease_id: res.lease.id, revoke_token: res.lease.revoke_token, expires_at: res.lease.expires_at, ...(written ? { files_dir: written.dir } : {}) })}\n`,
       "the state file",
     );
     stateWritten = true;
@@ -187,6 +212,7 @@ async function exchangeCommand(args: string[]): Promise<number> {
   } catch (e) {
     // E.g. a file created at the path since the check: the credentials go nowhere, so their lease ends here.
     if (stateWritten) rmSync(state, { force: true });
+    removeCredentialFiles(written?.dir);
     await endUndelivered(url, res);
     throw e;
   }
@@ -218,7 +244,7 @@ async function revokeCommand(args: string[]): Promise<number> {
     strict: true,
   });
   const file = values.state ?? defaultStateFile();
-  let state: { url?: string; lease_id?: string; revoke_token?: string };
+  let state: { url?: string; lease_id?: string; revoke_token?: string; files_dir?: string };
   try {
     state = JSON.parse(readFileSync(file, "utf8"));
   } catch {
@@ -227,6 +253,8 @@ async function revokeCommand(args: string[]): Promise<number> {
     );
     return EXIT.ok;
   }
+  // The job is done with its certificates and keys whether or not the broker can be reached.
+  if (removeCredentialFiles(state.files_dir)) console.error("runpass: credential files removed");
   const rawUrl = values.url ?? state.url;
   if (!rawUrl || !state.lease_id || !state.revoke_token) {
     console.error(`runpass: ${file} is not a runpass state file`);

@@ -27,7 +27,7 @@ export interface FakeBrokerHttp {
 
 /** Starts a server on `host` (a loopback address) with a random port; `reply` answers each request. */
 export async function startFakeBrokerHttp(
-  reply: (req: RecordedRequest) => Reply,
+  reply: (req: RecordedRequest) => Reply | Promise<Reply>,
   host = "127.0.0.1",
 ): Promise<FakeBrokerHttp> {
   const requests: RecordedRequest[] = [];
@@ -42,9 +42,10 @@ export async function startFakeBrokerHttp(
         body: Buffer.concat(chunks).toString("utf8"),
       };
       requests.push(recorded);
-      const r = reply(recorded);
-      res.writeHead(r.status, { "content-type": "application/json", ...r.headers });
-      res.end(r.body === undefined ? "" : JSON.stringify(r.body));
+      void Promise.resolve(reply(recorded)).then((r) => {
+        res.writeHead(r.status, { "content-type": "application/json", ...r.headers });
+        res.end(r.body === undefined ? "" : JSON.stringify(r.body));
+      });
     });
   });
   await new Promise<void>((done) => server.listen(0, host, done));

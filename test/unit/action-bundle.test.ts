@@ -22,7 +22,17 @@ describe("the action bundle", () => {
     // The HTTP client the ID-token request does use is still there, with its proxy tunnel.
     expect(text.includes("node_modules/@actions/http-client/lib/index.js")).toBe(true);
     expect(text.includes("node_modules/tunnel/")).toBe(true);
-    const bytes = (await Promise.all(files.map((f) => readFile(f)))).reduce((a, b) => a + b.length, 0);
-    expect(bytes).toBeLessThan(300 * 1024);
+    // The X.509 library (the CSR for the x509 grant) is its own chunk, loaded while GitHub mints the OIDC token
+    // (docs/benchmarks.md, The action's overhead); everything else stays small.
+    const isX509 = (f: string) => /chunks\/lib-[A-Z0-9]+\.js$/.test(f);
+    const x509Chunks = files.filter(isX509);
+    expect(x509Chunks).toHaveLength(1);
+    const size = async (fs: string[]) =>
+      (await Promise.all(fs.map((f) => readFile(f)))).reduce((a, b) => a + b.length, 0);
+    expect(await size(files.filter((f) => !isX509(f)))).toBeLessThan(300 * 1024);
+    expect(await size(x509Chunks)).toBeLessThan(800 * 1024);
+    expect(
+      (await readFile(x509Chunks[0] as string, "utf8")).includes("Pkcs10CertificateRequestGenerator"),
+    ).toBe(true);
   });
 });

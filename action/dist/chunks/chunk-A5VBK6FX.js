@@ -2,41 +2,11 @@
 // Bundled with esbuild; the dependencies' licence comments are kept at the end of the file.
 import { createRequire as __runpassCreateRequire } from "node:module";
 const require = __runpassCreateRequire(import.meta.url);
-var __create = Object.create;
-var __defProp = Object.defineProperty;
-var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
-var __getOwnPropNames = Object.getOwnPropertyNames;
-var __getProtoOf = Object.getPrototypeOf;
-var __hasOwnProp = Object.prototype.hasOwnProperty;
-var __require = /* @__PURE__ */ ((x) => typeof require !== "undefined" ? require : typeof Proxy !== "undefined" ? new Proxy(x, {
-  get: (a, b) => (typeof require !== "undefined" ? require : a)[b]
-}) : x)(function(x) {
-  if (typeof require !== "undefined") return require.apply(this, arguments);
-  throw Error('Dynamic require of "' + x + '" is not supported');
-});
-var __commonJS = (cb, mod) => function __require2() {
-  try {
-    return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
-  } catch (e) {
-    throw mod = 0, e;
-  }
-};
-var __copyProps = (to, from, except, desc) => {
-  if (from && typeof from === "object" || typeof from === "function") {
-    for (let key of __getOwnPropNames(from))
-      if (!__hasOwnProp.call(to, key) && key !== except)
-        __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
-  }
-  return to;
-};
-var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__getProtoOf(mod)) : {}, __copyProps(
-  // If the importer is in node compatibility mode or this is not an ESM
-  // file that has been converted to a CommonJS file using a Babel-
-  // compatible transform (i.e. "__esModule" has not been set), then set
-  // "default" to the CommonJS "module.exports" for node compatibility.
-  isNodeMode || !mod || !mod.__esModule ? __defProp(target, "default", { value: mod, enumerable: true }) : target,
-  mod
-));
+import {
+  __commonJS,
+  __require,
+  __toESM
+} from "./chunk-BYI52XU3.js";
 
 // node_modules/tunnel/lib/tunnel.js
 var require_tunnel = __commonJS({
@@ -347,7 +317,7 @@ function escapeProperty(s) {
 }
 
 // node_modules/@actions/core/lib/file-command.js
-import * as crypto from "crypto";
+import * as crypto2 from "crypto";
 import * as fs from "fs";
 import * as os2 from "os";
 function issueFileCommand(command, message) {
@@ -363,7 +333,7 @@ function issueFileCommand(command, message) {
   });
 }
 function prepareKeyValueMessage(key, value) {
-  const delimiter = `ghadelimiter_${crypto.randomUUID()}`;
+  const delimiter = `ghadelimiter_${crypto2.randomUUID()}`;
   const convertedValue = toCommandValue(value);
   if (key.includes(delimiter)) {
     throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
@@ -1626,6 +1596,73 @@ function getIDToken(aud) {
   });
 }
 
+// src/cli/credential-files.ts
+import { mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+// src/cli/exclusive-file.ts
+import { closeSync, constants as constants3, lstatSync, openSync, writeFileSync } from "node:fs";
+var ExistingFileError = class extends Error {
+  code = "file_exists";
+};
+function existing(path, what) {
+  return new ExistingFileError(
+    `${what} ${path} already exists (or is a symlink): runpass only writes to a file it creates itself; remove it or choose another path`
+  );
+}
+function writeExclusive(path, text, what) {
+  let fd;
+  try {
+    fd = openSync(
+      path,
+      constants3.O_WRONLY | constants3.O_CREAT | constants3.O_EXCL | (constants3.O_NOFOLLOW ?? 0),
+      384
+    );
+  } catch (e) {
+    const code = e.code;
+    if (code === "EEXIST" || code === "ELOOP") throw existing(path, what);
+    throw e;
+  }
+  try {
+    writeFileSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// src/cli/credential-files.ts
+var PREFIX = "runpass-files-";
+function jobTempDir(env = process.env) {
+  return env.RUNNER_TEMP || env.TMPDIR || tmpdir();
+}
+function writeCredentialFiles(files, parent = jobTempDir()) {
+  const random = Array.from(
+    crypto.getRandomValues(new Uint8Array(8)),
+    (b) => b.toString(16).padStart(2, "0")
+  );
+  const dir = join(parent, `${PREFIX}${random.join("")}`);
+  mkdirSync(dir, { mode: 448 });
+  try {
+    const paths = files.map((f) => {
+      if (!/^[A-Za-z0-9._-]+$/.test(f.name))
+        throw new Error(`refusing credential file name ${JSON.stringify(f.name)}`);
+      const path = join(dir, f.name);
+      writeExclusive(path, f.content, "the credential file");
+      return [f.env, path];
+    });
+    return { dir, paths };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+function removeCredentialFiles(dir) {
+  if (!dir || !dir.split(/[\\/]/).pop()?.startsWith(PREFIX)) return false;
+  rmSync(dir, { recursive: true, force: true });
+  return true;
+}
+
 // src/core/loopback.ts
 var LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"];
 function isLoopbackHost(hostname) {
@@ -1787,7 +1824,8 @@ async function exchange(options) {
   const body = JSON.stringify({
     policy: options.policy,
     ...options.grants?.length ? { grants: options.grants } : {},
-    ...options.ttl ? { ttl: options.ttl } : {}
+    ...options.ttl ? { ttl: options.ttl } : {},
+    ...options.inputs
   });
   const deadline = now() + budget;
   let attempts = 0;
@@ -1951,6 +1989,8 @@ export {
   saveState,
   getState,
   getIDToken,
+  writeCredentialFiles,
+  removeCredentialFiles,
   BrokerUrlError,
   checkBrokerUrl,
   ExchangeError,
