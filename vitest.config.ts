@@ -42,6 +42,7 @@ const E2E = [
   "test/unit/console-browser.test.ts",
   "test/unit/dev-start.test.ts",
   "test/unit/dev-start-large.test.ts",
+  "test/unit/doctor.test.ts",
   "test/unit/gitlab-component.test.ts",
   "test/unit/ops-cli.test.ts",
   "test/unit/policy-tools.test.ts",

@@ -30,6 +30,8 @@ const vars = devVars(
     RUNPASS_ADMIN_TOKEN: keys.adminToken,
     // The x509 grant's CA (.dev/x509-ca.json); RUNPASS_X509_CA in the environment replaces it.
     RUNPASS_X509_CA: JSON.stringify(await ensureDevX509Ca(root)),
+    // The ssh grant's CA (.dev/keys.json); RUNPASS_SSH_CA_KEYS in the environment replaces it.
+    RUNPASS_SSH_CA_KEYS: JSON.stringify(keys.sshCaKeys),
   },
   process.env,
 );

@@ -14,6 +14,7 @@ import { leaseRoutes } from "./http/leases.ts";
 import { oauthRoutes } from "./http/oauth.ts";
 import { codeResponse, errorResponse } from "./http/respond.ts";
 import { type AppOptions, Runtime } from "./http/runtime.ts";
+import { sshRoutes } from "./http/ssh.ts";
 import type { AppEnv } from "./http/types.ts";
 import { webhookRoutes } from "./http/webhooks.ts";
 import { wellKnownRoutes } from "./http/well-known.ts";
@@ -38,6 +39,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   exchangeRoutes(app);
   leaseRoutes(app);
   x509Routes(app);
+  sshRoutes(app);
   oauthRoutes(app);
   webhookRoutes(app);
   adminRoutes(app);

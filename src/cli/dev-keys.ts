@@ -13,6 +13,8 @@ export interface DevKeys {
   auditKey: string;
   adminToken: string;
   devIssuer: { privateJwk: JWK; publicJwk: JWK };
+  /** The ssh grant's CA (RUNPASS_SSH_CA_KEYS): one Ed25519 private JWK. */
+  sshCaKeys?: JWK[];
 }
 
 /** Where dev state lives, relative to the project root. */
@@ -34,17 +36,24 @@ async function rs256SigningKey(): Promise<JWK> {
   return (await keyPair("RS256", `dev-rs-${secret(6)}`)).privateJwk;
 }
 
+/** The dev ssh CA: an Ed25519 key (docs/grants.md, ssh). */
+async function sshCaKey(): Promise<JWK> {
+  const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  return { ...(await exportJWK(privateKey)), kid: `dev-ssh-${secret(6)}` };
+}
+
 /**
  * Loads .dev/keys.json, creating it (mode 0600) on first use. The signing keys are an ES256 key (signs runpass's
- * tokens) and an RS256 key (gcp and azure assertions); a file from before the RS256 key gains one.
+ * tokens) and an RS256 key (gcp and azure assertions); a file from before the RS256 key or the ssh CA gains them.
  */
 export async function ensureDevKeys(root: string): Promise<DevKeys> {
   const dir = join(root, DEV_DIR);
   const file = join(dir, "keys.json");
   if (existsSync(file)) {
     const keys = JSON.parse(await readFile(file, "utf8")) as DevKeys;
-    if (keys.signingKeys.some((k) => k.alg === "RS256")) return keys;
-    keys.signingKeys.push(await rs256SigningKey());
+    if (keys.signingKeys.some((k) => k.alg === "RS256") && keys.sshCaKeys) return keys;
+    if (!keys.signingKeys.some((k) => k.alg === "RS256")) keys.signingKeys.push(await rs256SigningKey());
+    keys.sshCaKeys ??= [await sshCaKey()];
     await writeFile(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
     return keys;
   }
@@ -55,6 +64,7 @@ export async function ensureDevKeys(root: string): Promise<DevKeys> {
     auditKey: secret(32),
     adminToken: `dev-admin-${secret(24)}`,
     devIssuer: await keyPair("RS256", `dev-issuer-${secret(6)}`),
+    sshCaKeys: [await sshCaKey()],
   };
   await writeFile(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
   return keys;

@@ -10,6 +10,8 @@ declare global {
       TEST_STS_BASE: string;
       /** Real OpenSSL over loopback HTTP (test/support/openssl.ts). */
       TEST_OPENSSL_BASE: string;
+      /** Real OpenSSH over loopback HTTP (test/support/openssh.ts). */
+      TEST_OPENSSH_BASE: string;
       /** Fake Google STS + IAM Credentials (test/support/fake-gcp.ts). */
       TEST_GCP_BASE: string;
       /** Fake Entra token endpoint (test/support/fake-azure.ts). */

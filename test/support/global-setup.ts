@@ -8,6 +8,7 @@ import { FakeGcp } from "./fake-gcp.ts";
 import { FakeGitHub, GITHUB_APP_ID } from "./fake-github.ts";
 import { FakeSts } from "./fake-sts.ts";
 import { TestIssuer } from "./oidc-issuer.ts";
+import { OpensshService } from "./openssh.ts";
 import { OpensslService } from "./openssl.ts";
 import { type PostgresInfo, PostgresServer } from "./postgres-server.ts";
 
@@ -18,6 +19,7 @@ let gcp: FakeGcp | undefined;
 let azure: FakeAzure | undefined;
 let postgres: PostgresServer | undefined;
 let openssl: OpensslService | undefined;
+let openssh: OpensshService | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   // A real PostgreSQL server per project (test/support/postgres-server.ts): each project's setup owns its own, so
@@ -33,6 +35,9 @@ export async function setup(project: TestProject): Promise<void> {
   // Real OpenSSL over loopback HTTP for the workerd suites (test/support/openssl.ts); installed on first use.
   openssl = await new OpensslService().start();
   project.provide("opensslBase", openssl.base);
+  // Real OpenSSH (ssh-keygen, sshd, ssh) the same way (test/support/openssh.ts); installed on first use.
+  openssh = await new OpensshService().start();
+  project.provide("opensshBase", openssh.base);
   gcp = await new FakeGcp().start();
   project.provide("gcpBase", gcp.base);
   azure = await new FakeAzure().start();
@@ -53,6 +58,7 @@ export async function teardown(): Promise<void> {
     issuer?.stop(),
     sts?.stop(),
     openssl?.stop(),
+    openssh?.stop(),
     gcp?.stop(),
     azure?.stop(),
     github?.stop(),
@@ -67,6 +73,8 @@ declare module "vitest" {
     stsBase: string;
     /** Base URL of the real-OpenSSL service (test/support/openssl.ts). */
     opensslBase: string;
+    /** Base URL of the real-OpenSSH service (test/support/openssh.ts). */
+    opensshBase: string;
     /** Base URL of the fake Google STS + IAM Credentials (test/support/fake-gcp.ts). */
     gcpBase: string;
     /** Base URL of the fake Entra token endpoint (test/support/fake-azure.ts). */

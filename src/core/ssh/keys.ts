@@ -20,26 +20,50 @@ export class SshKeyError extends Error {}
 
 const P256_RAW_POINT_BYTES = 65;
 
-/** Parses `type base64 [comment]`; throws SshKeyError. ECDSA points are checked to lie on the curve. */
-export async function parsePublicKeyLine(line: string): Promise<SshPublicKey> {
+/**
+ * Parses `type base64 [comment]` without async checks (policy planning is synchronous); throws SshKeyError.
+ * parsePublicKeyLine adds the ECDSA on-curve check.
+ */
+export function readPublicKeyLine(line: string): SshPublicKey {
   const parts = line.trim().split(/[ \t]+/);
   const [type, encoded] = parts;
   if (type === undefined || encoded === undefined)
     throw new SshKeyError("expected an OpenSSH public key line: <type> <base64> [comment]");
   if (type !== "ssh-ed25519" && type !== "ecdsa-sha2-nistp256" && type !== "ssh-rsa")
     throw new SshKeyError("key type must be ssh-ed25519, ecdsa-sha2-nistp256 or ssh-rsa (≥ 3072 bits)");
-  let blob: Uint8Array;
   try {
-    blob = fromBase64(encoded);
-    await checkBlob(type, blob);
+    const blob = fromBase64(encoded);
+    checkBlob(type, blob);
+    return { type, blob };
   } catch (e) {
     if (e instanceof SshWireError) throw new SshKeyError(`malformed ${type} key: ${e.message}`);
     throw e;
   }
-  return { type, blob };
 }
 
-async function checkBlob(type: SshKeyType, blob: Uint8Array): Promise<void> {
+/** Parses a public key line and checks an ECDSA point lies on P-256; throws SshKeyError. */
+export async function parsePublicKeyLine(line: string): Promise<SshPublicKey> {
+  const key = readPublicKeyLine(line);
+  if (key.type === "ecdsa-sha2-nistp256") {
+    const r = new SshReader(key.blob);
+    r.string();
+    r.string();
+    try {
+      await crypto.subtle.importKey(
+        "raw",
+        r.string() as Uint8Array<ArrayBuffer>,
+        { name: "ECDSA", namedCurve: "P-256" },
+        true,
+        ["verify"],
+      );
+    } catch {
+      throw new SshKeyError("the ECDSA point is not on P-256");
+    }
+  }
+  return key;
+}
+
+function checkBlob(type: SshKeyType, blob: Uint8Array): void {
   const r = new SshReader(blob);
   if (r.text() !== type) throw new SshKeyError("the key's type does not match its line");
   if (type === "ssh-ed25519") {
@@ -49,17 +73,6 @@ async function checkBlob(type: SshKeyType, blob: Uint8Array): Promise<void> {
     const point = r.string();
     if (point.length !== P256_RAW_POINT_BYTES || point[0] !== 4)
       throw new SshKeyError("the ECDSA point must be uncompressed");
-    try {
-      await crypto.subtle.importKey(
-        "raw",
-        point as Uint8Array<ArrayBuffer>,
-        { name: "ECDSA", namedCurve: "P-256" },
-        true,
-        ["verify"],
-      );
-    } catch {
-      throw new SshKeyError("the ECDSA point is not on P-256");
-    }
   } else {
     const e = r.mpint();
     const n = r.mpint();

@@ -27,7 +27,7 @@ export interface Krl {
 }
 
 /** Encodes a KRL. Serials are sorted and deduplicated (hosts read them in any order; sorted keeps bytes stable). */
-export function encodeKrl(krl: Krl): Uint8Array {
+export function encodeKrl(krl: Krl): Uint8Array<ArrayBuffer> {
   const out = new SshWriter()
     .uint64(KRL_MAGIC)
     .uint32(KRL_FORMAT_VERSION)

@@ -1,0 +1,267 @@
+// Real OpenSSH for the ssh suites (README, Development): runs `ssh-keygen` on files in a fresh temp dir, and logs in
+// with `ssh` to a real `sshd` started for that one login on a loopback port — its own config, a host key generated
+// at start, TrustedUserCAKeys, AuthorizedPrincipalsFile and RevokedKeys from the request. Served over loopback HTTP
+// (test/support/global-setup.ts) so the workerd suites, which cannot spawn processes, check what the Worker issued.
+
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { freePort } from "./dev-broker.ts";
+import { ensureSystemTools, SSH_CLIENT, SSHD } from "./system-tools.ts";
+
+/** The account the test logs in as: created when missing, never with a usable password. */
+export const SSH_TEST_USER = "runpass-deploy";
+
+/** What a run of a tool gave. */
+export interface ToolResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** File name → contents (text, or bytes for a KRL). */
+export type Files = Record<string, string | Uint8Array>;
+
+let tools: { sshd: string; ssh: string; keygen: string } | undefined;
+
+function openssh(): { sshd: string; ssh: string; keygen: string } {
+  if (!tools) {
+    const [sshd, ssh] = ensureSystemTools(SSHD, SSH_CLIENT) as [string, string];
+    tools = { sshd, ssh, keygen: join(dirname(ssh), "ssh-keygen") };
+    // sshd's privilege separation directory, and an account whose password field does not lock it (sshd refuses
+    // locked accounts when UsePAM is off) but that no password opens.
+    mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+    if (spawnSync("id", [SSH_TEST_USER]).status !== 0) {
+      execFileSync("useradd", [
+        "--shell",
+        "/bin/sh",
+        "--home-dir",
+        "/tmp",
+        "--no-create-home",
+        SSH_TEST_USER,
+      ]);
+    }
+    execFileSync("usermod", ["-p", "*", SSH_TEST_USER]);
+  }
+  return tools;
+}
+
+function collect(child: ChildProcess): Promise<ToolResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => {
+    stdout += String(d);
+  });
+  child.stderr?.on("data", (d) => {
+    stderr += String(d);
+  });
+  return new Promise((done, fail) => {
+    child.on("error", fail);
+    child.on("close", (status) => done({ status, stdout, stderr }));
+  });
+}
+
+async function withFiles<T>(files: Files, run: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "runpass-openssh-"));
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      if (name.includes("/")) throw new Error(`file names only: ${name}`);
+      await writeFile(join(dir, name), content, { mode: 0o600 });
+    }
+    return await run(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `ssh-keygen ...args` in a temp dir holding `files` (args name them relative to it). */
+export function runSshKeygen(args: string[], files: Files = {}): Promise<ToolResult> {
+  return withFiles(files, (dir) =>
+    collect(spawn(openssh().keygen, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })),
+  );
+}
+
+/** The sshd host key (made once); its public line goes into the policy's known_hosts. */
+let hostKey: Promise<{ privateKey: string; publicLine: string }> | undefined;
+
+/** The test sshd's host key: generated on first use with ssh-keygen. */
+export function sshHostKey(): Promise<{ privateKey: string; publicLine: string }> {
+  hostKey ??= withFiles({}, async (dir) => {
+    const r = await collect(
+      spawn(openssh().keygen, ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", "host"], { cwd: dir }),
+    );
+    if (r.status !== 0) throw new Error(`ssh-keygen (host key) failed: ${r.stderr}`);
+    return {
+      privateKey: await readFile(join(dir, "host"), "utf8"),
+      publicLine: (await readFile(join(dir, "host.pub"), "utf8")).trim(),
+    };
+  });
+  return hostKey;
+}
+
+/** One login attempt against an sshd that trusts `caPub`, maps principals through AuthorizedPrincipalsFile. */
+export interface LoginInput {
+  /** TrustedUserCAKeys content (the broker's /v1/ssh/ca.pub). */
+  caPub: string;
+  /** RevokedKeys content (the broker's /v1/ssh/krl); none: an empty file. */
+  krl?: Uint8Array;
+  /** Principals the test user accepts (its AuthorizedPrincipalsFile). */
+  principals: string[];
+  /** The client's OpenSSH private key and certificate line. */
+  key: string;
+  certificate: string;
+  /** known_hosts for the client (the grant's); the host is then verified strictly. None: not checked. */
+  knownHosts?: string;
+}
+
+export interface LoginResult {
+  /** `ssh … true` exited 0: the server accepted the certificate. */
+  accepted: boolean;
+  /** sshd's log (-e, LogLevel VERBOSE): why it refused. */
+  server: string;
+  client: string;
+}
+
+/** Starts `sshd -D -e -f config` as root on a free loopback port for one connection, then runs `ssh … true`. */
+export async function sshLogin(input: LoginInput): Promise<LoginResult> {
+  const { sshd, ssh } = openssh();
+  const host = await sshHostKey();
+  const files: Files = {
+    host: host.privateKey,
+    "ca.pub": input.caPub,
+    krl: input.krl ?? new Uint8Array(),
+    principals: `${input.principals.join("\n")}\n`,
+    key: input.key,
+    "key-cert.pub": `${input.certificate.trim()}\n`,
+    known_hosts: input.knownHosts ?? "",
+  };
+  return withFiles(files, async (dir) => {
+    // sshd reads AuthorizedPrincipalsFile as the logging-in user.
+    await chmod(dir, 0o755);
+    await chmod(join(dir, "principals"), 0o644);
+    const port = await freePort();
+    const config = [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${join(dir, "host")}`,
+      "PidFile none",
+      "UsePAM no",
+      "StrictModes no",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "AuthorizedKeysFile none",
+      `TrustedUserCAKeys ${join(dir, "ca.pub")}`,
+      `AuthorizedPrincipalsFile ${join(dir, "principals")}`,
+      `RevokedKeys ${join(dir, "krl")}`,
+      "PermitRootLogin no",
+      `AllowUsers ${SSH_TEST_USER}`,
+      "LogLevel VERBOSE",
+    ].join("\n");
+    await writeFile(join(dir, "sshd_config"), `${config}\n`, { mode: 0o600 });
+    const server = spawn(sshd, ["-D", "-e", "-f", join(dir, "sshd_config")], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let serverLog = "";
+    const exited = new Promise<void>((done) => server.on("close", () => done()));
+    await new Promise<void>((ready, fail) => {
+      server.stderr?.on("data", (d) => {
+        serverLog += String(d);
+        if (serverLog.includes("Server listening")) ready();
+      });
+      server.on("close", () => fail(new Error(`sshd exited before listening: ${serverLog}`)));
+    });
+    try {
+      const client = await collect(
+        spawn(
+          ssh,
+          [
+            "-F",
+            "/dev/null",
+            "-i",
+            join(dir, "key"),
+            "-o",
+            `CertificateFile=${join(dir, "key-cert.pub")}`,
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            `StrictHostKeyChecking=${input.knownHosts !== undefined ? "yes" : "no"}`,
+            "-o",
+            `UserKnownHostsFile=${input.knownHosts !== undefined ? join(dir, "known_hosts") : "/dev/null"}`,
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=10",
+            "-p",
+            String(port),
+            `${SSH_TEST_USER}@127.0.0.1`,
+            "true",
+          ],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        ),
+      );
+      return { accepted: client.status === 0, server: serverLog, client: client.stderr };
+    } finally {
+      server.kill("SIGTERM");
+      await exited;
+    }
+  });
+}
+
+function toFiles(raw: Record<string, { text?: string; base64?: string }>): Files {
+  const files: Files = {};
+  for (const [name, f] of Object.entries(raw)) {
+    files[name] = f.base64 !== undefined ? new Uint8Array(Buffer.from(f.base64, "base64")) : (f.text ?? "");
+  }
+  return files;
+}
+
+/**
+ * The same operations over loopback HTTP, for suites inside workerd: POST /ssh-keygen `{args, files}`, GET /host-key
+ * (`{publicLine}`), POST /login `{caPub, krl? (base64), principals, key, certificate, knownHosts?}`.
+ */
+export class OpensshService {
+  #server: Server | undefined;
+  base = "";
+
+  async start(): Promise<this> {
+    this.#server = createServer(async (req, res) => {
+      let body = "";
+      for await (const chunk of req) body += String(chunk);
+      try {
+        let out: unknown;
+        if (req.url === "/host-key") out = { publicLine: (await sshHostKey()).publicLine };
+        else if (req.url === "/ssh-keygen") {
+          const input = JSON.parse(body);
+          out = await runSshKeygen(input.args, toFiles(input.files ?? {}));
+        } else if (req.url === "/login") {
+          const input = JSON.parse(body);
+          out = await sshLogin({
+            ...input,
+            ...(input.krl !== undefined ? { krl: new Uint8Array(Buffer.from(input.krl, "base64")) } : {}),
+          });
+        } else {
+          res.writeHead(404).end();
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out));
+      } catch (e) {
+        res.writeHead(500, { "content-type": "text/plain" }).end(e instanceof Error ? e.message : String(e));
+      }
+    });
+    await new Promise<void>((ready) => this.#server?.listen(0, "127.0.0.1", ready));
+    const address = this.#server.address() as { port: number };
+    this.base = `http://127.0.0.1:${address.port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((done) => (this.#server ? this.#server.close(() => done()) : done()));
+  }
+}
