@@ -4,7 +4,8 @@ import { type AuditBase, type AuditRecord, auditGrants, auditRecord } from "./au
 import { type Authorization, authorize } from "./authorize.ts";
 import type { Clock } from "./clock.ts";
 import { CLOCK_SKEW_SECONDS } from "./constants.ts";
-import { type AuditHasher, randomId, sha256 } from "./crypto.ts";
+import { checksummedCredential, REVOKE_TOKEN_PREFIX } from "./credential-format.ts";
+import { type AuditHasher, sha256 } from "./crypto.ts";
 import { type ErrorCode, type Reason, RunpassError } from "./errors.ts";
 import {
   type Credentials,
@@ -161,7 +162,8 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   const runKey = await ledgerKey(token);
   const leaseTtl = Math.min(policy.def.ttl, deps.maxLeaseTtl, input.ttl ?? Number.POSITIVE_INFINITY);
   const lease = { id: await deps.leaseIds.mint(runKey), run: runKey, expiresAt: now + leaseTtl };
-  const revokeToken = randomId("rvk", 32);
+  // A prefix and checksum secret scanners recognise (docs/leaks.md, Scanner rules).
+  const revokeToken = checksummedCredential(REVOKE_TOKEN_PREFIX);
   const subject: GrantSubject = { issuer: token.issuer, claims: token.claims, sub: token.standard.sub };
   const singleUse = await sha256(token.singleUseId);
   const policyRef = { name: policy.def.name, version: policy.def.version };

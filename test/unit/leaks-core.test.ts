@@ -2,6 +2,8 @@
 // business hours, the alert body and signature, GitHub's DER signatures, and the CLI's request bodies.
 
 import { createHmac, generateKeyPairSync, sign } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { crc32 as zlibCrc32 } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { leakBody, parseTrufflehog } from "../../src/cli/leak.ts";
 import {
@@ -12,6 +14,12 @@ import {
   parseBusinessHours,
   withinBusinessHours,
 } from "../../src/core/alerts/alert.ts";
+import {
+  checksummedCredential,
+  crc32,
+  credentialChecksumValid,
+  REVOKE_TOKEN_PREFIX,
+} from "../../src/core/credential-format.ts";
 import { credentialFingerprints, Fingerprinter } from "../../src/core/leaks/fingerprint.ts";
 import { derToRaw } from "../../src/core/leaks/github-keys.ts";
 import { leakCandidates } from "../../src/core/leaks/reports.ts";
@@ -193,5 +201,29 @@ describe("runpass admin leak", () => {
     expect(() => leakBody({})).toThrow(/exactly one/);
     expect(parseTrufflehog('{"Raw":"a"}\n{"Raw":"b"}\n')).toEqual([{ Raw: "a" }, { Raw: "b" }]);
     expect(parseTrufflehog('[{"Raw":"a"}]')).toEqual([{ Raw: "a" }]);
+  });
+});
+
+describe("scanner rules for runpass's credentials", () => {
+  it("the gitleaks rule in docs/scanners matches an issued revoke token, and the checksum rejects look-alikes", () => {
+    const toml = readFileSync(new URL("../../docs/scanners/gitleaks.toml", import.meta.url), "utf8");
+    const source = /id = "runpass-revoke-token"[\s\S]*?regex = '''(.+?)'''/.exec(toml)?.[1];
+    if (!source) throw new Error("no runpass-revoke-token rule");
+    // gitleaks' Go RE2 syntax here is also valid JavaScript.
+    const rule = new RegExp(source);
+    for (let i = 0; i < 50; i++) {
+      const token = checksummedCredential(REVOKE_TOKEN_PREFIX);
+      expect(rule.exec(`export RUNPASS_REVOKE="${token}"`)?.[1]).toBe(token);
+      expect(credentialChecksumValid(token)).toBe(true);
+      const flipped = token.slice(0, 10) + (token[10] === "a" ? "b" : "a") + token.slice(11);
+      expect(credentialChecksumValid(flipped)).toBe(false);
+    }
+    expect(rule.test("rvk_short")).toBe(false);
+  });
+
+  it("crc32 is zlib's", () => {
+    for (const text of ["", "runpass", "0123456789ABCDEFGHIJabcdefghij0123456789"]) {
+      expect(crc32(text)).toBe(zlibCrc32(text));
+    }
   });
 });

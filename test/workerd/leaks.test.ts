@@ -5,6 +5,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { credentialChecksumValid } from "../../src/core/credential-format.ts";
 import {
   BROKER_URL,
   ISSUER_BASE,
@@ -167,6 +168,9 @@ describe("leak reports", () => {
         action: "run_ended",
       },
     ]);
+    // Issued in the scanner-recognisable format (docs/scanners/gitleaks.toml).
+    expect(b.lease.revoke_token).toMatch(/^rvk_[0-9A-Za-z]{46}$/);
+    expect(credentialChecksumValid(b.lease.revoke_token)).toBe(true);
     const byRevoke = await s.report({ values: [b.lease.revoke_token] });
     expect(byRevoke.body.matches).toMatchObject([
       { kind: "revoke_token", lease: b.lease.id, action: "run_ended" },
