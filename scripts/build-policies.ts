@@ -7,8 +7,10 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import {
   bundleModule,
+  CONSOLE_LINT_MAX,
   DEFAULT_BUNDLE_MAX,
   formatProblem,
+  lintModule,
   loadPolicyFolder,
   splitForStore,
   writeIfChanged,
@@ -57,6 +59,13 @@ if (split.entries) {
   await rm(kvFile, { force: true });
 }
 const changed = await writeIfChanged(out, bundleModule(split.bundle));
+// The console shows each policy's lint findings (docs/console.md); sets above CONSOLE_LINT_MAX are linted by
+// `runpass policy check` in CI instead, keeping the build fast.
+const linted =
+  result.bundle.policies.length <= CONSOLE_LINT_MAX
+    ? (await loadPolicyFolder({ root, dir, dev, port, lint: true })).findings
+    : [];
+await writeIfChanged(resolve(root, "generated/policy-lint.ts"), lintModule(linted, root));
 console.error(
   `runpass: ${result.bundle.policies.length} policies, ${result.bundle.issuers.length} issuers from ${dir} (${dev ? "development" : "production"} build, ${result.bundle.version.slice(0, 19)}…)${changed ? "" : " unchanged"}`,
 );

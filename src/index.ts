@@ -2,6 +2,7 @@
 
 import { RUNNER_CLI, RUNNER_CLI_SHA256 } from "../generated/cli-bundle.ts";
 import { bundle } from "../generated/policy-bundle.ts";
+import { lintFindings } from "../generated/policy-lint.ts";
 import { createApp } from "./app.ts";
 
 export { AlertHub } from "./adapters/alert-hub.ts";
@@ -10,4 +11,8 @@ export { RevocationRegistry } from "./adapters/revocation-registry.ts";
 export { RunLedger } from "./adapters/run-ledger.ts";
 export { SecretStore } from "./adapters/secret-store.ts";
 
-export default createApp({ bundle, runnerCli: { text: RUNNER_CLI, sha256: RUNNER_CLI_SHA256 } });
+export default createApp({
+  bundle,
+  runnerCli: { text: RUNNER_CLI, sha256: RUNNER_CLI_SHA256 },
+  lint: lintFindings,
+});
