@@ -65,6 +65,8 @@ if (existsSync(kvFile)) {
 
 console.error(`runpass: starting the local broker on ${base} with policies from ${policiesDir}`);
 console.error("runpass: mint a dev token with `npx runpass dev token`; the admin token is in .dev/keys.json");
+// The console's sign-in page; the admin token is never printed (docs/console.md).
+console.error(`runpass: web console: ${base}/console/sign-in (paste the admin token from .dev/keys.json)`);
 
 const child = spawn(
   "wrangler",

@@ -109,8 +109,11 @@ beforeAll(async () => {
     RUNPASS_MASTER_KEYS: JSON.stringify({ active: "m1", keys: { m1: randomBytes(32).toString("base64") } }),
   });
   base = broker.base;
+  // npm start tells where the console is, without printing the admin token.
+  expect(broker.log()).toContain(`web console: ${base}/console/sign-in`);
   const { keys, state } = await readDevState(scratch);
   adminToken = keys.adminToken;
+  expect(broker.log()).not.toContain(adminToken);
   secrets.push(adminToken);
   mintToken = ({ runId, ref = "refs/heads/main" }) =>
     mintDevToken(keys, state, {
