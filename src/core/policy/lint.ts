@@ -4,10 +4,12 @@
 // their authors probably meant (or can never match); RP001 repeats the loader's refusal with a rule id. The rule
 // table is in lint/rules.ts, the policy model in lint/model.ts, and the checks, by theme, in lint/checks-*.ts.
 
+import { x509Identity } from "./lint/checks-certificates.ts";
 import { denyOnOptionalClaim, types, unknownClaims } from "./lint/checks-claims.ts";
 import { cloudGrants, grantBreadth, sharedSecrets } from "./lint/checks-grants.ts";
 import { globInOwner, missingPin, nameWithoutId } from "./lint/checks-identity.ts";
 import { deadPolicy, duplicates } from "./lint/checks-redundancy.ts";
+import { sshGrant } from "./lint/checks-ssh.ts";
 import { events, gitlabMergeRequests, selfHosted, workflowTrust } from "./lint/checks-triggers.ts";
 import { Findings, readPolicies } from "./lint/model.ts";
 import type { Finding } from "./lint/rules.ts";
@@ -39,6 +41,8 @@ export function lintPolicySet(
     selfHosted(p, f);
     grantBreadth(p, f);
     cloudGrants(p, f);
+    sshGrant(p, f);
+    x509Identity(p, f);
     deadPolicy(p, f);
     denyOnOptionalClaim(p, f);
   }

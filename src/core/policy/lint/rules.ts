@@ -203,6 +203,30 @@ export const LINT_RULES: readonly LintRule[] = [
     why: "The token may outlive the lease: ending the run or the lease does not end it; credentials.azure.expires_at says when it does.",
     fix: "Grant the Entra app only what the job needs; keep its roles narrow rather than relying on the lease.",
   },
+  {
+    id: "RP023",
+    name: "x509-uri-without-id",
+    severity: "warning",
+    what: "An x509 grant URI that names a mutable name claim (${repository}, ${project_path}, …) or no ID claim at all.",
+    why: "Servers authorise a client certificate by its SAN URI: a name can be deleted and registered again by someone else, who would then get certificates naming the same identity; a URI without an ID names no repository at all.",
+    fix: "Build the URI from immutable IDs, e.g. spiffe://acme.dev/ci/github/${repository_id}.",
+  },
+  {
+    id: "RP024",
+    name: "ssh-forwarding",
+    severity: "warning",
+    what: "An ssh grant with permit-agent-forwarding, permit-port-forwarding or permit-X11-forwarding.",
+    why: "Forwarding turns a deploy login into a tunnel: port forwarding reaches whatever the host reaches, agent forwarding lets the host use the job's keys.",
+    fix: "Drop the extension; deploy with a command on the host (force_command) instead of through it.",
+  },
+  {
+    id: "RP025",
+    name: "ssh-privileged-principal",
+    severity: "warning",
+    what: "An ssh grant principal that is a privileged login (root, toor, admin, administrator).",
+    why: "The certificate is then a root shell on every host whose AuthorizedPrincipalsFile lists it: a leaked certificate owns the fleet until it expires.",
+    fix: "Log in as a dedicated deploy user with the rights the job needs (sudo rules for the few privileged commands).",
+  },
 ];
 
 const RULES = new Map(LINT_RULES.map((r) => [r.id, r]));
