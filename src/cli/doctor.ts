@@ -34,6 +34,7 @@ const Discovery = z.object({
 const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
 
 const Status = z.object({
+  time: z.optional(z.string()),
   issuer_url: z.nullable(z.string()),
   dev: z.boolean(),
   signing_keys: z.array(z.object({ kid: z.optional(z.string()), alg: z.optional(z.string()) })),
@@ -95,22 +96,12 @@ export async function runDoctor(base: string, deps: DoctorDeps): Promise<CheckLi
 
   // Discovery and JWKS: what every relying party and OAuth client reads.
   let discovery: z.infer<typeof Discovery> | undefined;
+  // The edge's Date header, or (a local broker sends none) the time /v1/admin/status reports.
+  let serverDate = Number.NaN;
   try {
     const res = await getJson(fetcher, `${base}/.well-known/openid-configuration`);
     const parsed = Discovery.safeParse(res.body);
-    const serverTime = res.date ? Date.parse(res.date) : Number.NaN;
-    if (Number.isNaN(serverTime))
-      fail("clock", "the broker sent no Date header", "serve runpass directly from Workers");
-    else {
-      const skew = Math.round((serverTime - now()) / 1000);
-      if (Math.abs(skew) <= MAX_SKEW_SECONDS) pass("clock", `Date skew ${skew} s`);
-      else
-        fail(
-          "clock",
-          `this machine's clock differs from the broker's by ${skew} s`,
-          "sync this machine's clock (NTP)",
-        );
-    }
+    serverDate = res.date ? Date.parse(res.date) : Number.NaN;
     if (res.status !== 200 || !parsed.success) {
       fail(
         "discovery",
@@ -227,6 +218,19 @@ export async function runDoctor(base: string, deps: DoctorDeps): Promise<CheckLi
         "check the URL, the network path and any Access policy in front of /v1/admin",
       );
     }
+  }
+  const serverTime = Number.isNaN(serverDate) ? Date.parse(status?.time ?? "") : serverDate;
+  if (Number.isNaN(serverTime))
+    fail("clock", "the broker told no time", "deploy a runpass version whose status reports its time");
+  else {
+    const skew = Math.round((serverTime - now()) / 1000);
+    if (Math.abs(skew) <= MAX_SKEW_SECONDS) pass("clock", `skew ${skew} s`);
+    else
+      fail(
+        "clock",
+        `this machine's clock differs from the broker's by ${skew} s`,
+        "sync this machine's clock (NTP)",
+      );
   }
   if (!status) return lines;
 

@@ -128,6 +128,7 @@ export async function brokerStatus(c: Context<AppEnv>): Promise<Record<string, u
 
   return {
     runpass_version: RUNPASS_VERSION,
+    time: new Date(rt.clock()).toISOString(),
     issuer_url: config?.issuerUrl ?? null,
     dev: config?.dev ?? false,
     signing_keys: signer ? signer.jwks().keys.map((k) => ({ kid: k.kid, alg: k.alg })) : [],
