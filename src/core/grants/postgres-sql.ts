@@ -109,6 +109,7 @@ export function statementProblem(statement: string): string | undefined {
   }
   const rest = statement.replace(PLACEHOLDER, "");
   if (rest.includes("{{") || rest.includes("}}")) return 'a "{{" or "}}" that is not a placeholder';
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: names the claim-template syntax this refuses
   if (rest.includes("${")) return "${claim} templates are not allowed in SQL (claims never reach SQL)";
   // One statement per entry: a `;` outside the end would smuggle a second one past review.
   if (/;\s*\S/.test(rest)) return "one statement per entry (no ';' inside)";
@@ -156,15 +157,20 @@ export function renewRoleSql(role: string, verifier: string, validUntil: string)
   ];
 }
 
-/** The comment a lease's role carries: the lease id it belongs to (sweep reads it back). */
-export function roleComment(leaseId: string): string {
-  return `runpass lease ${leaseId}`;
+/**
+ * The comment a lease's role carries: the lease id it belongs to and the role that inherits its objects, which
+ * sweep reads back to drop it as lease end would.
+ */
+export function roleComment(leaseId: string, heir: string): string {
+  return `runpass lease ${leaseId} heir ${heir}`;
 }
 
-/** The lease id in a role comment written by roleComment, or undefined. */
-export function leaseIdOfComment(comment: string | null | undefined): string | undefined {
-  const m = /^runpass lease (\S+)$/.exec(comment ?? "");
-  return m?.[1];
+/** The lease id and heir in a role comment written by roleComment, or undefined. */
+export function parseRoleComment(
+  comment: string | null | undefined,
+): { leaseId: string; heir: string } | undefined {
+  const m = /^runpass lease (\S+) heir (\S+)$/.exec(comment ?? "");
+  return m ? { leaseId: m[1] as string, heir: m[2] as string } : undefined;
 }
 
 /** The query that reads a role's comment (undefined row: no such role). */
