@@ -646,6 +646,29 @@ describe("RP019–RP022 the cloud grants", () => {
   });
 });
 
+describe("RP024–RP025 the ssh grant", () => {
+  const ssh = (fields: string) => gh(`${PINS}\n${EVENTS}`, `  ssh:\n${fields}`);
+
+  it("RP024 fires for each forwarding extension, not for permit-pty", () => {
+    const text = ssh(
+      "    principals: [deploy]\n    extensions: [permit-pty, permit-agent-forwarding, permit-port-forwarding]",
+    );
+    one(ssh("    principals: [deploy]\n    extensions: [permit-pty, permit-X11-forwarding]"), "RP024", "permit-X11");
+    const found = of(lint({ p: text }), "RP024");
+    expect(found.map((x) => x.message.match(/permit-\S+/)?.[0])).toEqual([
+      "permit-agent-forwarding",
+      "permit-port-forwarding",
+    ]);
+    none(ssh("    principals: [deploy]\n    extensions: [permit-pty, permit-user-rc]"), "RP024");
+  });
+
+  it("RP025 fires for privileged principals whatever their case, not for a deploy user", () => {
+    one(ssh("    principals: [deploy, Root]"), "RP025", "Root");
+    one(ssh("    principals: [admin]"), "RP025", "admin");
+    none(ssh("    principals: [deploy, ops]"), "RP025");
+  });
+});
+
 describe("the rule table", () => {
   it("has unique ids and names, and docs/policy-tooling.md's Lint rules table lists each with its severity", () => {
     expect(new Set(LINT_RULES.map((r) => r.id)).size).toBe(LINT_RULES.length);
