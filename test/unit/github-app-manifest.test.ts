@@ -35,8 +35,8 @@ describe("github-app manifest permissions", () => {
   it("the union of several policies, each permission at the highest level any asks", async () => {
     expect(
       await permissionsOf({
-        read: policy(gh("contents: read, issues: read")),
-        write: policy(gh("contents: write")),
+        "a-write": policy(gh("contents: write")),
+        "b-read": policy(gh("contents: read, issues: read")),
         deploy: policy(gh("deployments: write, statuses: read")),
         other: policy(TOKEN_GRANT),
       }),
