@@ -5,7 +5,7 @@
 import type { ReasonCount } from "../adapters/audit-stats.ts";
 import type { AuditRecord } from "../core/audit/record.ts";
 import type { Finding } from "../core/policy/lint.ts";
-import type { AlertView } from "./pages/alerts.tsx";
+import type { ConsoleAlert } from "./pages/alerts.tsx";
 import type { SecretView } from "./pages/secrets.tsx";
 
 /** One issued lease: who, what, when, how it ended. */
@@ -49,8 +49,8 @@ export interface ComplianceReport {
   revocations: AdminActionRow[];
   upstream_revocations: { revoked: number; not_revocable: number; failed: number };
   denials: { total: number; by_reason: ReasonCount[] };
-  /** Null: this deployment records no leak alerts. */
-  leaks: Array<AlertView & { response_seconds: number | null }> | null;
+  /** Leak and other alerts raised in the period, with how long the receiver took to get them; null: no alert hub. */
+  leaks: Array<ConsoleAlert & { notified_seconds: number | null }> | null;
   policies_missing_pins: string[];
   lint_warnings: Array<Pick<Finding, "rule" | "severity" | "file" | "line" | "message">>;
   secrets_past_rotation: Array<{ path: string; version: number; age_days: number; max_age_days: number }>;
@@ -80,7 +80,7 @@ export function buildReport(input: {
   policySetVersion: string;
   rows: Array<{ record: AuditRecord; ended_at: number | null; end_reason: string | null }>;
   denials: ReasonCount[];
-  alerts: AlertView[] | undefined;
+  alerts: ConsoleAlert[] | undefined;
   unpinned: string[];
   findings: readonly Finding[];
   secrets: SecretView[];
@@ -140,7 +140,7 @@ export function buildReport(input: {
             .filter((a) => a.at >= input.from && a.at < input.to)
             .map((a) => ({
               ...a,
-              response_seconds: a.resolvedAt ? Math.round((a.resolvedAt - a.at) / 1000) : null,
+              notified_seconds: a.deliveredAt ? Math.round((a.deliveredAt - a.at) / 1000) : null,
             })),
     policies_missing_pins: input.unpinned,
     lint_warnings: input.findings.map(({ rule, severity, file, line, message }) => ({

@@ -6,6 +6,7 @@ import type { Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { Child } from "hono/jsx";
 import * as z from "zod/mini";
+import { alertHub } from "../adapters/alert-hub.ts";
 import { AuditStats } from "../adapters/audit-stats.ts";
 import { D1AuditStore } from "../adapters/audit-store.ts";
 import type { SecretMeta } from "../adapters/secret-store.ts";
@@ -35,7 +36,7 @@ import {
   startSession,
   viewerOf,
 } from "./auth.ts";
-import { Alerts, type AlertView } from "./pages/alerts.tsx";
+import { Alerts, type ConsoleAlert } from "./pages/alerts.tsx";
 import { Audit, type AuditFilters } from "./pages/audit.tsx";
 import { Overview } from "./pages/overview.tsx";
 import { Policies, PolicyPage, type PolicyView } from "./pages/policies.tsx";
@@ -64,7 +65,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 export interface ConsoleOptions {
   lint?: readonly Finding[];
   /** The alert store's recent alerts, when this build has one. */
-  alerts?: (c: Context<AppEnv>) => Promise<AlertView[]>;
+  alerts?: (c: Context<AppEnv>) => Promise<ConsoleAlert[] | undefined>;
 }
 
 function html(c: Context, page: Child, status = 200): Response {
@@ -166,6 +167,21 @@ function pinned(p: CompiledPolicy): boolean {
   );
 }
 
+/** The alert hub's most recent alerts (docs/leaks.md), or undefined when this Worker has no ALERTS binding. */
+async function hubAlerts(c: Context<AppEnv>): Promise<ConsoleAlert[] | undefined> {
+  if (!c.env.ALERTS) return undefined;
+  const alerts = await alertHub(c.env).list(CONSOLE_PAGE_SIZE);
+  return alerts.map((a) => ({
+    id: a.id,
+    at: Date.parse(a.at),
+    kind: a.alert,
+    severity: a.severity,
+    summary: a.summary,
+    delivery: a.delivery,
+    ...(a.delivered_at ? { deliveredAt: Date.parse(a.delivered_at) } : {}),
+  }));
+}
+
 async function allSecrets(c: Context<AppEnv>): Promise<SecretMeta[]> {
   const shards = await shardsFor(c.env, "");
   const lists = await Promise.all(shards.map((s) => shardStub(c.env, s).list("")));
@@ -190,7 +206,7 @@ export function consoleRoutes(app: Hono<AppEnv>, options: ConsoleOptions = {}): 
   const lint = options.lint ?? [];
   const findingsOf = (name: string) =>
     lint.filter((f) => f.file.replace(/^.*[\\/]/, "").replace(/\.yaml$/, "") === name);
-  const alertsOf = async (c: Context<AppEnv>) => (options.alerts ? options.alerts(c) : undefined);
+  const alertsOf = async (c: Context<AppEnv>) => (options.alerts ?? hubAlerts)(c);
 
   app.use("/console", secured);
   app.use("/console/*", secured);

@@ -177,12 +177,23 @@ describe("console actions", () => {
       redirect: "manual",
     });
     expect(foreign.status).toBe(403);
+    const crossSite = await broker.fetch(`${runPath}/end`, {
+      method: "POST",
+      headers: {
+        cookie,
+        "sec-fetch-site": "cross-site",
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams({ csrf }),
+      redirect: "manual",
+    });
+    expect(crossSite.status).toBe(403);
     const stillActive = await broker.admin(`/v1/admin/leases?active=1&run=${encodeURIComponent(lease.run)}`);
     expect(((await stillActive.json()) as { leases: unknown[] }).leases).toHaveLength(1);
     const refusals = (await records(broker, { event: "admin", decision: "deny" })).filter((r) =>
       r.reasons.some((x) => x.code === "csrf_token_invalid"),
     );
-    expect(refusals.filter((r) => r.actor === "admin-token:Grace").length).toBeGreaterThanOrEqual(3);
+    expect(refusals.filter((r) => r.actor === "admin-token:Grace").length).toBeGreaterThanOrEqual(4);
 
     const ended = await broker.fetch(`${runPath}/end`, {
       method: "POST",
@@ -198,6 +209,9 @@ describe("console actions", () => {
     expect(listed).toMatchObject([{ active: false, end_reason: "admin_revoke" }]);
     const revokes = await records(broker, { event: "admin_revoke", run: lease.run });
     expect(revokes.map((r) => r.actor)).toEqual(["admin-token:Grace"]);
+    // The revoke raised an alert (docs/leaks.md, Alerts): the alerts page lists it.
+    const alerts = await (await broker.fetch("/console/alerts", { headers: { cookie } })).text();
+    expect(alerts).toContain("admin_revoke");
   });
 });
 

@@ -3,19 +3,21 @@
 import type { Viewer } from "../auth.ts";
 import { Page, Time } from "../layout.tsx";
 
-/** One alert as the console shows it (the alert store's records mapped to this shape). */
-export interface AlertView {
+/** One alert as the console shows it (the alert hub's records, docs/leaks.md, mapped to this shape). */
+export interface ConsoleAlert {
   id: string;
   at: number;
   kind: string;
   severity: string;
   summary: string;
-  /** When the response (revocation, quarantine) completed, if it has. */
-  resolvedAt?: number;
+  /** Webhook delivery: pending, delivered, failed, not_configured. */
+  delivery: string;
+  /** When the alert reached the receiver, if it has. */
+  deliveredAt?: number;
 }
 
 /** A table of alerts; `undefined` means this deployment has no alert store. */
-export function AlertsTable(props: { alerts: AlertView[] | undefined }) {
+export function AlertsTable(props: { alerts: ConsoleAlert[] | undefined }) {
   if (props.alerts === undefined) {
     return (
       <p class="muted">
@@ -33,7 +35,7 @@ export function AlertsTable(props: { alerts: AlertView[] | undefined }) {
             <th scope="col">Kind</th>
             <th scope="col">Severity</th>
             <th scope="col">Summary</th>
-            <th scope="col">Resolved</th>
+            <th scope="col">Delivered</th>
           </tr>
         </thead>
         <tbody>
@@ -50,8 +52,8 @@ export function AlertsTable(props: { alerts: AlertView[] | undefined }) {
                 {a.severity}
               </td>
               <td data-label="Summary">{a.summary}</td>
-              <td data-label="Resolved">
-                <Time ms={a.resolvedAt} />
+              <td data-label="Delivered">
+                {a.delivery === "delivered" ? <Time ms={a.deliveredAt} /> : a.delivery}
               </td>
             </tr>
           ))}
@@ -62,7 +64,7 @@ export function AlertsTable(props: { alerts: AlertView[] | undefined }) {
 }
 
 /** The alerts page. */
-export function Alerts(props: { viewer: Viewer; alerts: AlertView[] | undefined }) {
+export function Alerts(props: { viewer: Viewer; alerts: ConsoleAlert[] | undefined }) {
   return (
     <Page title="Alerts" path="/console/alerts" viewer={props.viewer}>
       <AlertsTable alerts={props.alerts} />

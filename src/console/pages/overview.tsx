@@ -5,14 +5,14 @@ import type { LeaseIndexRow } from "../../adapters/audit-store.ts";
 import type { Viewer } from "../auth.ts";
 import { DecisionChart, dayLabel, hourLabel } from "../charts.tsx";
 import { Page, runHref, Time } from "../layout.tsx";
-import { AlertsTable, type AlertView } from "./alerts.tsx";
+import { AlertsTable, type ConsoleAlert } from "./alerts.tsx";
 
 export interface OverviewData {
   live: { leases: LeaseIndexRow[]; total: number; runs: number };
   day: Bucket[];
   month: Bucket[];
   denials: ReasonCount[];
-  alerts: AlertView[] | undefined;
+  alerts: ConsoleAlert[] | undefined;
 }
 
 /** The overview page. */

@@ -138,7 +138,7 @@ export function Report(props: {
       ) : (
         <ul>
           {r.leaks.map((l) => (
-            <li>{`${new Date(l.at).toISOString()} ${l.kind}: ${l.summary} — ${l.response_seconds === null ? "open" : `answered in ${formatDuration(l.response_seconds)}`}`}</li>
+            <li>{`${new Date(l.at).toISOString()} ${l.severity} ${l.kind}: ${l.summary} — ${l.notified_seconds === null ? `not delivered (${l.delivery})` : `receiver notified in ${formatDuration(l.notified_seconds)}`}`}</li>
           ))}
         </ul>
       )}
