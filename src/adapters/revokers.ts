@@ -14,25 +14,17 @@ import { revokeInstallationToken } from "./github-app.ts";
 import { postgresPortFor } from "./postgres.ts";
 import { revocationRegistry } from "./revocation-registry.ts";
 
-/** An STS session cannot be revoked; its duration was capped to the lease when it was minted. */
-const awsRevoker: GrantRevoker = {
-  async revoke() {
-    return {
-      status: "not_revocable",
-      retryable: false,
-      detail: "STS sessions expire on their own (capped to the lease)",
-    };
-  },
-};
-
-/** Google and Entra access tokens cannot be revoked early: gcp lifetimes are capped to the lease, Entra's are its own (docs/grants.md). */
-function notRevocable(detail: string): GrantRevoker {
+/** The revoker of a credential nothing can take back early; `detail` says why, for the audit record. */
+function notRevocable(detail?: string): GrantRevoker {
   return {
     async revoke() {
-      return { status: "not_revocable", retryable: false, detail };
+      return { status: "not_revocable", retryable: false, ...(detail !== undefined ? { detail } : {}) };
     },
   };
 }
+
+/** An STS session cannot be revoked; its duration was capped to the lease when it was minted. */
+const awsRevoker = notRevocable("STS sessions expire on their own (capped to the lease)");
 
 /**
  * A certificate cannot be recalled from the runner: its serial goes on its CA's revocation list (the x509 CRL, the
@@ -61,11 +53,7 @@ function certificateRevoker(env: Env, kind: "x509" | "ssh"): GrantRevoker {
 }
 
 /** A delivered secret value cannot be taken back; rotating the secret is the remedy (docs/grants.md). */
-const secretsRevoker: GrantRevoker = {
-  async revoke() {
-    return { status: "not_revocable", retryable: false };
-  },
-};
+const secretsRevoker = notRevocable();
 
 /** Opens the sealed handle ({ api, token }) and revokes the token at the API that minted it. */
 function githubRevoker(env: Env): GrantRevoker {
@@ -123,6 +111,8 @@ export function revokersFor(env: Env): Revokers {
   return {
     token: tokenRevoker,
     aws: awsRevoker,
+    // Google and Entra tokens cannot be revoked early: gcp lifetimes are capped to the lease, Entra's are
+    // Entra's own (docs/grants.md, gcp and azure).
     gcp: notRevocable("Google access tokens expire on their own (capped to the lease)"),
     azure: notRevocable("Entra access tokens expire on their own (Entra sets their lifetime)"),
     github: githubRevoker(env),

@@ -6,8 +6,7 @@
 // app, and read back every call.
 
 import { randomBytes, randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   createLocalJWKSet,
   decodeJwt,
@@ -16,6 +15,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from "jose";
+import { LocalServer, readBody } from "./local-server.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** Entra refuses external tokens living longer than 1 day and 1 hour. */
@@ -68,38 +68,15 @@ class EntraError extends Error {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-export class FakeAzure {
+export class FakeAzure extends LocalServer {
   /** `${tenant}/${clientId}` → app. */
   readonly #apps = new Map<string, App>();
   readonly #jwks = new Map<string, ReturnType<typeof createLocalJWKSet>>();
   readonly #faults = new Map<string, { mode: AzureMode; remaining: number | undefined }>();
   readonly #records: AzureRecord[] = [];
-  #server: Server | undefined;
-  base = "";
 
-  /** Starts on a random loopback port. */
-  async start(): Promise<this> {
-    this.#server = createServer((req, res) => {
-      this.#handle(req, res).catch(() => {
-        if (!res.headersSent)
-          this.#send(res, new EntraError(500, "server_error", 90033, "An internal error occurred."));
-        else res.end();
-      });
-    });
-    await new Promise<void>((r) => this.#server?.listen(0, "127.0.0.1", () => r()));
-    this.base = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.#server?.closeAllConnections();
-    await new Promise<void>((r) => this.#server?.close(() => r()));
+  protected internalError(res: ServerResponse): void {
+    this.#send(res, new EntraError(500, "server_error", 90033, "An internal error occurred."));
   }
 
   #send(res: ServerResponse, e: EntraError): void {
@@ -126,7 +103,7 @@ export class FakeAzure {
     );
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.base);
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { "content-type": "application/json" });

@@ -7,8 +7,7 @@
 // outages per provider / service account, and read back every call.
 
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   createLocalJWKSet,
   decodeJwt,
@@ -17,6 +16,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from "jose";
+import { LocalServer, readBody } from "./local-server.ts";
 
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
@@ -92,12 +92,6 @@ const oauthError = (status: number, error: string, description: string) =>
 const apiError = (status: number, code: string, message: string) =>
   new GoogleError(status, code, message, "api");
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /** Fields of a form or JSON body, snake_case or camelCase (gRPC transcoding accepts both). */
 function fields(req: IncomingMessage, text: string): Record<string, string> {
   const type = req.headers["content-type"] ?? "";
@@ -112,32 +106,16 @@ function fields(req: IncomingMessage, text: string): Record<string, string> {
   return Object.fromEntries(new URLSearchParams(text));
 }
 
-export class FakeGcp {
+export class FakeGcp extends LocalServer {
   readonly #providers = new Map<string, Provider>();
   /** service account email → roles/iam.workloadIdentityUser members. */
   readonly #serviceAccounts = new Map<string, string[]>();
   readonly #federated = new Map<string, Federated>();
   readonly #faults = new Map<string, Fault>();
   readonly #records: GcpRecord[] = [];
-  #server: Server | undefined;
-  base = "";
 
-  /** Starts on a random loopback port. */
-  async start(): Promise<this> {
-    this.#server = createServer((req, res) => {
-      this.#handle(req, res).catch(() => {
-        if (!res.headersSent) this.#send(res, apiError(500, "INTERNAL", "Internal error encountered."));
-        else res.end();
-      });
-    });
-    await new Promise<void>((r) => this.#server?.listen(0, "127.0.0.1", () => r()));
-    this.base = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.#server?.closeAllConnections();
-    await new Promise<void>((r) => this.#server?.close(() => r()));
+  protected internalError(res: ServerResponse): void {
+    this.#send(res, apiError(500, "INTERNAL", "Internal error encountered."));
   }
 
   #send(res: ServerResponse, e: GoogleError): void {
@@ -170,7 +148,7 @@ export class FakeGcp {
       : apiError(503, "UNAVAILABLE", "The service is currently unavailable.");
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.base);
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { "content-type": "application/json" });

@@ -16,6 +16,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
+import { captureConsole } from "../support/console-capture.ts";
 import type { AzureRecord } from "../support/fake-azure.ts";
 import type { GcpRecord } from "../support/fake-gcp.ts";
 import type { StsRecord } from "../support/fake-sts.ts";
@@ -433,12 +434,7 @@ describe("lifetimes", () => {
 
 describe("secrecy", () => {
   it("no Google or Entra token, nor the assertion, appears in any log line or audit record", async () => {
-    const lines: string[] = [];
-    const capture = (...args: unknown[]) => {
-      lines.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
-    };
-    for (const m of ["log", "error", "warn", "info", "debug"] as const)
-      vi.spyOn(console, m).mockImplementation(capture);
+    const lines = captureConsole();
     const s = await setup();
     const res = await s.exchange(await s.token());
     expect(res.status).toBe(200);
