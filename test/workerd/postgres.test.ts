@@ -101,7 +101,7 @@ describe("connections", () => {
     expect(put.status).toBe(201);
     const adminPassword = new URL(pg.adminUrl).password;
     const text = await put.text();
-    expect(text).not.toContain(adminPassword);
+    expect(text.includes(adminPassword)).toBe(false);
     expect(JSON.parse(text)).toMatchObject({
       name: s.conn,
       kind: "postgres",
@@ -113,7 +113,7 @@ describe("connections", () => {
     });
     const shown = await (await s.broker.admin(`/v1/admin/connections/${s.conn}`)).text();
     const listed = await (await s.broker.admin("/v1/admin/connections")).text();
-    for (const t of [shown, listed]) expect(t).not.toContain(adminPassword);
+    for (const t of [shown, listed]) expect(t.includes(adminPassword)).toBe(false);
     expect(JSON.parse(listed).connections.map((c: { name: string }) => c.name)).toContain(s.conn);
     expect((await s.broker.admin("/v1/admin/connections/nope-none")).status).toBe(404);
 
@@ -147,7 +147,7 @@ describe("connections", () => {
     await new Promise((r) => setTimeout(r, 50));
     const records = await auditRecords(s.broker, { event: "admin" });
     expect(records.some((r) => String(r.detail).includes(`connection put ${s.conn}`))).toBe(true);
-    expect(JSON.stringify(records)).not.toContain(adminPassword);
+    expect(JSON.stringify(records).includes(adminPassword)).toBe(false);
   });
 });
 
@@ -190,7 +190,7 @@ describe("the postgres grant", () => {
     expect(role?.comment).toBe(`runpass lease ${res.body.lease.id} heir ${PG_READONLY}`);
     // The response's only copies of the password are the credential's own fields.
     const records = await auditRecords(s.broker, { run: res.body.lease.run });
-    expect(JSON.stringify(records)).not.toContain(c.password);
+    expect(JSON.stringify(records).includes(c.password)).toBe(false);
   });
 
   it("renewal extends VALID UNTIL of the same role with a new password; the old one stops working", async () => {
@@ -260,7 +260,7 @@ describe("the postgres grant", () => {
     await ship(res.body.lease.run);
     const revocations = await auditRecords(s.broker, { run: res.body.lease.run, event: "revocation" });
     expect(revocations).toEqual([expect.objectContaining({ decision: "allow" })]);
-    expect(JSON.stringify(revocations)).not.toContain(c.password);
+    expect(JSON.stringify(revocations).includes(c.password)).toBe(false);
   });
 
   it("a database outage fails closed (502, nothing issued) and leaves the CI token usable", async () => {
@@ -309,7 +309,7 @@ describe("the postgres grant", () => {
     expect((await s.putConnection({ kind: "postgres", url, tls: "disable" })).status).toBe(201);
     const rotated = await s.broker.admin(`/v1/admin/connections/${s.conn}/rotate-root`, { method: "POST" });
     expect(rotated.status).toBe(200);
-    expect(await rotated.text()).not.toContain(oldPassword);
+    expect((await rotated.text()).includes(oldPassword)).toBe(false);
     const old = client(url);
     await expect(old`SELECT 1`).rejects.toThrow(/password authentication failed/);
     await old.end({ timeout: 1 });
