@@ -4,10 +4,10 @@
 import type { IssuerKind } from "./oidc/issuers.ts";
 import type { GrantName } from "./policy/types.ts";
 
-/** When a deployment needs a setting: always, when a policy uses a grant, or when an issuer of a kind is in use. */
+/** When a deployment needs a setting: always, when a policy uses one of these grants, or when an issuer of a kind is in use. */
 export type SettingNeed =
   | { always: true }
-  | { grant: GrantName | "ssh" | "x509" | "postgres" }
+  | { grants: readonly GrantName[] }
   | { issuerKind: Extract<IssuerKind, "github" | "gitlab"> }
   | { optional: true };
 
@@ -41,28 +41,33 @@ export const SETTINGS: readonly Setting[] = [
     need: { issuerKind: "gitlab" },
     purpose: "verifies GitLab run-end webhooks",
   },
-  { name: "GITHUB_APP_ID", secret: false, need: { grant: "github" }, purpose: "the GitHub App's id" },
+  { name: "GITHUB_APP_ID", secret: false, need: { grants: ["github"] }, purpose: "the GitHub App's id" },
   {
     name: "GITHUB_APP_PRIVATE_KEY",
     secret: true,
-    need: { grant: "github" },
+    need: { grants: ["github"] },
     purpose: "the GitHub App's private key",
   },
   {
     name: "RUNPASS_MASTER_KEYS",
     secret: true,
-    need: { grant: "secrets" },
-    purpose: "wrap the secret store's data keys",
+    need: { grants: ["secrets", "postgres"] },
+    purpose: "wrap the secret store's data keys (and stored database connections)",
   },
-  { name: "AWS_ACCESS_KEY_ID", secret: false, need: { grant: "aws" }, purpose: "the broker's AWS identity" },
+  {
+    name: "AWS_ACCESS_KEY_ID",
+    secret: false,
+    need: { grants: ["aws"] },
+    purpose: "the broker's AWS identity",
+  },
   {
     name: "AWS_SECRET_ACCESS_KEY",
     secret: true,
-    need: { grant: "aws" },
+    need: { grants: ["aws"] },
     purpose: "the broker's AWS identity",
   },
-  { name: "RUNPASS_SSH_CA_KEYS", secret: true, need: { grant: "ssh" }, purpose: "the SSH user CA" },
-  { name: "RUNPASS_X509_CA", secret: true, need: { grant: "x509" }, purpose: "the X.509 issuing CA" },
+  { name: "RUNPASS_SSH_CA_KEYS", secret: true, need: { grants: ["ssh"] }, purpose: "the SSH user CA" },
+  { name: "RUNPASS_X509_CA", secret: true, need: { grants: ["x509"] }, purpose: "the X.509 issuing CA" },
   { name: "RUNPASS_AUDIENCE", secret: false, need: optional, purpose: "default audience of CI tokens" },
   { name: "RUNPASS_MAX_LEASE_TTL", secret: false, need: optional, purpose: "cap on every lease" },
   { name: "RUNPASS_EXPLAIN", secret: false, need: optional, purpose: "who sees denial reasons" },
@@ -82,6 +87,24 @@ export const SETTINGS: readonly Setting[] = [
   },
   { name: "GITHUB_API_URL", secret: false, need: optional, purpose: "GitHub Enterprise Server's API" },
   { name: "AWS_STS_ENDPOINT", secret: false, need: optional, purpose: "a regional or test STS endpoint" },
+  {
+    name: "GCP_STS_ENDPOINT",
+    secret: false,
+    need: optional,
+    purpose: "a private or test Google STS endpoint",
+  },
+  {
+    name: "GCP_IAMCREDENTIALS_ENDPOINT",
+    secret: false,
+    need: optional,
+    purpose: "a private or test IAM Credentials endpoint",
+  },
+  {
+    name: "AZURE_AUTHORITY_HOST",
+    secret: false,
+    need: optional,
+    purpose: "a sovereign cloud's or test Entra host",
+  },
   { name: "RUNPASS_ALERT_WEBHOOK", secret: false, need: optional, purpose: "where alerts are posted" },
   { name: "RUNPASS_ALERT_SECRET", secret: true, need: optional, purpose: "signs alert deliveries" },
   {
@@ -103,7 +126,7 @@ export interface Usage {
 export function isNeeded(setting: Setting, usage: Usage): boolean {
   const need = setting.need;
   if ("always" in need) return true;
-  if ("grant" in need) return usage.grants.has(need.grant);
+  if ("grants" in need) return need.grants.some((g) => usage.grants.has(g));
   if ("issuerKind" in need) return usage.issuerKinds.has(need.issuerKind);
   return false;
 }

@@ -24,6 +24,7 @@ import { ConfigError } from "../../src/core/errors.ts";
 import { gcpSubject } from "../../src/core/grants/gcp.ts";
 import { Signer } from "../../src/core/grants/signer.ts";
 import { UpstreamError } from "../../src/core/grants/upstream.ts";
+import { envNameProblem } from "../../src/core/secrets/paths.ts";
 
 const gcpBase = inject("gcpBase");
 const azureBase = inject("azureBase");
@@ -160,6 +161,15 @@ describe("token endpoint clients against the stand-ins", () => {
   });
 });
 
+const gcpSample = { access_token: "ya29.t", expires_at: "2026-12-02T12:00:00Z" };
+const azureSample = {
+  access_token: "eyJ.at",
+  expires_at: "2026-12-02T13:00:00Z",
+  client_id: "c",
+  tenant_id: "t",
+  federated_token: "eyJ.fed",
+};
+
 describe("clients", () => {
   it("export the Google token for gcloud and Terraform and the Azure SDKs' variables", () => {
     const gcp = { access_token: "ya29.t", expires_at: "2026-12-02T12:00:00Z" };
@@ -181,6 +191,15 @@ describe("clients", () => {
       ["RUNPASS_AZURE_ACCESS_TOKEN", "eyJ.at"],
     ]);
     expect(GRANT_EXPORTS.azure.values(azure)).toEqual(["eyJ.at", "eyJ.fed"]);
+  });
+
+  it("a secret cannot be delivered under a name the gcp or azure grant exports", () => {
+    const names = [...GRANT_EXPORTS.gcp.env(gcpSample), ...GRANT_EXPORTS.azure.env(azureSample)].map(
+      ([n]) => n,
+    );
+    expect(names).toHaveLength(6);
+    for (const name of names) expect(envNameProblem(name), name).toMatch(/would override/);
+    expect(envNameProblem("AZURE_SUBSCRIPTION_ID")).toBeUndefined();
   });
 });
 
