@@ -63,7 +63,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: "AWS_SECRET_ACCESS_KEY",
     secret: true,
-    need: { grants: ["aws"] },
+    need: optional,
     purpose: "the broker's AWS identity",
   },
   { name: "RUNPASS_SSH_CA_KEYS", secret: true, need: { grants: ["ssh"] }, purpose: "the SSH user CA" },

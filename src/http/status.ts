@@ -6,6 +6,7 @@ import pkg from "../../package.json" with { type: "json" };
 import type { Env } from "../adapters/env.ts";
 import { readConfig } from "../adapters/env.ts";
 import { githubFor } from "../adapters/github-app.ts";
+import { connectionStore } from "../adapters/postgres.ts";
 import { ConfigError } from "../core/errors.ts";
 import { Signer } from "../core/grants/signer.ts";
 import { KeySetCache } from "../core/oidc/key-source.ts";
@@ -108,6 +109,14 @@ export async function brokerStatus(c: Context<AppEnv>): Promise<Record<string, u
   if (!d1.reachable)
     problems.push({ setting: "AUDIT_DB", problem: "the D1 database AUDIT_DB is not reachable" });
 
+  // Metadata only: counting stored connections decrypts nothing.
+  const connections = await connectionStore(env)
+    .list("")
+    .then(
+      (metas) => ({ configured: metas.filter((m) => !m.deleted).length }),
+      () => ({ configured: null }),
+    );
+
   let githubApp: Record<string, unknown> = { configured: false };
   if (envText(env, "GITHUB_APP_ID") && envText(env, "GITHUB_APP_PRIVATE_KEY")) {
     const info = await check("GITHUB_APP_PRIVATE_KEY", problems, () => githubFor(env).appInfo());
@@ -151,6 +160,7 @@ export async function brokerStatus(c: Context<AppEnv>): Promise<Record<string, u
     },
     d1,
     github_app: githubApp,
+    connections,
     secret_store: master ? { master_key_ids: master.kids, active: master.active } : { configured: false },
     ssh_ca: ssh ? { key_ids: ssh.map((k) => k.kid) } : { configured: false },
     x509_ca: { configured: Boolean(envText(env, "RUNPASS_X509_CA")) },

@@ -213,6 +213,7 @@ describe("runpass init's secrets in a broker", () => {
       secret_store: { master_key_ids: [master.active], active: master.active },
       ssh_ca: { key_ids: [(JSON.parse(secrets.RUNPASS_SSH_CA_KEYS as string) as JWK[])[0]?.kid] },
       x509_ca: { configured: true },
+      connections: { configured: expect.any(Number) },
       webhooks: { github: { secret_set: true }, gitlab: { token_set: true } },
       policy_set: { version: s.broker.bundle.version, policies: 2, grants_in_use: ["secrets", "token"] },
       problems: [],
