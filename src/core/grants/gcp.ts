@@ -209,11 +209,8 @@ export const gcpGrant: GrantModule<
     });
     const federated = await gcp.exchange({
       audience: plan.audience,
-      // The federated token only calls IAM Credentials when a service account is impersonated.
-      scope:
-        plan.serviceAccount !== undefined
-          ? "https://www.googleapis.com/auth/cloud-platform"
-          : plan.scopes.join(" "),
+      // With a service account the federated token only calls IAM Credentials, which wants cloud-platform.
+      scope: plan.serviceAccount !== undefined ? DEFAULT_GCP_SCOPE : plan.scopes.join(" "),
       subjectToken,
     });
     // Google's own expiry, not a claim of ours: generateAccessToken was asked for at most the lease, and the
