@@ -63,12 +63,9 @@ const SCHEMA = [
     created_at INTEGER NOT NULL,
     PRIMARY KEY (fp, owner)
   ) WITHOUT ROWID`,
-  // Live leases only (every lease ends with a lease_end record, so the index stays small): the console's
-  // "active now" count and list never scan a year of leases.
-  "CREATE INDEX IF NOT EXISTS lease_live ON lease_index (expires_at) WHERE ended_at IS NULL",
-  // The console's charts and counts read an hourly rollup, not the records (docs/console.md, "Aggregations"):
-  // one row per (hour, event, decision, policy, reason), kept by a trigger on the records actually inserted
-  // (INSERT OR IGNORE of a re-shipped record fires nothing), so a year is at most 8,760 hours × a few keys.
+  // The console's charts and counts read an hourly rollup of exchange decisions, not the records (docs/console.md,
+  // "Aggregations"): one row per (hour, event, decision, policy, reason), kept by a trigger on the records actually
+  // inserted (INSERT OR IGNORE of a re-shipped record fires nothing). One more D1 row written per exchange.
   `CREATE TABLE IF NOT EXISTS audit_rollup (
     hour INTEGER NOT NULL,
     event TEXT NOT NULL,
@@ -83,10 +80,11 @@ const SCHEMA = [
   // transaction that creates the trigger (the batch), so nothing is counted twice or missed.
   `INSERT INTO audit_rollup (hour, event, decision, policy, reason, n)
     SELECT ts / 3600000, event, decision, COALESCE(policy, ''), ${rollupReason("record", "decision")}, SUM(count)
-    FROM audit_records WHERE NOT EXISTS (SELECT 1 FROM audit_migrations WHERE name = 'rollup-v1')
+    FROM audit_records
+    WHERE event = 'exchange' AND NOT EXISTS (SELECT 1 FROM audit_migrations WHERE name = 'rollup-v1')
     GROUP BY 1, 2, 3, 4, 5`,
   "INSERT OR IGNORE INTO audit_migrations (name, at) VALUES ('rollup-v1', unixepoch() * 1000)",
-  `CREATE TRIGGER IF NOT EXISTS audit_rollup_feed AFTER INSERT ON audit_records BEGIN
+  `CREATE TRIGGER IF NOT EXISTS audit_rollup_feed AFTER INSERT ON audit_records WHEN NEW.event = 'exchange' BEGIN
     INSERT INTO audit_rollup (hour, event, decision, policy, reason, n)
     VALUES (NEW.ts / 3600000, NEW.event, NEW.decision, COALESCE(NEW.policy, ''), ${rollupReason("NEW.record", "NEW.decision")}, NEW.count)
     ON CONFLICT (hour, event, decision, policy, reason) DO UPDATE SET n = n + excluded.n;
@@ -362,6 +360,53 @@ export class D1AuditStore {
         ? { next: { ts: last.created_at, id: last.lease_id } }
         : {}),
     };
+  }
+
+  /**
+   * Where the upstream revocation of each credential of these leases stands (docs/api.md, leases): from the
+   * exchange and renewal records (which credentials) and the latest revocation record of each; none yet is
+   * `pending`.
+   */
+  async revocationStates(
+    leaseIds: readonly string[],
+  ): Promise<Map<string, Array<{ type: string; id: string; status: "pending" | "done" | "failed" }>>> {
+    const out = new Map<string, Array<{ type: string; id: string; status: "pending" | "done" | "failed" }>>();
+    if (leaseIds.length === 0) return out;
+    // D1 binds at most 100 parameters per statement.
+    const results: Array<{ record: string }> = [];
+    for (let at = 0; at < leaseIds.length; at += 90) {
+      const chunk = leaseIds.slice(at, at + 90);
+      const rows = await this.#withSchema(() =>
+        this.db
+          .prepare(
+            `SELECT record FROM audit_records WHERE lease_id IN (${chunk.map(() => "?").join(", ")}) AND event IN ('exchange', 'renew', 'revocation') ORDER BY ts, id`,
+          )
+          .bind(...chunk)
+          .all<{ record: string }>(),
+      );
+      results.push(...rows.results);
+    }
+    const states = new Map<
+      string,
+      Map<string, { type: string; id: string; status: "pending" | "done" | "failed" }>
+    >();
+    for (const { record } of results) {
+      const r = JSON.parse(record) as AuditRecord;
+      if (!r.lease_id) continue;
+      const perLease = states.get(r.lease_id) ?? new Map();
+      states.set(r.lease_id, perLease);
+      for (const g of r.grants ?? []) {
+        if (r.event !== "revocation") {
+          if (r.decision === "allow" && !perLease.has(g.id))
+            perLease.set(g.id, { type: g.type, id: g.id, status: "pending" });
+          continue;
+        }
+        const status = r.upstream_revoke ?? (r.decision === "allow" ? "done" : "failed");
+        perLease.set(g.id, { type: g.type, id: g.id, status });
+      }
+    }
+    for (const [lease, m] of states) out.set(lease, [...m.values()]);
+    return out;
   }
 
   /** Newest first, filtered, paged by (ts, id). */

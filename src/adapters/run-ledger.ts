@@ -447,16 +447,16 @@ export class RunLedger extends DurableObject<Env> {
       const result = await revokeGrant(revokers, grant, item.lease_id);
       const attempts = item.attempts + 1;
       const giveUp = !result.retryable || attempts >= REVOCATION_MAX_ATTEMPTS;
-      if (result.status === "failed" && !giveUp) {
+      const retrying = result.status === "failed" && !giveUp;
+      if (retrying) {
+        // Kept in this object's storage: a Worker restart between attempts loses nothing.
         this.#sql.exec(
           "UPDATE pending_revocations SET attempts = ?, next_at = ? WHERE seq = ?",
           attempts,
           now + REVOCATION_BACKOFF_MS * 2 ** (attempts - 1),
           item.seq,
         );
-        continue;
-      }
-      this.#sql.exec("DELETE FROM pending_revocations WHERE seq = ?", item.seq);
+      } else this.#sql.exec("DELETE FROM pending_revocations WHERE seq = ?", item.seq);
       this.#enqueue({
         id: randomId("aud"),
         ts: new Date(now).toISOString(),
@@ -468,7 +468,9 @@ export class RunLedger extends DurableObject<Env> {
         run: this.#runKey(),
         lease_id: item.lease_id,
         grants: [{ type: grant.type, id: grant.id, expires_at: grant.expires_at }],
-        ...(result.detail ? { detail: `${result.status}: ${result.detail}` } : { detail: result.status }),
+        // Every attempt is audited; the lease listing shows the latest one's state (docs/api.md, leases).
+        upstream_revoke: retrying ? "pending" : result.status === "failed" ? "failed" : "done",
+        detail: `${result.status}${retrying ? ` (attempt ${attempts} of ${REVOCATION_MAX_ATTEMPTS}, retrying)` : ""}${result.detail ? `: ${result.detail}` : ""}`,
         count: 1,
       });
     }

@@ -3,9 +3,11 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
 import { D1AuditStore, type LeaseFilter } from "../adapters/audit-store.ts";
+import { accessTeam, verifyAccessJwt } from "../adapters/cloudflare-access.ts";
 import type { Env } from "../adapters/env.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import { revocationRegistry } from "../adapters/revocation-registry.ts";
+import { accessConfig } from "../console/auth.ts";
 import type { AuditRecord } from "../core/audit/record.ts";
 import { ADMIN_REVOKE_CONCURRENCY, MAX_AUDIT_PAGE } from "../core/constants.ts";
 import { timingSafeEqualText } from "../core/crypto.ts";
@@ -14,15 +16,18 @@ import { ConfigError, RunpassError } from "../core/errors.ts";
 import type { RevocationRuleKind } from "../core/revocation-rules.ts";
 import { raiseAlert } from "./alerts.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
+import { connectionRoutes } from "./connections.ts";
 import { clientBlocked, refuseOrCharge } from "./rate-limit.ts";
 import { bearer, describeIssue, jsonBody } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
-import { connectionRoutes } from "./connections.ts";
 import { secretRoutes } from "./secrets.ts";
 import { statusRoutes } from "./status.ts";
 import type { AppEnv } from "./types.ts";
 
-/** Requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`; missing config fails closed. */
+/**
+ * Requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`, or — when RUNPASS_ACCESS_TEAM_DOMAIN/AUD are set — a
+ * valid Cloudflare Access token in `Cf-Access-Jwt-Assertion`; missing config fails closed.
+ */
 export function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const expected = (c.env as Env).RUNPASS_ADMIN_TOKEN;
@@ -34,6 +39,25 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
     // The right token always gets in; failures count against the client's failure limit, and past it they
     // are refused with 429 and audited only in the limiter's aggregate record (guessing stays slow and quiet).
     const blocked = clientBlocked(c);
+    // A person through Cloudflare Access instead of the shared token, when Access is configured: the verified
+    // email becomes the actor of every audit record this request writes (docs/deploy.md, "Admin access").
+    const access = accessConfig(c);
+    const assertion = c.req.header("cf-access-jwt-assertion");
+    if (access && assertion !== undefined) {
+      const rt = c.get("runtime");
+      try {
+        const team = accessTeam(access.team, (c.env as Env).RUNPASS_DEV === "1");
+        const who = await verifyAccessJwt(assertion, team, access.aud, rt.clock());
+        c.set("adminActor", who.email);
+      } catch (e) {
+        if (!(e instanceof RunpassError) || e instanceof ConfigError) throw e;
+        const refusal = await refuseOrCharge(c, blocked, e);
+        if (refusal) throw refusal;
+        throw await auditRefusal(c, "admin", e, { detail: `${c.req.method} ${c.req.path}` });
+      }
+      await next();
+      return;
+    }
     let given: string | undefined;
     try {
       given = bearer(c, 1024);
@@ -270,6 +294,11 @@ export function adminRoutes(app: Hono<AppEnv>): void {
       limit: parseLimit(limit),
       ...(cursor !== undefined ? { cursor: decodeCursor(cursor) } : {}),
     });
+    // Ended leases say where each credential's upstream revocation stands (docs/api.md, leases).
+    const ended = page.leases
+      .filter((l) => l.ended_at !== null || l.expires_at <= now)
+      .map((l) => l.lease_id);
+    const revocations = await new D1AuditStore(c.env.AUDIT_DB).revocationStates(ended);
     return c.json(
       {
         leases: page.leases.map((l) => ({
@@ -284,6 +313,13 @@ export function adminRoutes(app: Hono<AppEnv>): void {
           ended_at: l.ended_at === null ? null : new Date(l.ended_at).toISOString(),
           end_reason: l.end_reason ?? (l.expires_at <= now ? "expired" : null),
           active: l.ended_at === null && l.expires_at > now,
+          ...(revocations.has(l.lease_id)
+            ? {
+                upstream_revoke: revocations
+                  .get(l.lease_id)
+                  ?.map((g) => ({ type: g.type, id: g.id, upstream_revoke: g.status })),
+              }
+            : {}),
         })),
         ...(page.next ? { next_cursor: encodeCursor(page.next) } : {}),
       },

@@ -3,6 +3,7 @@
 // privileges, renewal, session termination and DROP ROLE at run end, an outage failing closed, rotate-root,
 // sweep, and no password in responses or audit records.
 
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,7 +12,7 @@ import { BROKER_URL, ISSUER_BASE, issuersYaml, makeBroker, uniqueIssuer } from "
 import { ACME, githubClaims, mint } from "../support/claims.ts";
 import type { PostgresInfo } from "../support/postgres-server.ts";
 import { PG_MIGRATOR, PG_READONLY } from "../support/postgres-server.ts";
-import { auditRecords, movableClock, ship } from "../support/run-ledger.ts";
+import { auditRecords, ledgerFor, movableClock, ship } from "../support/run-ledger.ts";
 import { GITHUB_SECRET, signGitHub, workflowRun } from "../support/webhooks.ts";
 
 const pg = JSON.parse(env.TEST_POSTGRES) as PostgresInfo;
@@ -261,6 +262,51 @@ describe("the postgres grant", () => {
     const revocations = await auditRecords(s.broker, { run: res.body.lease.run, event: "revocation" });
     expect(revocations).toEqual([expect.objectContaining({ decision: "allow" })]);
     expect(JSON.stringify(revocations).includes(c.password)).toBe(false);
+  });
+
+  it("an unreachable database at lease end is retried from the run's object, every attempt audited, pending then done", async () => {
+    const s = await setup();
+    await s.putConnection({ kind: "postgres", url: pg.adminUrl, tls: "disable" });
+    const res = await s.exchange(await s.token());
+    expect(res.status).toBe(200);
+    const c = res.body.credentials.postgres as PgCredential;
+    const { run, id, revoke_token } = res.body.lease;
+    // The database goes away (the stored connection now points at a closed port), then the job's post step ends it.
+    await s.putConnection({
+      kind: "postgres",
+      url: pg.adminUrl.replace(`:${pg.port}/`, ":1/"),
+      tls: "disable",
+    });
+    const del = await s.broker.fetch(`/v1/leases/${encodeURIComponent(id)}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${revoke_token}` },
+    });
+    expect(del.status).toBe(204);
+    await ship(run);
+    expect(await roleExists(c.username)).toBe(true);
+    const listing = async () => {
+      const body = (await (
+        await s.broker.admin(`/v1/admin/leases?run=${encodeURIComponent(run)}`)
+      ).json()) as {
+        leases: Array<{ id: string; upstream_revoke?: Array<{ type: string; upstream_revoke: string }> }>;
+      };
+      return body.leases.find((l) => l.id === id)?.upstream_revoke?.find((g) => g.type === "postgres")
+        ?.upstream_revoke;
+    };
+    expect(await listing()).toBe("pending");
+    const attempts = await auditRecords(s.broker, { run, event: "revocation" });
+    expect(attempts).toEqual([expect.objectContaining({ decision: "deny", upstream_revoke: "pending" })]);
+
+    // The database is back; the backoff is over (the queued attempt lives in the run object's storage).
+    await s.putConnection({ kind: "postgres", url: pg.adminUrl, tls: "disable" });
+    await runInDurableObject(ledgerFor(run), (_o, state) => {
+      state.storage.sql.exec("UPDATE pending_revocations SET next_at = 0");
+    });
+    await ship(run);
+    await ship(run);
+    expect(await roleExists(c.username)).toBe(false);
+    expect(await listing()).toBe("done");
+    expect(await auditRecords(s.broker, { run, event: "revocation" })).toHaveLength(2);
   });
 
   it("a database outage fails closed (502, nothing issued) and leaves the CI token usable", async () => {

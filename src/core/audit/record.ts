@@ -58,6 +58,11 @@ export interface AuditRecord {
   delivery?: string;
   /** Operator-facing detail (e.g. why an upstream revocation failed); never a credential. */
   detail?: string;
+  /**
+   * Revocation records: where the credential's upstream revocation stands after this attempt — `pending` (failed,
+   * another attempt is scheduled), `done` (revoked, or nothing to revoke), `failed` (given up).
+   */
+  upstream_revoke?: "pending" | "done" | "failed";
   subject?: string;
   owner_id?: string;
   owner?: string;
