@@ -221,7 +221,12 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
   record.lease_id = lease.id;
   record.lease_expires_at = new Date(lease.expiresAt * 1000).toISOString();
   record.grants = auditGrants(issued.grants);
-  record.fingerprints = await credentialFingerprints(deps.fingerprinter, issued.credentials, revokeToken);
+  record.fingerprints = await credentialFingerprints(
+    deps.fingerprinter,
+    issued.credentials,
+    revokeToken,
+    (ref) => deps.grants.sealer.seal(ref, lease.id),
+  );
 
   let outcome: Awaited<ReturnType<Ledger["commit"]>>;
   try {

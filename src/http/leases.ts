@@ -171,7 +171,12 @@ export function leaseRoutes(app: Hono<AppEnv>): void {
         policy_version: policy.def.version,
         issuer: issuer.name,
         grants: auditGrants(issued.grants),
-        fingerprints: await credentialFingerprints(ctx.fingerprinter(), issued.credentials),
+        fingerprints: await credentialFingerprints(
+          ctx.fingerprinter(),
+          issued.credentials,
+          undefined,
+          (ref) => ctx.grants.sealer.seal(ref, id),
+        ),
       },
     );
     if (!(await ledger.addGrants(run, id, issued.grants, record, rt.clock()))) {

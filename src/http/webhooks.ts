@@ -19,6 +19,7 @@ import {
   type WebhookScopeKind,
 } from "../core/webhook-scope.ts";
 import { auditRefusal, requestRecord } from "./audit.ts";
+import { githubScanningAlert } from "./leaks.ts";
 import { clientBlocked, limitWebhook, refuseOrCharge } from "./rate-limit.ts";
 import { readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
@@ -49,6 +50,20 @@ const PipelinePayload = z.object({
   project: z.object({ id: z.number().check(z.int(), z.positive()) }),
   object_attributes: z.object({ id: z.number().check(z.int(), z.positive()), status: z.string() }),
 });
+
+/** GitHub secret scanning found something in a repository (docs/leaks.md): runpass reads the alert itself. */
+const ScanningAlertPayload = z.object({
+  action: z.string(),
+  alert: z.object({ number: PositiveId }),
+  repository: z.object({ name: z.string().check(z.minLength(1)), owner: z.object({ login: z.string() }) }),
+});
+
+/** A secret-scanning alert to read (through the GitHub App) and handle as a leak report. */
+export interface ScanningAlertRef {
+  owner: string;
+  repository: string;
+  number: number;
+}
 
 type Platform = "github" | "gitlab";
 
@@ -165,7 +180,7 @@ async function authenticate(
   platform: Platform,
   issuer: IssuerConfig | undefined,
   delivery: string | undefined,
-): Promise<RunEnd | undefined> {
+): Promise<RunEnd | { scanningAlert: ScanningAlertRef } | undefined> {
   // Size before anything; then media type; then the signature over the exact bytes received.
   const bytes = await readBodyBytes(c, MAX_WEBHOOK_BODY_BYTES);
   requireMediaType(c, "application/json");
@@ -183,6 +198,18 @@ async function authenticate(
   if (platform === "github") {
     const scope = await verifyGitHub(c.env, bytes, parsed, c.req.header("x-hub-signature-256"));
     if (!delivery) throw refused("invalid_request", "malformed", "X-GitHub-Delivery is missing or malformed");
+    if (c.req.header("x-github-event") === "secret_scanning_alert") {
+      // Only the master secret vouches for these: a derived secret belongs to one repository's or owner's hook.
+      const alert = parsePayload(parsed(), ScanningAlertPayload);
+      if (scope || !alert || (alert.action !== "created" && alert.action !== "reopened")) return undefined;
+      return {
+        scanningAlert: {
+          owner: alert.repository.owner.login,
+          repository: alert.repository.name,
+          number: alert.alert.number,
+        },
+      };
+    }
     const payload = parsePayload(parsed(), WorkflowRunPayload);
     if (c.req.header("x-github-event") !== "workflow_run" || !payload) return undefined;
     // `completed` deliveries exist whose run is still queued: only a finished run ends anything.
@@ -226,7 +253,7 @@ async function handle(c: Context<AppEnv>, platform: Platform): Promise<Response>
       ? c.req.header("x-github-delivery")
       : (c.req.header("idempotency-key") ?? c.req.header("x-gitlab-event-uuid"));
   const delivery = rawDelivery && DELIVERY_ID.test(rawDelivery) ? rawDelivery : undefined;
-  let end: RunEnd | undefined;
+  let end: RunEnd | { scanningAlert: ScanningAlertRef } | undefined;
   let issuer: IssuerConfig | undefined;
   try {
     issuer = resolveIssuer(c, platform);
@@ -239,6 +266,7 @@ async function handle(c: Context<AppEnv>, platform: Platform): Promise<Response>
     throw e;
   }
   if (!end) return c.json({ result: "ignored" }, 200, NO_STORE);
+  if ("scanningAlert" in end) return githubScanningAlert(c, end.scanningAlert);
   const { run } = end;
   // Only authenticated deliveries that would end a run spend the budget (ignored events cost nothing).
   await limitWebhook(c, issuer?.name ?? platform, end.source);
