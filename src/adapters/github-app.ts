@@ -184,6 +184,46 @@ export class GitHubApp implements GitHubPort {
     await revokeInstallationToken(this.#config.apiUrl, token, this.#fetch);
   }
 
+  /**
+   * Reads a secret-scanning alert's secret (docs/leaks.md, GitHub): an installation token for that one
+   * repository with `secret_scanning_alerts: read` only, used once and revoked. Undefined when there is no such
+   * alert; throws UpstreamError when GitHub refuses.
+   */
+  async secretScanningAlert(
+    owner: string,
+    repository: string,
+    number: number,
+  ): Promise<{ secret: string; secret_type: string } | undefined> {
+    const token = await this.mint(owner, [repository], { secret_scanning_alerts: "read" });
+    try {
+      return await withRetry(async () => {
+        const res = await this.#call(
+          `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repository)}/secret-scanning/alerts/${number}`,
+          { method: "GET" },
+          `Bearer ${token.token}`,
+          "secret-scanning alert",
+        );
+        if (res.status === 404) {
+          await res.body?.cancel();
+          return undefined;
+        }
+        if (res.status !== 200) throw await failure(res, "secret-scanning alert");
+        const body = (await res.json()) as { secret?: unknown; secret_type?: unknown };
+        if (typeof body.secret !== "string") {
+          throw new UpstreamError("secret-scanning alert: GitHub answered without the secret", {
+            retryable: false,
+          });
+        }
+        return {
+          secret: body.secret,
+          secret_type: typeof body.secret_type === "string" ? body.secret_type : "",
+        };
+      });
+    } finally {
+      await this.revoke(token.token).catch(() => undefined);
+    }
+  }
+
   /** The API base this App mints against (sealed into revocation handles). */
   get apiUrl(): string {
     return this.#config.apiUrl;

@@ -5,11 +5,13 @@
 import type { Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { D1AuditStore, type LeakIndexRow } from "../adapters/audit-store.ts";
+import { githubFor } from "../adapters/github-app.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import { storeFor } from "../adapters/secrets-client.ts";
 import { MAX_LEAK_REPORT_BYTES, MAX_LEAK_VALUES } from "../core/constants.ts";
 import { sha256 } from "../core/crypto.ts";
 import { RunpassError } from "../core/errors.ts";
+import { UpstreamError, upstreamFailure } from "../core/grants/upstream.ts";
 import { SecretScanningKeys, verifyScanningSignature } from "../core/leaks/github-keys.ts";
 import {
   cleanSource,
@@ -25,6 +27,7 @@ import { checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from 
 import { NO_STORE } from "./respond.ts";
 import type { Runtime } from "./runtime.ts";
 import type { AppEnv } from "./types.ts";
+import type { ScanningAlertRef } from "./webhooks.ts";
 
 export type LeakAction = "run_ended" | "already_ended" | "secret_quarantined" | "already_quarantined";
 
@@ -94,6 +97,8 @@ export async function respondToLeak(
       };
     } else if (row.run !== null) {
       const run = row.run;
+      const upstreamId =
+        row.ref !== null ? await rt.context(c.env).grants.sealer.open(row.ref, row.owner) : undefined;
       let ended = runEnds.get(run);
       if (!ended) {
         ended = ledger.endRun({ ...base, run }).then((o) => !o.alreadyEnded);
@@ -104,7 +109,7 @@ export async function respondToLeak(
         lease: row.owner,
         run,
         ...(row.policy !== null ? { policy: row.policy } : {}),
-        ...(row.ref !== null ? { upstream_id: row.ref } : {}),
+        ...(upstreamId !== undefined ? { upstream_id: upstreamId } : {}),
         action: (await ended) ? "run_ended" : "already_ended",
       };
     } else {
@@ -244,6 +249,30 @@ async function githubPartnerReport(c: Context<AppEnv>): Promise<Response> {
     })),
   );
   return c.json(answer, 200, NO_STORE);
+}
+
+/**
+ * A `secret_scanning_alert` delivery (created, reopened) verified with the master webhook secret: the alert's
+ * secret is read through the GitHub App and handled as a report, so a runpass-issued GitHub token or AWS key that
+ * GitHub finds in a push ends its run with no human in the loop. Answers without any value.
+ */
+export async function githubScanningAlert(c: Context<AppEnv>, ref: ScanningAlertRef): Promise<Response> {
+  let found: { secret: string; secret_type: string } | undefined;
+  try {
+    found = await githubFor(c.env).secretScanningAlert(ref.owner, ref.repository, ref.number);
+  } catch (e) {
+    if (e instanceof UpstreamError)
+      throw upstreamFailure("GitHub", e, `secret-scanning alert: ${e.detail.slice(0, 300)}`);
+    throw e;
+  }
+  if (!found) return c.json({ result: "ignored" }, 200, NO_STORE);
+  const where = `${ref.owner}/${ref.repository}#${ref.number}`;
+  const { matches, unmatched } = await respondToLeak(
+    c,
+    [{ value: found.secret, source: cleanSource(`github secret scanning ${where} (${found.secret_type})`) }],
+    "github",
+  );
+  return c.json({ result: "leak_checked", matches, unmatched }, 200, NO_STORE);
 }
 
 /** Registers POST /v1/admin/leaks (behind requireAdmin) and GitHub's partner endpoint POST /v1/leaks/github. */

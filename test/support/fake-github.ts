@@ -62,6 +62,19 @@ interface IssuedToken {
   installationId: number;
   expiresAt: number;
   revoked: boolean;
+  /** What the token may do (secret-scanning alert reads check them). */
+  permissions?: Permissions;
+  repositories?: string[];
+}
+
+/** A secret-scanning alert as GitHub's REST API returns it (the fields runpass reads). */
+interface ScanningAlert {
+  number: number;
+  state: string;
+  secret_type: string;
+  secret_type_display_name: string;
+  secret: string;
+  html_url: string;
 }
 
 class GitHubError extends Error {
@@ -119,6 +132,9 @@ export class FakeGitHub {
   /** Secret-scanning partner keys ({key_identifier, key, is_current}) and how often they were fetched. */
   #scanningKeys: unknown[] = [];
   #scanningKeyFetches = 0;
+  /** Secret-scanning alerts by "owner/repo#number" (lowercase), and how often one was read. */
+  readonly #scanningAlerts = new Map<string, ScanningAlert>();
+  #scanningAlertReads = 0;
   /** Alert receivers for the alert tests (test/support/alert-receiver.ts). */
   readonly #alerts = new AlertReceivers();
   readonly #byOwner = new Map<string, number>();
@@ -255,6 +271,26 @@ export class FakeGitHub {
           throw new GitHubError(400, "Problems parsing JSON");
         }
         return this.#send(res, 201, this.#mint(inst, body));
+      }
+      // GET /repos/{owner}/{repo}/secret-scanning/alerts/{number}: an installation token with
+      // secret_scanning_alerts read on that repository.
+      const alert = /^\/repos\/([^/]+)\/([^/]+)\/secret-scanning\/alerts\/(\d+)$/.exec(path);
+      if (alert && method === "GET") {
+        const m = /^(?:token|bearer)\s+(\S+)$/i.exec(req.headers.authorization ?? "");
+        const issued = this.#tokens.get(m?.[1] ?? "");
+        if (!issued || issued.revoked || issued.expiresAt <= Date.now())
+          throw new GitHubError(401, "Bad credentials");
+        const [owner, repo] = [decodeURIComponent(alert[1]!), decodeURIComponent(alert[2]!)];
+        const inst = this.#installations.get(issued.installationId);
+        const level = issued.permissions?.secret_scanning_alerts;
+        const repoOk = (issued.repositories ?? []).some((r) => r.toLowerCase() === repo.toLowerCase());
+        if (!inst || inst.owner.toLowerCase() !== owner.toLowerCase() || !repoOk || !level) {
+          throw new GitHubError(403, "Resource not accessible by integration");
+        }
+        this.#scanningAlertReads++;
+        const found = this.#scanningAlerts.get(`${owner}/${repo}#${alert[3]}`.toLowerCase());
+        if (!found) throw new GitHubError(404, "Not Found");
+        return this.#send(res, 200, found);
       }
       if (path === "/installation/token" && method === "DELETE") {
         const m = /^(?:token|bearer)\s+(\S+)$/i.exec(req.headers.authorization ?? "");
@@ -422,7 +458,13 @@ export class FakeGitHub {
     const token = `ghs_${randomAlnum(36)}`;
     const expiresAtMs = Math.floor(Date.now() / 1000) * 1000 + 3600_000;
     const expiresAt = isoSeconds(expiresAtMs);
-    this.#tokens.set(token, { installationId: inst.id, expiresAt: expiresAtMs, revoked: false });
+    this.#tokens.set(token, {
+      installationId: inst.id,
+      expiresAt: expiresAtMs,
+      revoked: false,
+      permissions: requested,
+      repositories: repoNames,
+    });
     const list = this.#mints.get(inst.id) ?? [];
     list.push({ at: new Date().toISOString(), body, token, expiresAt });
     this.#mints.set(inst.id, list);
@@ -458,7 +500,21 @@ export class FakeGitHub {
       this.#scanningKeys = (body.public_keys as unknown[] | undefined) ?? [];
       return json(200, {});
     }
-    if (path === "/__secret-scanning/fetches") return json(200, { fetches: this.#scanningKeyFetches });
+    if (path === "/__secret-scanning/fetches") {
+      return json(200, { fetches: this.#scanningKeyFetches, alert_reads: this.#scanningAlertReads });
+    }
+    if (path === "/__control/secret-scanning-alert" && req.method === "POST") {
+      const { owner, repo, number, secret, secret_type } = body as Record<string, string | number>;
+      this.#scanningAlerts.set(`${owner}/${repo}#${number}`.toLowerCase(), {
+        number: Number(number),
+        state: "open",
+        secret_type: String(secret_type),
+        secret_type_display_name: String(secret_type),
+        secret: String(secret),
+        html_url: `https://github.com/${owner}/${repo}/security/secret-scanning/${number}`,
+      });
+      return json(200, {});
+    }
     if (path === "/__control/installation" && req.method === "POST") {
       const owner = body.owner as string | undefined;
       const id = body.id as number | undefined;

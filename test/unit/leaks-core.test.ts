@@ -54,9 +54,12 @@ describe("fingerprints", () => {
         secrets: { STRIPE: "sk_live_x" },
       },
       "rvk_abc",
+      async (ref) => `sealed(${ref})`,
     );
     expect(fps.map((x) => x.kind)).toEqual(["token", "aws", "aws", "aws", "revoke_token"]);
-    expect(fps.filter((x) => x.kind === "aws").every((x) => x.ref === "ASIAEXAMPLE")).toBe(true);
+    // The access key id travels only sealed (clients mask it like any credential value).
+    expect(fps.filter((x) => x.kind === "aws").every((x) => x.ref === "sealed(ASIAEXAMPLE)")).toBe(true);
+    expect(fps.filter((x) => x.kind !== "aws").every((x) => x.ref === undefined)).toBe(true);
     expect(fps.map((x) => x.fp)).not.toContain(await f.digest("sk_live_x"));
   });
 });

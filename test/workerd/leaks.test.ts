@@ -6,6 +6,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { credentialChecksumValid } from "../../src/core/credential-format.ts";
+import { deriveWebhookSecret } from "../../src/core/webhook-scope.ts";
 import {
   BROKER_URL,
   ISSUER_BASE,
@@ -16,7 +17,8 @@ import {
 } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
 import { ledgerFor, movableClock, ship } from "../support/run-ledger.ts";
-import { GH_API, STATIC_AWS_ENV } from "../support/upstream-env.ts";
+import { GH_API, GITHUB_ENV, STATIC_AWS_ENV } from "../support/upstream-env.ts";
+import { GITHUB_SECRET, signGitHub } from "../support/webhooks.ts";
 
 interface Exchanged {
   lease: { id: string; run: string; revoke_token: string };
@@ -73,6 +75,7 @@ async function setup(
     policies?: Record<string, string>;
     leakLimit?: string;
     clock?: () => number;
+    env?: Partial<Cloudflare.Env>;
   } = {},
 ): Promise<Setup> {
   const gh = uniqueIssuer();
@@ -99,6 +102,7 @@ ${grants}
       RUNPASS_ALERT_SECRET: ALERT_SECRET,
       // One limiter object counts every admin report: the flood test's limit is low, the others' out of reach.
       RUNPASS_RATE_LIMITS: JSON.stringify({ leak: options.leakLimit ?? "1000/1m" }),
+      ...options.env,
     },
   });
   const exchange = async (name = "deploy") => {
@@ -491,5 +495,82 @@ describe("GitHub secret-scanning partner endpoint", () => {
     await publishKeys([key, rotated]);
     time.advance(61_000);
     expect((await partnerPost(s.broker, body, rotated)).status).toBe(200);
+  });
+});
+
+describe("secret_scanning_alert webhook", () => {
+  async function scanningSetup() {
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const owner = `acme-${suffix}`;
+    const installationId = Math.floor(Math.random() * 9e8) + 1e8;
+    await fetch(`${GH_API}/__control/installation`, {
+      method: "POST",
+      body: JSON.stringify({
+        owner,
+        id: installationId,
+        repositories: ["api"],
+        permissions: { metadata: "read", secret_scanning_alerts: "read" },
+      }),
+    });
+    const s = await setup({ env: { ...GITHUB_ENV, GITHUB_WEBHOOK_SECRET: GITHUB_SECRET } });
+    const deliver = async (number: number, action = "created", secret = GITHUB_SECRET) => {
+      const body = JSON.stringify({
+        action,
+        alert: { number, secret_type: "runpass_token" },
+        repository: { id: 4242, name: "api", full_name: `${owner}/api`, owner: { login: owner, id: 77 } },
+        installation: { id: installationId },
+      });
+      return s.broker.fetch("/v1/webhooks/github", {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-github-event": "secret_scanning_alert",
+          "x-github-delivery": crypto.randomUUID(),
+          "x-hub-signature-256": await signGitHub(body, secret),
+        },
+        body,
+      });
+    };
+    const alert = (number: number, secret: string) =>
+      fetch(`${GH_API}/__control/secret-scanning-alert`, {
+        method: "POST",
+        body: JSON.stringify({ owner, repo: "api", number, secret, secret_type: "runpass_token" }),
+      });
+    return { s, owner, deliver, alert };
+  }
+
+  it("reads the alert's secret through the GitHub App and ends the run it came from", async () => {
+    const { s, deliver, alert } = await scanningSetup();
+    const leaked = await s.exchange();
+    const bystander = await s.exchange();
+    await alert(7, leaked.credentials.token?.token as string);
+    const res = await deliver(7);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { result: string; matches: Array<{ run: string; action: string }> };
+    expect(body.result).toBe("leak_checked");
+    expect(body.matches).toMatchObject([{ kind: "token", run: leaked.lease.run, action: "run_ended" }]);
+    expect(JSON.stringify(body)).not.toContain(leaked.credentials.token?.token as string);
+    expect(await ledgerFor(leaked.lease.run).ended()).toBe(true);
+    expect(await ledgerFor(bystander.lease.run).ended()).toBe(false);
+  });
+
+  it("ignores deliveries signed with a derived (scoped) secret and actions other than created or reopened", async () => {
+    const { s, deliver, alert } = await scanningSetup();
+    const live = await s.exchange();
+    await alert(8, live.credentials.token?.token as string);
+    const before = (
+      (await (await fetch(`${GH_API}/__secret-scanning/fetches`)).json()) as { alert_reads: number }
+    ).alert_reads;
+    const scoped = await deriveWebhookSecret(GITHUB_SECRET, { kind: "github-repository", id: "4242" });
+    expect(await (await deliver(8, "created", scoped)).json()).toEqual({ result: "ignored" });
+    expect(await (await deliver(8, "resolved")).json()).toEqual({ result: "ignored" });
+    const after = (
+      (await (await fetch(`${GH_API}/__secret-scanning/fetches`)).json()) as { alert_reads: number }
+    ).alert_reads;
+    expect(after).toBe(before);
+    expect(await ledgerFor(live.lease.run).ended()).toBe(false);
+    // Reopened (with the master secret) acts.
+    expect((await deliver(8, "reopened")).status).toBe(200);
+    expect(await ledgerFor(live.lease.run).ended()).toBe(true);
   });
 });

@@ -16,7 +16,10 @@ export type LeakKind = Exclude<GrantName, "secrets"> | "revoke_token" | "secret"
 export interface LeaseFingerprint {
   kind: LeakKind;
   fp: string;
-  /** A non-secret identifier an operator searches the upstream's logs for (the AWS access key id). */
+  /**
+   * The upstream's identifier of the credential (the AWS access key id), sealed to the lease: clients mask it
+   * like any credential value, so audit records and logs carry it only encrypted; a leak match opens it.
+   */
   ref?: string;
 }
 
@@ -44,6 +47,7 @@ export async function credentialFingerprints(
   fingerprinter: Fingerprinter,
   credentials: Credentials,
   revokeToken?: string,
+  sealRef?: (ref: string) => Promise<string>,
 ): Promise<LeaseFingerprint[]> {
   const out: LeaseFingerprint[] = [];
   for (const name of MINT_ORDER) {
@@ -51,7 +55,8 @@ export async function credentialFingerprints(
     if (credential === undefined || name === "secrets") continue;
     const module = grantModule(name);
     const typed = credential as Parameters<typeof module.secretValues>[0];
-    const ref = module.upstreamId?.(typed);
+    const id = module.upstreamId?.(typed);
+    const ref = id !== undefined && sealRef ? await sealRef(id) : undefined;
     for (const value of new Set(module.secretValues(typed))) {
       if (!value) continue;
       out.push({
