@@ -6,8 +6,8 @@ import { parseArgs } from "node:util";
 import { parseDuration } from "../core/duration.ts";
 import { errorMessage } from "../core/errors.ts";
 import { adminCall, adminTarget, BrokerError } from "./admin.ts";
-import { adminLeak } from "./leak.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
+import { adminConnections, CONNECTIONS_USAGE } from "./connections.ts";
 import { devPort } from "./dev-keys.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { DOCTOR_USAGE, doctorCommand } from "./doctor.ts";
@@ -16,6 +16,7 @@ import { policyExplainAllCommand } from "./explain-all.ts";
 import { githubAppManifestCommand, MANIFEST_USAGE } from "./github-app-manifest.ts";
 import { INIT_USAGE, initCommand } from "./init.ts";
 import { KEYS_USAGE, keysCommand } from "./keys-rotate.ts";
+import { adminLeak } from "./leak.ts";
 import { CheckReport } from "./lint-output.ts";
 import { policyClaimsCommand } from "./policy-claims.ts";
 import type { PolicyToolContext } from "./policy-context.ts";
@@ -91,6 +92,7 @@ ${DOCTOR_USAGE}
       Erases version N's ciphertext for good.
   admin secrets rewrap   [--url URL]
       Re-wraps every data key under the active master key; exit 1 if any could not be (listed on stderr).
+${CONNECTIONS_USAGE}
 ${WEBHOOK_SECRET_USAGE}
       Admin commands use RUNPASS_URL (default the local broker) and RUNPASS_ADMIN_TOKEN (for a local
       broker, the generated token in .dev/keys.json); writes send X-Runpass-Actor: user@host.
@@ -358,6 +360,7 @@ export async function main(argv: string[]): Promise<number> {
     if (group === "admin" && command === "leases") return await adminLeases(rest);
     if (group === "admin" && command === "leak") return await adminLeak(ROOT, rest);
     if (group === "admin" && command === "secrets") return await adminSecrets(ROOT, rest);
+    if (group === "admin" && command === "connections") return await adminConnections(ROOT, rest);
     if (group === "admin" && command === "webhook-secret") return await webhookSecretCommand(rest);
     if (group === undefined || group === "help" || group === "--help" || group === "-h") {
       console.log(USAGE);
