@@ -30,7 +30,9 @@ export async function requestRecord(
       ...(decision.error ? { error: decision.error } : {}),
     },
   );
-  return { ...record, ...fields };
+  // An admin request made through Cloudflare Access names its person (fields may still say otherwise).
+  const actor = c.get("adminActor");
+  return { ...record, ...(actor ? { actor } : {}), ...fields };
 }
 
 /** Records a refused request (bad input, bad signature …) and returns the error for rethrowing. */

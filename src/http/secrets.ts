@@ -34,8 +34,10 @@ function checkedPath(c: Context<AppEnv>): string {
   return path;
 }
 
-/** Who made the change, as the CLI or caller says (X-Runpass-Actor), for the version list. */
+/** Who made the change: the Access-verified person, else what the CLI or caller says (X-Runpass-Actor). */
 function actor(c: Context<AppEnv>): string {
+  const person = c.get("adminActor");
+  if (person) return `admin:${person.slice(0, 128)}`;
   const raw = c.req.header("x-runpass-actor") ?? "";
   const clean = raw
     .replace(/[^\w.@+:/ -]/g, "")

@@ -3,4 +3,8 @@
 import type { Env } from "../adapters/env.ts";
 import type { Runtime } from "./runtime.ts";
 
-export type AppEnv = { Bindings: Env; Variables: { requestId: string; runtime: Runtime } };
+export type AppEnv = {
+  Bindings: Env;
+  /** `adminActor`: the Cloudflare Access email of an admin API caller (set by requireAdmin). */
+  Variables: { requestId: string; runtime: Runtime; adminActor?: string };
+};
