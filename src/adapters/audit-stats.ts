@@ -1,5 +1,5 @@
 // The console's aggregations over D1 (docs/console.md, "Aggregations"): counts come from the hourly rollup
-// (audit_rollup), live leases from the partial index lease_live, so each query reads hours or live rows, never a
+// (audit_rollup), live leases from the lease index by issuer, so each query reads hours or live rows, never a
 // year of records.
 
 import type { AuditRecord } from "../core/audit/record.ts";
@@ -159,24 +159,27 @@ export class AuditStats {
     }));
   }
 
-  /** Live leases (not ended, not expired), newest first, with the runs holding them. */
+  /**
+   * Live leases (not ended, not expired), newest first, with the runs holding them. Read per issuer through
+   * lease_active_issuer (issuer, ended_at, expires_at): only live rows are visited, whatever a year left behind.
+   */
   async liveLeases(
+    issuers: readonly string[],
     now: number,
     limit: number,
   ): Promise<{ leases: LeaseIndexRow[]; total: number; runs: number }> {
+    if (issuers.length === 0) return { leases: [], total: 0, runs: 0 };
+    const marks = issuers.map(() => "?").join(", ");
+    const where = `issuer IN (${marks}) AND ended_at IS NULL AND expires_at > ?`;
     const [rows, counts] = await this.#store.read((db) =>
       Promise.all([
         db
-          .prepare(
-            "SELECT * FROM lease_index INDEXED BY lease_live WHERE ended_at IS NULL AND expires_at > ? ORDER BY created_at DESC LIMIT ?",
-          )
-          .bind(now, limit)
+          .prepare(`SELECT * FROM lease_index WHERE ${where} ORDER BY created_at DESC LIMIT ?`)
+          .bind(...issuers, now, limit)
           .all<LeaseIndexRow>(),
         db
-          .prepare(
-            "SELECT COUNT(*) AS total, COUNT(DISTINCT run) AS runs FROM lease_index INDEXED BY lease_live WHERE ended_at IS NULL AND expires_at > ?",
-          )
-          .bind(now)
+          .prepare(`SELECT COUNT(*) AS total, COUNT(DISTINCT run) AS runs FROM lease_index WHERE ${where}`)
+          .bind(...issuers, now)
           .first<{ total: number; runs: number }>(),
       ]),
     );

@@ -310,7 +310,11 @@ export function consoleRoutes(app: Hono<AppEnv>, options: ConsoleOptions = {}): 
     const now = c.get("runtime").clock();
     const stats = new AuditStats(c.env.AUDIT_DB);
     const [live, day, month, denials, alerts] = await Promise.all([
-      stats.liveLeases(now, 10),
+      stats.liveLeases(
+        [...c.get("runtime").policies.issuersByUrl.values()].map((i) => i.name),
+        now,
+        10,
+      ),
       stats.series(now, 1, 24),
       stats.series(now, 24, 30),
       stats.topDenials(now - 30 * DAY, now + HOUR, 8),

@@ -30,6 +30,11 @@ function Conditions(props: { map: ConditionMap }) {
   );
 }
 
+/** The policy field `sensitive` (leak response), read so a set built before it existed still renders. */
+function isSensitive(p: CompiledPolicy): boolean {
+  return "sensitive" in p.def && p.def.sensitive === true;
+}
+
 function grantSummary(p: CompiledPolicy): string {
   return Object.keys(p.def.grants).join(", ") || "—";
 }
@@ -116,6 +121,7 @@ export function Policies(props: {
                   <a href={`/console/policies/${encodeURIComponent(v.policy.def.name)}`}>
                     {v.policy.def.name}
                   </a>
+                  {isSensitive(v.policy) ? <span class="warn"> sensitive</span> : ""}
                   {v.pinned ? "" : <span class="deny"> no immutable pin</span>}
                 </td>
                 <td data-label="Issuer">{v.policy.issuer.name}</td>
@@ -166,6 +172,8 @@ export function PolicyPage(props: { viewer: Viewer; view: PolicyView }) {
             <span class="deny">none (this policy could match tokens from re-registered names)</span>
           )}
         </dd>
+        <dt>Sensitive</dt>
+        <dd>{isSensitive(policy) ? "yes: off-hours issuance raises an alert (docs/leaks.md)" : "no"}</dd>
         <dt>Lease cap</dt>
         <dd>{formatDuration(def.ttl)}</dd>
         <dt>Version</dt>
