@@ -3,27 +3,19 @@
 // at start, TrustedUserCAKeys, AuthorizedPrincipalsFile and RevokedKeys from the request. Served over loopback HTTP
 // (test/support/global-setup.ts) so the workerd suites, which cannot spawn processes, check what the Worker issued.
 
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { freePort } from "./dev-broker.ts";
 import { ensureSystemTools, SSH_CLIENT, SSHD } from "./system-tools.ts";
+import { collect, type Files, type ToolResult, withFiles } from "./tool-files.ts";
+
+export type { Files, ToolResult } from "./tool-files.ts";
 
 /** The account the test logs in as: created when missing, never with a usable password. */
 export const SSH_TEST_USER = "runpass-deploy";
-
-/** What a run of a tool gave. */
-export interface ToolResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** File name → contents (text, or bytes for a KRL). */
-export type Files = Record<string, string | Uint8Array>;
 
 let tools: { sshd: string; ssh: string; keygen: string } | undefined;
 
@@ -49,37 +41,9 @@ function openssh(): { sshd: string; ssh: string; keygen: string } {
   return tools;
 }
 
-function collect(child: ChildProcess): Promise<ToolResult> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d) => {
-    stdout += String(d);
-  });
-  child.stderr?.on("data", (d) => {
-    stderr += String(d);
-  });
-  return new Promise((done, fail) => {
-    child.on("error", fail);
-    child.on("close", (status) => done({ status, stdout, stderr }));
-  });
-}
-
-async function withFiles<T>(files: Files, run: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "runpass-openssh-"));
-  try {
-    for (const [name, content] of Object.entries(files)) {
-      if (name.includes("/")) throw new Error(`file names only: ${name}`);
-      await writeFile(join(dir, name), content, { mode: 0o600 });
-    }
-    return await run(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** Runs `ssh-keygen ...args` in a temp dir holding `files` (args name them relative to it). */
 export function runSshKeygen(args: string[], files: Files = {}): Promise<ToolResult> {
-  return withFiles(files, (dir) =>
+  return withFiles("runpass-openssh-", files, (dir) =>
     collect(spawn(openssh().keygen, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })),
   );
 }
@@ -89,7 +53,7 @@ let hostKey: Promise<{ privateKey: string; publicLine: string }> | undefined;
 
 /** The test sshd's host key: generated on first use with ssh-keygen. */
 export function sshHostKey(): Promise<{ privateKey: string; publicLine: string }> {
-  hostKey ??= withFiles({}, async (dir) => {
+  hostKey ??= withFiles("runpass-openssh-", {}, async (dir) => {
     const r = await collect(
       spawn(openssh().keygen, ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", "host"], { cwd: dir }),
     );
@@ -138,7 +102,7 @@ export async function sshLogin(input: LoginInput): Promise<LoginResult> {
     "key-cert.pub": `${input.certificate.trim()}\n`,
     known_hosts: input.knownHosts ?? "",
   };
-  return withFiles(files, async (dir) => {
+  return withFiles("runpass-openssh-", files, async (dir) => {
     // sshd reads AuthorizedPrincipalsFile as the logging-in user.
     await chmod(dir, 0o755);
     await chmod(join(dir, "principals"), 0o644);

@@ -3,23 +3,17 @@
 // s_client` presenting one. Served over loopback HTTP too (test/support/global-setup.ts), so the workerd suites,
 // which cannot spawn processes, check what the Worker issued with the same binary.
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./dev-broker.ts";
 import { ensureSystemTools, OPENSSL } from "./system-tools.ts";
+import { collect, type Files, type ToolResult, withFiles } from "./tool-files.ts";
 
+export type { Files } from "./tool-files.ts";
 /** What a run of `openssl` gave. */
-export interface OpensslResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** File name → contents (text, or bytes for DER). */
-export type Files = Record<string, string | Uint8Array>;
+export type OpensslResult = ToolResult;
 
 let binary: string | undefined;
 
@@ -28,37 +22,9 @@ function openssl(): string {
   return binary;
 }
 
-function collect(child: ChildProcess): Promise<OpensslResult> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d) => {
-    stdout += String(d);
-  });
-  child.stderr?.on("data", (d) => {
-    stderr += String(d);
-  });
-  return new Promise((done, fail) => {
-    child.on("error", fail);
-    child.on("close", (status) => done({ status, stdout, stderr }));
-  });
-}
-
-async function withFiles<T>(files: Files, run: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "runpass-openssl-"));
-  try {
-    for (const [name, content] of Object.entries(files)) {
-      if (name.includes("/")) throw new Error(`file names only: ${name}`);
-      await writeFile(join(dir, name), content, { mode: 0o600 });
-    }
-    return await run(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** Runs `openssl ...args` in a temp dir holding `files` (args name them relative to it). */
 export function runOpenssl(args: string[], files: Files = {}, stdin = ""): Promise<OpensslResult> {
-  return withFiles(files, async (dir) => {
+  return withFiles("runpass-openssl-", files, async (dir) => {
     const child = spawn(openssl(), args, { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
     const result = collect(child);
     child.stdin?.end(stdin);
@@ -70,7 +36,7 @@ export function runOpenssl(args: string[], files: Files = {}, stdin = ""): Promi
 let serverIdentity: Promise<{ cert: string; key: string }> | undefined;
 
 function serverCertificate(): Promise<{ cert: string; key: string }> {
-  serverIdentity ??= withFiles({}, async (dir) => {
+  serverIdentity ??= withFiles("runpass-openssl-", {}, async (dir) => {
     const r = await collect(
       spawn(
         openssl(),
@@ -129,7 +95,7 @@ export async function mtlsHandshake(input: HandshakeInput): Promise<HandshakeRes
     "server.pem": server.cert,
     "server.key": server.key,
   };
-  return withFiles(files, async (dir) => {
+  return withFiles("runpass-openssl-", files, async (dir) => {
     const port = await freePort();
     const serverArgs = ["s_server", "-accept", `127.0.0.1:${port}`, "-naccept", "1", "-www"]
       .concat(["-Verify", "1", "-verify_return_error", "-CAfile", "trust.pem"])
