@@ -15,7 +15,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from "jose";
-import { LocalServer, readBody } from "./local-server.ts";
+import { LocalServer, readBody, sendJson } from "./local-server.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** Entra refuses external tokens living longer than 1 day and 1 hour. */
@@ -105,10 +105,7 @@ export class FakeAzure extends LocalServer {
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.base);
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(body));
-    };
+    const json = (status: number, body: unknown) => sendJson(res, status, body);
 
     // Control plane (tests only).
     if (url.pathname === "/__requests" && req.method === "GET") {

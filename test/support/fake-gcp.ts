@@ -16,7 +16,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from "jose";
-import { LocalServer, readBody } from "./local-server.ts";
+import { LocalServer, readBody, sendJson } from "./local-server.ts";
 
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
@@ -150,10 +150,7 @@ export class FakeGcp extends LocalServer {
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.base);
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(body));
-    };
+    const json = (status: number, body: unknown) => sendJson(res, status, body);
 
     // Control plane (tests only).
     if (url.pathname === "/__requests" && req.method === "GET") {

@@ -11,6 +11,12 @@ export async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** Answers with a JSON body (the stand-ins' control planes). */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
 /** A stand-in served on 127.0.0.1; `base` is its URL once started. */
 export abstract class LocalServer {
   #server: Server | undefined;
