@@ -123,6 +123,9 @@ export function countFailedAuth(c: Context<AppEnv>): void {
 export function decisionObserver(
   c: Context<AppEnv>,
 ): (record: AuditRecord, facts: { sensitive: boolean }) => void {
+  // A malformed RUNPASS_ALERTS or RUNPASS_BUSINESS_HOURS fails closed here, before anything is decided: a typo
+  // must not silently switch an alert off.
+  alertConfig(c);
   return (record, facts) =>
     background(c, async () => {
       const { thresholds, hours } = alertConfig(c);

@@ -127,3 +127,18 @@ describe("alerts", () => {
     expect(raised[0]?.request_ids).toEqual([revoke.headers.get("x-request-id")]);
   });
 });
+
+describe("alert settings", () => {
+  it("a malformed RUNPASS_ALERTS or RUNPASS_BUSINESS_HOURS fails closed, naming the variable", async () => {
+    for (const env of [
+      { RUNPASS_ALERTS: '{"denial_brust":"3/5m"}' },
+      { RUNPASS_BUSINESS_HOURS: "weekdays" },
+    ]) {
+      const s = await setup(env);
+      const res = await s.exchange();
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error_description: string };
+      expect(body.error_description).toContain(Object.keys(env)[0]);
+    }
+  });
+});
