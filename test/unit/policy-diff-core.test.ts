@@ -34,4 +34,37 @@ describe("policy diff, pure core", () => {
       "issuer github; allows repository_id 42, event_name push; ttl 15m; grants token (audience https://api.example, ttl 5m)",
     );
   });
+
+  it("reports ssh grant changes by their effect: principals and forwarding widen, force_command narrows", () => {
+    const ssh = {
+      principals: ["deploy"],
+      ttl: 900,
+      extensions: [] as "permit-pty"[],
+      force_command: "/bin/deploy",
+    };
+    const before: PolicyDefinition = { ...base, grants: { ssh } };
+    const after: PolicyDefinition = {
+      ...base,
+      grants: {
+        ssh: {
+          principals: ["deploy", "root"],
+          ttl: 1800,
+          extensions: ["permit-agent-forwarding"],
+          source_address: ["10.0.0.0/8"],
+        },
+      },
+    };
+    expect(diffPolicy(before, after)).toEqual([
+      { area: "grant", effect: "wider", text: "ssh grant gains principals root" },
+      { area: "grant", effect: "wider", text: "ssh grant gains extensions permit-agent-forwarding" },
+      { area: "grant", effect: "changed", text: "ssh grant gains source_address 10.0.0.0/8" },
+      { area: "grant", effect: "wider", text: "ssh grant force_command /bin/deploy → (none)" },
+      { area: "grant", effect: "wider", text: "ssh grant ttl 15m → 30m" },
+    ]);
+    expect(diffPolicy(base, before)).toContainEqual({
+      area: "grant",
+      effect: "wider",
+      text: "gains a ssh grant (principals deploy, 15m)",
+    });
+  });
 });

@@ -149,6 +149,10 @@ function grantSummary(kind: keyof Grants, grants: Grants): string {
     }
     case "secrets":
       return Object.keys(grants.secrets!).join(", ");
+    case "ssh": {
+      const g = grants.ssh!;
+      return `principals ${g.principals.join(", ")}, ${dur(g.ttl)}`;
+    }
   }
 }
 
@@ -160,7 +164,7 @@ function secretRef(e: { path: string; version?: number }): string {
 
 function diffGrants(before: Grants, after: Grants, out: Change[]): void {
   const push = (effect: Effect, text: string) => out.push({ area: "grant", effect, text });
-  for (const kind of ["token", "aws", "gcp", "azure", "github", "secrets"] as const) {
+  for (const kind of ["token", "aws", "gcp", "azure", "github", "secrets", "ssh"] as const) {
     const a = before[kind];
     const b = after[kind];
     if (!a && !b) continue;
@@ -221,12 +225,34 @@ function diffGrants(before: Grants, after: Grants, out: Change[]): void {
       if (addedScopes.length) push("wider", `gcp grant gains scopes ${addedScopes.join(", ")}`);
       if (removedScopes.length) push("narrower", `gcp grant loses scopes ${removedScopes.join(", ")}`);
       if (x.lifetime !== y.lifetime)
-        push(lengthEffect(x.lifetime, y.lifetime), `gcp grant lifetime ${dur(x.lifetime)} → ${dur(y.lifetime)}`);
+        push(
+          lengthEffect(x.lifetime, y.lifetime),
+          `gcp grant lifetime ${dur(x.lifetime)} → ${dur(y.lifetime)}`,
+        );
     } else if (kind === "azure") {
       const [x, y] = [before.azure!, after.azure!];
       for (const field of ["tenant_id", "client_id", "scope"] as const) {
         if (x[field] !== y[field]) push("changed", `azure grant ${field} ${x[field]} → ${y[field]}`);
       }
+    } else if (kind === "ssh") {
+      const [x, y] = [before.ssh!, after.ssh!];
+      // Principals and extensions widen what a certificate opens; critical options narrow it.
+      for (const field of ["principals", "extensions", "source_address", "known_hosts"] as const) {
+        const [p, q] = [x[field] ?? [], y[field] ?? []];
+        const added = q.filter((v) => !p.includes(v as never));
+        const removed = p.filter((v) => !q.includes(v as never));
+        const widens = field === "principals" || field === "extensions";
+        if (added.length) push(widens ? "wider" : "changed", `ssh grant gains ${field} ${added.join(", ")}`);
+        if (removed.length)
+          push(widens ? "narrower" : "changed", `ssh grant loses ${field} ${removed.join(", ")}`);
+      }
+      if (x.source_address && !y.source_address) push("wider", "ssh grant no longer limits source addresses");
+      if (x.force_command !== y.force_command)
+        push(
+          y.force_command === undefined ? "wider" : x.force_command === undefined ? "narrower" : "changed",
+          `ssh grant force_command ${x.force_command ?? "(none)"} → ${y.force_command ?? "(none)"}`,
+        );
+      if (x.ttl !== y.ttl) push(lengthEffect(x.ttl, y.ttl), `ssh grant ttl ${dur(x.ttl)} → ${dur(y.ttl)}`);
     } else if (kind === "github") {
       const [x, y] = [before.github!, after.github!];
       if (x.owner !== y.owner) push("changed", `github grant owner ${x.owner} → ${y.owner}`);
