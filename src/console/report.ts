@@ -115,9 +115,13 @@ export function buildReport(input: {
         held_seconds: Math.max(0, Math.round(((end ?? input.now) - issued) / 1000)),
       });
     } else if (r.event === "revocation") {
-      const status = (r.detail ?? "").split(":")[0] as keyof typeof upstream;
-      if (status in upstream) upstream[status]++;
-      else upstream.failed++;
+      // Every attempt is recorded; only final outcomes count (a retry in progress is `pending`).
+      if (r.upstream_revoke === "pending") continue;
+      const status = /^(revoked|not_revocable)\b/.exec(r.detail ?? "")?.[1] as
+        | "revoked"
+        | "not_revocable"
+        | undefined;
+      upstream[status ?? "failed"]++;
     } else {
       const row = adminRow(r);
       admin.push(row);
