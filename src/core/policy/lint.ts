@@ -6,7 +6,7 @@
 
 import { x509Identity } from "./lint/checks-certificates.ts";
 import { denyOnOptionalClaim, types, unknownClaims } from "./lint/checks-claims.ts";
-import { cloudGrants, grantBreadth, sharedSecrets } from "./lint/checks-grants.ts";
+import { cloudGrants, grantBreadth, postgresGrant, sharedSecrets } from "./lint/checks-grants.ts";
 import { globInOwner, missingPin, nameWithoutId } from "./lint/checks-identity.ts";
 import { deadPolicy, duplicates } from "./lint/checks-redundancy.ts";
 import { sshGrant } from "./lint/checks-ssh.ts";
@@ -41,6 +41,7 @@ export function lintPolicySet(
     selfHosted(p, f);
     grantBreadth(p, f);
     cloudGrants(p, f);
+    postgresGrant(p, f);
     sshGrant(p, f);
     x509Identity(p, f);
     deadPolicy(p, f);

@@ -2,6 +2,7 @@
 // many policies (RP015), and the cloud grants' caveats (RP019–RP022: gcp without a service account, gcp lifetimes
 // over 1 h, Azure scopes Entra refuses, Entra tokens outliving the lease).
 
+import { DEFAULT_LEASE_TTL_SECONDS } from "../../constants.ts";
 import { parseDuration } from "../../duration.ts";
 import { parseSecretRef } from "../../secrets/paths.ts";
 import type { Findings, Policy } from "./model.ts";
@@ -131,5 +132,40 @@ export function sharedSecrets(policies: Policy[], f: Findings): void {
         `secret "${path}" is granted by ${names.length} policies (${names.join(", ")})`,
       );
     }
+  }
+}
+
+// Role attributes and grants that make a lease's role more than a run's worker (RP026).
+const PRIVILEGED_STATEMENT =
+  /\b(SUPERUSER|CREATEROLE|CREATEDB|REPLICATION|BYPASSRLS)\b|\bpg_[a-z_]+\b|\bWITH\s+ADMIN\s+(OPTION|TRUE)\b/i;
+
+/** RP026–RP027: the postgres grant (docs/grants.md, "postgres"). */
+export function postgresGrant(p: Policy, f: Findings): void {
+  const pg = p.raw.grants.postgres;
+  if (!pg) return;
+  for (const [i, statement] of (pg.statements ?? []).entries()) {
+    const m = PRIVILEGED_STATEMENT.exec(
+      statement.replace(/\bNO(SUPERUSER|CREATEROLE|CREATEDB|REPLICATION|BYPASSRLS)\b/gi, ""),
+    );
+    if (m) {
+      f.add(
+        p,
+        "RP026",
+        ["grants", "postgres", "statements", i],
+        false,
+        `postgres grant: statement grants ${m[0]}`,
+      );
+    }
+  }
+  const lease = p.raw.ttl !== undefined ? parseDuration(p.raw.ttl) : DEFAULT_LEASE_TTL_SECONDS;
+  const ttl = pg.ttl !== undefined ? parseDuration(pg.ttl) : undefined;
+  if (ttl !== undefined && lease !== undefined && ttl > lease) {
+    f.add(
+      p,
+      "RP027",
+      ["grants", "postgres", "ttl"],
+      false,
+      `postgres grant: ttl ${pg.ttl} is longer than the lease (${p.raw.ttl ?? "1h"})`,
+    );
   }
 }

@@ -227,6 +227,22 @@ export const LINT_RULES: readonly LintRule[] = [
     why: "The certificate is then a root shell on every host whose AuthorizedPrincipalsFile lists it: a leaked certificate owns the fleet until it expires.",
     fix: "Log in as a dedicated deploy user with the rights the job needs (sudo rules for the few privileged commands).",
   },
+  {
+    id: "RP026",
+    name: "postgres-privileged-statement",
+    severity: "error",
+    what: "A postgres grant statement that gives the run's role SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS, a pg_ predefined role, or membership WITH ADMIN OPTION.",
+    why: "The role exists to do one job for one run; with these it can create lasting roles, read every row or hand its rights on, and none of that ends with the lease.",
+    fix: "Grant object privileges to a group role and list it under roles; keep statements to GRANT … ON … TO {{name}} and ALTER ROLE {{name}} SET ….",
+  },
+  {
+    id: "RP027",
+    name: "postgres-ttl-over-lease",
+    severity: "error",
+    what: "A postgres grant ttl longer than the policy's lease ttl. The loader refuses it.",
+    why: "A role must not outlive the lease that ends it; runpass never sets VALID UNTIL past the lease.",
+    fix: "Lower the grant's ttl to the lease's, or raise the policy's ttl if the job needs longer.",
+  },
 ];
 
 const RULES = new Map(LINT_RULES.map((r) => [r.id, r]));
