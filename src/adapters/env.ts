@@ -32,6 +32,8 @@ export interface Env {
   RUNPASS_DEV?: string;
   RUNPASS_MAX_LEASE_TTL?: string;
   RUNPASS_MASTER_KEYS?: string;
+  /** How long audit records are kept, e.g. "400d" (the default); the daily purge deletes older ones. */
+  RUNPASS_AUDIT_RETENTION?: string;
   /** The x509 grant's CA: {"certificate": "<PEM chain, issuing CA first>", "key": "<PKCS#8 PEM>"}, or a list for rotation (docs/grants.md, "x509"). */
   RUNPASS_X509_CA?: string;
   /** The ssh grant's CA keys: a JSON array of private JWKs (Ed25519 or P-256) with kids, the first signs (docs/grants.md, "ssh"). */

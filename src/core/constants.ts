@@ -272,3 +272,17 @@ export const GITHUB_SCANNING_KEYS_FRESH_MS = 60 * 60_000;
 export const GITHUB_SCANNING_KEYS_COOLDOWN_MS = 60_000;
 /** Keys read from GitHub's secret-scanning key list (it holds a handful). */
 export const MAX_GITHUB_SCANNING_KEYS = 32;
+
+/**
+ * How long audit records (and ended leases' index rows, and the hourly rollup) are kept by default
+ * (RUNPASS_AUDIT_RETENTION): a little over a year, so a yearly audit always finds the whole previous year.
+ */
+export const DEFAULT_AUDIT_RETENTION_SECONDS = 400 * 24 * 3600;
+/** The shortest RUNPASS_AUDIT_RETENTION accepted: a typo such as "1h" must not wipe the audit log. */
+export const MIN_AUDIT_RETENTION_SECONDS = 7 * 24 * 3600;
+/** A lease's leak fingerprints are kept this long after the lease ended: long enough for scanners to report a leak. */
+export const LEAK_FINGERPRINT_RETENTION_MS = 30 * 24 * 3600_000;
+/** Rows one purge statement deletes (D1 limits a statement's time); the scheduled purge runs a bounded number. */
+export const PURGE_BATCH_ROWS = 2_000;
+/** Batches per table per scheduled run; anything left is deleted by the next day's run. */
+export const PURGE_MAX_BATCHES = 25;
