@@ -21,9 +21,11 @@ import { devVars } from "../../src/cli/dev-env.ts";
 import { ensureDevKeys } from "../../src/cli/dev-keys.ts";
 import { GRANT_EXPORTS } from "../../src/client/grant-exports.ts";
 import { ConfigError } from "../../src/core/errors.ts";
-import { gcpSubject } from "../../src/core/grants/gcp.ts";
+import { azureGrant } from "../../src/core/grants/azure.ts";
+import { gcpGrant, gcpSubject } from "../../src/core/grants/gcp.ts";
 import { Signer } from "../../src/core/grants/signer.ts";
 import { UpstreamError } from "../../src/core/grants/upstream.ts";
+import { loadPolicySet } from "../../src/core/policy/load.ts";
 import { envNameProblem } from "../../src/core/secrets/paths.ts";
 
 const gcpBase = inject("gcpBase");
@@ -82,6 +84,80 @@ describe("the Google subject", () => {
     expect(long).toMatch(new RegExp(`^policy:${"p".repeat(64)}:run:sha256-[0-9a-f]{40}$`));
     expect(Buffer.byteLength(long)).toBeLessThanOrEqual(127);
     expect(await gcpSubject("p".repeat(64), `token:x:${"b".repeat(64)}`)).not.toBe(long);
+  });
+});
+
+describe("loading and planning", () => {
+  const PROVIDER = "projects/1/locations/global/workloadIdentityPools/ci-pool/providers/runpass";
+  const policy = (grants: string, ttl = "1h") =>
+    `issuer: github\nallow:\n  repository_id: "519345000"\nttl: ${ttl}\ngrants:\n${grants}\n`;
+  const problems = async (grants: string, ttl?: string) => {
+    const r = await loadPolicySet(
+      { policies: [{ path: "policies/p.yaml", text: policy(grants, ttl) }] },
+      { dev: false },
+    );
+    return r.problems.map((p) => p.message).join("\n");
+  };
+
+  it("the build refuses what Google and Entra would refuse, and what could outlive the lease", async () => {
+    expect(await problems("  gcp: { workload_identity_provider: ci-pool/runpass }")).toMatch(
+      /workload_identity_provider: expected projects\/<project number>/,
+    );
+    expect(
+      await problems(
+        `  gcp: { workload_identity_provider: ${PROVIDER}, service_account: deployer@gmail.com }`,
+      ),
+    ).toMatch(/not a service account email/);
+    expect(
+      await problems(`  gcp: { workload_identity_provider: ${PROVIDER}, lifetime: 13h }`, "24h"),
+    ).toMatch(/Google access tokens last from 1m to 12h/);
+    expect(await problems(`  gcp: { workload_identity_provider: ${PROVIDER}, lifetime: 2h }`)).toMatch(
+      /longer than the policy's lease ttl/,
+    );
+    expect(await problems(`  gcp: { workload_identity_provider: ${PROVIDER}, scopes: [] }`)).toMatch(
+      /from 1 to 20/,
+    );
+    expect(
+      await problems(
+        "  azure: { tenant_id: x, client_id: not-a-guid, scope: https://graph.microsoft.com/.default }",
+      ),
+    ).toMatch(/tenant_id: expected[\s\S]*client_id: expected the application/);
+    // The full resource name is accepted too, and normalised.
+    const ok = await loadPolicySet(
+      {
+        policies: [
+          {
+            path: "policies/p.yaml",
+            text: policy(`  gcp: { workload_identity_provider: "//iam.googleapis.com/${PROVIDER}" }`),
+          },
+        ],
+      },
+      { dev: false },
+    );
+    expect(ok.bundle?.policies[0]?.grants.gcp).toEqual({
+      workload_identity_provider: PROVIDER,
+      scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+      lifetime: 15 * 60,
+    });
+  });
+
+  it("a lease with under a minute left gets neither grant (400 lease_too_short, before any upstream call)", () => {
+    const ctx = {
+      subject: { issuer: {} as never, claims: {}, sub: "s" },
+      lease: { id: "lse_x", run: "r", expiresAt: 1_000_030 },
+      now: 1_000_000,
+      inputs: {},
+    };
+    const gcpDef = { workload_identity_provider: PROVIDER, scopes: ["openid"], lifetime: 900 };
+    expect(() => gcpGrant.plan(gcpDef, ctx)).toThrow(/less than a minute/);
+    const azureDef = { tenant_id: "t", client_id: "c", scope: "x/.default" };
+    expect(() => azureGrant.plan(azureDef, ctx)).toThrow(/less than a minute/);
+    const later = { ...ctx, lease: { ...ctx.lease, expiresAt: 1_000_000 + 600 } };
+    expect(gcpGrant.plan(gcpDef, later).lifetimeSeconds).toBe(600);
+    expect(azureGrant.plan(azureDef, later).assertionSeconds).toBe(600);
+    const long = { ...ctx, lease: { ...ctx.lease, expiresAt: 1_000_000 + 4 * 3600 } };
+    expect(gcpGrant.plan({ ...gcpDef, lifetime: 7200 }, long).lifetimeSeconds).toBe(3600);
+    expect(azureGrant.plan(azureDef, long).assertionSeconds).toBe(3600);
   });
 });
 
