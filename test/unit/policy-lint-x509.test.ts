@@ -20,23 +20,23 @@ function rp023(text: string) {
 
 describe("RP023 x509-uri-without-id", () => {
   it("flags a URI with a re-registrable name claim, at the URI, and names the ID to use", () => {
-    const found = rp023(policy("github", "spiffe://acme.dev/ci/${repository}"));
+    const found = rp023(policy("github", `spiffe://acme.dev/ci/\${repository}`));
     expect(found).toHaveLength(1);
     expect(found[0]?.line).toBe(11);
-    expect(found[0]?.message).toContain("${repository}");
-    expect(found[0]?.fix).toContain("${repository_id}");
-    expect(rp023(policy("gitlab", "spiffe://acme.dev/ci/${project_path}"))[0]?.fix).toContain(
-      "${project_id}",
+    expect(found[0]?.message).toContain(`\${repository}`);
+    expect(found[0]?.fix).toContain(`\${repository_id}`);
+    expect(rp023(policy("gitlab", `spiffe://acme.dev/ci/\${project_path}`))[0]?.fix).toContain(
+      `\${project_id}`,
     );
   });
 
   it("flags a URI without any ID claim: every matching run gets the same identity", () => {
     expect(rp023(policy("github", "spiffe://acme.dev/ci/deploy"))[0]?.message).toContain("no ID claim");
-    expect(rp023(policy("github", "spiffe://acme.dev/ci/${ref}"))[0]?.message).toContain("no ID claim");
+    expect(rp023(policy("github", `spiffe://acme.dev/ci/\${ref}`))[0]?.message).toContain("no ID claim");
   });
 
   it("is quiet for URIs built from immutable IDs", () => {
-    expect(rp023(policy("github", "spiffe://acme.dev/ci/github/${repository_id}/${ref}"))).toEqual([]);
-    expect(rp023(policy("gitlab", "spiffe://acme.dev/ci/gitlab/${project_id}"))).toEqual([]);
+    expect(rp023(policy("github", `spiffe://acme.dev/ci/github/\${repository_id}/\${ref}`))).toEqual([]);
+    expect(rp023(policy("gitlab", `spiffe://acme.dev/ci/gitlab/\${project_id}`))).toEqual([]);
   });
 });

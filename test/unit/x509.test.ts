@@ -180,11 +180,11 @@ describe("the x509 grant's rules", () => {
   }
 
   it("keeps claims out of a URI's scheme and host, templates out of DNS names, and the ttl inside the lease", () => {
-    expect(load({ common_name: "ci", uris: ["spiffe://acme.dev/ci/${repository_id}"] })).toEqual([]);
-    expect(load({ common_name: "ci", uris: ["spiffe://${repository_owner}.dev/ci"] })[0]).toContain("host");
-    expect(load({ common_name: "ci", uris: ["${scheme}://acme.dev/x"] }).length).toBeGreaterThan(0);
+    expect(load({ common_name: "ci", uris: [`spiffe://acme.dev/ci/\${repository_id}`] })).toEqual([]);
+    expect(load({ common_name: "ci", uris: [`spiffe://\${repository_owner}.dev/ci`] })[0]).toContain("host");
+    expect(load({ common_name: "ci", uris: [`\${scheme}://acme.dev/x`] }).length).toBeGreaterThan(0);
     expect(load({ common_name: "ci", uris: ["not a uri"] })[0]).toContain("absolute URI");
-    expect(load({ common_name: "ci", dns_names: ["${repository}.acme.dev"] })[0]).toContain("templates");
+    expect(load({ common_name: "ci", dns_names: [`\${repository}.acme.dev`] })[0]).toContain("templates");
     expect(load({ common_name: "ci", dns_names: ["*.acme.dev"] })[0]).toContain("host name");
     expect(load({ common_name: "ci", ttl: "120" }, 3600)[0]).toContain("lease");
     expect(load({ common_name: " " })[0]).toContain("common_name");

@@ -6,6 +6,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { X509Credential } from "../../src/core/grants/x509.ts";
 import { x509 } from "../../src/core/x509/lib.ts";
 import { BROKER_URL, ISSUER_BASE, issuersYaml, makeBroker, uniqueIssuer } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
@@ -14,15 +15,7 @@ import { makeCsr, makeTestCa, type TestCa } from "../support/x509-ca.ts";
 
 const OPENSSL = env.TEST_OPENSSL_BASE;
 
-interface X509Out {
-  certificate: string;
-  chain: string;
-  private_key?: string;
-  serial: string;
-  not_before: string;
-  not_after: string;
-  expires_at: string;
-}
+type X509Out = X509Credential;
 
 interface Exchanged {
   lease: { id: string; run: string; expires_at: string; revoke_token: string };
