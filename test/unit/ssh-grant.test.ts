@@ -3,7 +3,11 @@
 // certificate could carry it — principals sshd would split or misread, unknown extensions, bad CIDRs and
 // known_hosts lines, a ttl past the lease — and the CA configuration fails closed naming RUNPASS_SSH_CA_KEYS.
 
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ensureDevKeys } from "../../src/cli/dev-keys.ts";
 import { isCidr } from "../../src/core/grants/ssh.ts";
 import { loadPolicySet } from "../../src/core/policy/load.ts";
 import { parseSshCaKeys } from "../../src/core/ssh/ca-keys.ts";
@@ -108,5 +112,24 @@ describe("RUNPASS_SSH_CA_KEYS", () => {
     }
     const set = await parseSshCaKeys(JSON.stringify([{ ...jwk, kid: "k1" }]));
     expect(set.active.kid).toBe("k1");
+  });
+});
+
+describe("npm start's dev SSH CA", () => {
+  it("is generated into .dev/keys.json, and a file from before it gains one, other keys kept", async () => {
+    const root = await mkdtemp(join(tmpdir(), "runpass-ssh-dev-"));
+    try {
+      const fresh = await ensureDevKeys(root);
+      const set = await parseSshCaKeys(JSON.stringify(fresh.sshCaKeys));
+      expect(set.active.type).toBe("ssh-ed25519");
+      const { sshCaKeys: _dropped, ...older } = fresh;
+      await writeFile(join(root, ".dev/keys.json"), JSON.stringify(older));
+      const upgraded = await ensureDevKeys(root);
+      expect(upgraded.signingKeys).toEqual(fresh.signingKeys);
+      expect(upgraded.sshCaKeys).toHaveLength(1);
+      expect(JSON.parse(await readFile(join(root, ".dev/keys.json"), "utf8"))).toEqual(upgraded);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
