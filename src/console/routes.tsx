@@ -119,7 +119,7 @@ const RunsQuery = z.object({
   project_id: NUMERIC,
   policy: NAME,
   state: z.optional(z.enum(["active", "ended"])),
-  before: z.optional(z.string().check(z.regex(/^[0-9]{1,15}$/))),
+  before: z.optional(z.string().check(z.regex(/^[0-9]{1,15}\.[A-Za-z0-9_.-]{1,200}$/))),
 });
 const AuditQuery = z.object({
   run: z.optional(z.string().check(z.regex(RUN_KEY))),
@@ -334,13 +334,13 @@ export function consoleRoutes(app: Hono<AppEnv>, options: ConsoleOptions = {}): 
       active: state === "active",
       now,
       limit: CONSOLE_PAGE_SIZE * 4,
-      ...(before ? { cursor: { ts: Number(before), id: "" } } : {}),
+      ...(before ? { cursor: pageCursor(before) } : {}),
     });
     let runs = summarizeRuns(page.leases, now);
     if (state === "ended") runs = runs.filter((r) => r.active === 0);
     const filters: RunFilters = { ...filter, ...(state ? { state } : {}) };
     const next = page.next
-      ? `/console/runs?${queryString({ ...filter, state, before: String(page.next.ts) })}`
+      ? `/console/runs?${queryString({ ...filter, state, before: `${page.next.ts}.${page.next.id}` })}`
       : undefined;
     return html(c, <Runs viewer={viewerOf(c)} runs={runs} filters={filters} next={next} />);
   });
@@ -586,6 +586,12 @@ async function explainToken(c: Context<AppEnv>, policy: string, token: string): 
     await chargeFailure(c, e);
     return { error: e.code, error_description: e.message };
   }
+}
+
+/** A `<ms>.<id>` page link the console made (runs by lease, audit by record). */
+function pageCursor(text: string): { ts: number; id: string } {
+  const dot = text.indexOf(".");
+  return { ts: Number(text.slice(0, dot)), id: text.slice(dot + 1) };
 }
 
 function checkedRun(raw: string | undefined): string {

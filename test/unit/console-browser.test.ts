@@ -228,6 +228,10 @@ describe("the console in Chromium", () => {
     expect(await page.locator("#issued-24h").textContent()).toBe("3");
     expect(await page.locator("#denied-24h").textContent()).toBe("2");
     expect(await page.locator("svg.chart").count()).toBe(2);
+    // Both charts count the same seeded exchanges (today is in both windows).
+    for (const chart of await page.locator("figure").all()) {
+      await expect(chart.textContent()).resolves.toContain("3 issued, 2 denied");
+    }
     await expect(page.locator("main").textContent()).resolves.toContain("claim_mismatch:ref");
     await shot("overview");
     await noSecretOnPage();
