@@ -65,7 +65,7 @@ export type ReadResult =
       detail: string;
     };
 
-type VersionRow = {
+export type VersionRow = {
   path: string;
   version: number;
   kid: string | null;
@@ -84,7 +84,18 @@ type VersionRow = {
   compromised_at: number | null;
 };
 
-type PathRow = { path: string; current_version: number; deleted_at: number | null; max_age: number | null };
+export type PathRow = {
+  path: string;
+  current_version: number;
+  deleted_at: number | null;
+  max_age: number | null;
+};
+
+/** One shard's rows, as `exportRows` returns and `importRows` takes them. */
+export interface SecretStoreDump {
+  paths: PathRow[];
+  versions: VersionRow[];
+}
 
 function formatOf(row: VersionRow): AadFormat | undefined {
   if (row.aad === null) return 1;
@@ -385,6 +396,65 @@ export class SecretStore extends DurableObject<Env> {
       }
     });
     return family.sort((a, b) => a - b);
+  }
+
+  /**
+   * Every path and version row as stored: ciphertexts and wrapped data keys, never a value (a backup is useless
+   * without the master keys). docs/operations.md, "Backup and restore of the secret store".
+   */
+  async exportRows(): Promise<SecretStoreDump> {
+    return {
+      paths: this.#sql.exec<PathRow>("SELECT * FROM secret_paths ORDER BY path").toArray(),
+      versions: this.#sql.exec<VersionRow>("SELECT * FROM secret_versions ORDER BY path, version").toArray(),
+    };
+  }
+
+  /**
+   * Restores exported rows. A path this store already has is left alone with all its versions (a restore never
+   * overwrites newer state): it is counted as skipped. One transaction: a dump is restored whole or not at all.
+   */
+  async importRows(dump: SecretStoreDump): Promise<{ paths: number; versions: number; skipped: string[] }> {
+    const skipped: string[] = [];
+    let paths = 0;
+    let versions = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (const p of dump.paths) {
+        if (this.#path(p.path)) {
+          skipped.push(p.path);
+          continue;
+        }
+        this.#sql.exec(
+          "INSERT INTO secret_paths (path, current_version, deleted_at, max_age) VALUES (?, ?, ?, ?)",
+          p.path,
+          p.current_version,
+          p.deleted_at,
+          p.max_age ?? null,
+        );
+        paths++;
+        for (const v of dump.versions.filter((row) => row.path === p.path)) {
+          this.#sql.exec(
+            `INSERT INTO secret_versions (path, version, kid, wrapped, iv, ciphertext, encoding, size, created_at,
+               created_by, state, copied_from, aad, compromised_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            v.path,
+            v.version,
+            v.kid,
+            v.wrapped,
+            v.iv,
+            v.ciphertext,
+            v.encoding,
+            v.size,
+            v.created_at,
+            v.created_by,
+            v.state,
+            v.copied_from,
+            v.aad,
+            v.compromised_at ?? null,
+          );
+          versions++;
+        }
+      }
+    });
+    return { paths, versions, skipped };
   }
 
   /** Re-wraps every data key not under the active master key. Records whose key is gone are reported by kid. */

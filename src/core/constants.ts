@@ -286,3 +286,8 @@ export const LEAK_FINGERPRINT_RETENTION_MS = 30 * 24 * 3600_000;
 export const PURGE_BATCH_ROWS = 2_000;
 /** Batches per table per scheduled run; anything left is deleted by the next day's run. */
 export const PURGE_MAX_BATCHES = 25;
+/**
+ * Largest secret-store backup `POST /v1/admin/secrets-import` reads in one request: a thousand paths of a few
+ * versions each, every version's ciphertext at most the 64 KiB a value may be, base64-encoded.
+ */
+export const MAX_SECRETS_IMPORT_BYTES = 32 * 1024 * 1024;

@@ -21,6 +21,7 @@ import { clientBlocked, refuseOrCharge } from "./rate-limit.ts";
 import { bearer, describeIssue, jsonBody } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import { secretRoutes } from "./secrets.ts";
+import { secretBackupRoutes } from "./secrets-backup.ts";
 import { statusRoutes } from "./status.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -195,6 +196,7 @@ export function adminRoutes(app: Hono<AppEnv>): void {
   secretRoutes(app);
   connectionRoutes(app);
   statusRoutes(app);
+  secretBackupRoutes(app);
 
   app.get("/v1/admin/audit", async (c) => {
     const parsed = AuditQuerySchema.safeParse(c.req.query());
