@@ -3,10 +3,13 @@
 // from an environment variable or a file, never from argv (shell history, process lists), and is never printed.
 
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CONNECTION_NAME } from "../core/grants/postgres.ts";
-import { adminCall, adminTarget } from "./admin.ts";
-import { actorHeader } from "./secrets.ts";
+import type { Problem } from "../core/policy/load.ts";
+import type { PolicyBundle } from "../core/policy/types.ts";
+import { type AdminTarget, adminCall, adminTarget } from "./admin.ts";
+import { actorHeader, locateIn } from "./secrets.ts";
 import { UsageError } from "./usage-error.ts";
 
 export const CONNECTIONS_USAGE = `  admin connections put NAME --kind postgres (--url-env VAR | --url-file FILE) [--tls verify-full|disable]
@@ -99,4 +102,31 @@ export async function adminConnections(root: string, args: string[]): Promise<nu
     default:
       throw new UsageError(`unknown command "admin connections ${command ?? ""}"`);
   }
+}
+
+/** `policy check --admin-url`: every postgres grant's connection must be stored at the broker. */
+export async function checkConnectionGrants(
+  target: AdminTarget,
+  dir: string,
+  bundle: PolicyBundle,
+): Promise<{ problems: Problem[]; checked: number }> {
+  const users = bundle.policies.filter((p) => p.grants.postgres);
+  if (users.length === 0) return { problems: [], checked: 0 };
+  const listed = (await adminCall(target, "/v1/admin/connections")) as {
+    connections?: Array<{ name: string }>;
+  };
+  const names = new Set((listed.connections ?? []).map((c) => c.name));
+  const problems: Problem[] = [];
+  for (const policy of users) {
+    const connection = policy.grants.postgres?.connection as string;
+    if (names.has(connection)) continue;
+    const file = join(dir, `${policy.name}.yaml`);
+    problems.push({
+      file,
+      ...(await locateIn(file, ["grants", "postgres", "connection"])),
+      severity: "error",
+      message: `grants.postgres.connection: no connection "${connection}" at ${target.url} (runpass admin connections put)`,
+    });
+  }
+  return { problems, checked: users.length };
 }

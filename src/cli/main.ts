@@ -7,7 +7,7 @@ import { parseDuration } from "../core/duration.ts";
 import { errorMessage } from "../core/errors.ts";
 import { adminCall, adminTarget, BrokerError } from "./admin.ts";
 import { formatProblem, loadPolicyFolder } from "./build.ts";
-import { adminConnections, CONNECTIONS_USAGE } from "./connections.ts";
+import { adminConnections, CONNECTIONS_USAGE, checkConnectionGrants } from "./connections.ts";
 import { devPort } from "./dev-keys.ts";
 import { mintDevToken, readDevState } from "./dev-token.ts";
 import { DOCTOR_USAGE, doctorCommand } from "./doctor.ts";
@@ -92,6 +92,11 @@ ${DOCTOR_USAGE}
       Erases version N's ciphertext for good.
   admin secrets rewrap   [--url URL]
       Re-wraps every data key under the active master key; exit 1 if any could not be (listed on stderr).
+  admin secrets export   --out FILE [--url URL]
+      Writes the secret store's backup to a new 0600 FILE: ciphertexts and wrapped data keys only, useless
+      without the master keys. Prints counts.
+  admin secrets import   FILE [--url URL]
+      Restores an export; a path the store already has is kept as it is (listed on stderr).
 ${CONNECTIONS_USAGE}
 ${WEBHOOK_SECRET_USAGE}
       Admin commands use RUNPASS_URL (default the local broker) and RUNPASS_ADMIN_TOKEN (for a local
@@ -145,6 +150,8 @@ async function policyCheck(args: string[]): Promise<number> {
     let checked: Awaited<ReturnType<typeof checkSecretGrants>>;
     try {
       checked = await checkSecretGrants(target, dir, result.bundle);
+      const connections = await checkConnectionGrants(target, dir, result.bundle);
+      checked = { problems: [...checked.problems, ...connections.problems], checked: checked.checked };
     } catch (e) {
       if (!(e instanceof BrokerError)) throw e;
       console.error(`runpass: could not look up secrets at ${target.url}: ${e.message}`);

@@ -12,6 +12,7 @@ import type { Problem } from "../core/policy/load.ts";
 import type { PolicyBundle } from "../core/policy/types.ts";
 import { pathProblem } from "../core/secrets/paths.ts";
 import { type AdminTarget, adminCall, adminTarget, BrokerError } from "./admin.ts";
+import { exportSecrets, importSecrets } from "./secrets-backup.ts";
 import { UsageError } from "./usage-error.ts";
 
 /** What the broker's GET /v1/admin/secrets/PATH returns (metadata only). */
@@ -227,6 +228,8 @@ const COMMANDS: Record<string, (root: string, args: string[]) => Promise<number>
   delete: softDelete,
   destroy,
   rewrap,
+  export: exportSecrets,
+  import: importSecrets,
 };
 
 /**
@@ -252,12 +255,15 @@ export async function adminSecrets(root: string, args: string[]): Promise<number
 
 /** Where `grants.secrets.NAME`'s value is in a policy file, for file:line:col (1:1 when it cannot be found). */
 async function locateGrant(file: string, name: string): Promise<{ line: number; col: number }> {
+  return locateIn(file, ["grants", "secrets", name]);
+}
+
+/** Where the YAML node at `path` starts in a policy file (line 1 when it cannot be found). */
+export async function locateIn(file: string, path: string[]): Promise<{ line: number; col: number }> {
   try {
     const lineCounter = new LineCounter();
     const doc = parseDocument(await readFile(file, "utf8"), { lineCounter });
-    const node = doc.getIn(["grants", "secrets", name], true) as
-      | { range?: [number, number, number] }
-      | undefined;
+    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
     if (node?.range) return lineCounter.linePos(node.range[0]);
   } catch {
     // the loader already read this file; fall back to its first line

@@ -7,8 +7,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { adminConnections } from "../../src/cli/connections.ts";
+import { adminConnections, checkConnectionGrants } from "../../src/cli/connections.ts";
 import { UsageError } from "../../src/cli/usage-error.ts";
+import { buildBundle, githubPolicy } from "../support/policies.ts";
 
 const seen: Array<{ method: string; url: string; body: string }> = [];
 const server = createServer(async (req: IncomingMessage, res) => {
@@ -16,7 +17,12 @@ const server = createServer(async (req: IncomingMessage, res) => {
   for await (const chunk of req) body += chunk;
   seen.push({ method: req.method ?? "", url: req.url ?? "", body });
   res.writeHead(req.method === "DELETE" ? 204 : 200, { "content-type": "application/json" });
-  res.end(req.method === "DELETE" ? "" : JSON.stringify({ name: "billing", kind: "postgres" }));
+  const list = req.method === "GET" && req.url === "/v1/admin/connections";
+  res.end(
+    req.method === "DELETE"
+      ? ""
+      : JSON.stringify(list ? { connections: [{ name: "billing" }] } : { name: "billing", kind: "postgres" }),
+  );
 });
 let base = "";
 const SECRET_URL = "postgres://admin:s3cr%3Dt@db.example.com:5432/app";
@@ -79,5 +85,25 @@ describe("runpass admin connections", () => {
     }
     await adminConnections("/nonexistent", ["delete", "billing", "--url", base]);
     expect(seen.at(-1)).toMatchObject({ method: "DELETE", url: "/v1/admin/connections/billing" });
+  });
+
+  it("policy check --admin-url: a postgres grant naming a connection the broker does not hold is an error at it", async () => {
+    const grant = (c: string) => `postgres: { connection: ${c}, roles: [app_readonly], ttl: 10m }`;
+    const bundle = await buildBundle(
+      {
+        stored: githubPolicy("github", "", grant("billing")),
+        missing: githubPolicy("github", "", grant("orders")),
+      },
+      "",
+      false,
+    );
+    const dir = mkdtempSync(join(tmpdir(), "rp-pol-"));
+    writeFileSync(join(dir, "missing.yaml"), githubPolicy("github", "", grant("orders")));
+    const out = await checkConnectionGrants({ url: base, token: "test-admin-token-0123456789" }, dir, bundle);
+    expect(out.checked).toBe(2);
+    expect(out.problems).toEqual([
+      expect.objectContaining({ file: join(dir, "missing.yaml"), line: 9, severity: "error" }),
+    ]);
+    expect(out.problems[0]?.message).toContain('no connection "orders"');
   });
 });

@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { openPgSocket } from "../../src/adapters/pg-socket.ts";
+import type { PostgresCredential } from "../../src/core/grants/postgres.ts";
 import { BROKER_URL, ISSUER_BASE, issuersYaml, makeBroker, uniqueIssuer } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
 import type { PostgresInfo } from "../support/postgres-server.ts";
@@ -30,16 +31,7 @@ function client(url: string, max = 1) {
 const su = client(pg.superUrl, 2);
 afterAll(() => su.end({ timeout: 1 }));
 
-interface PgCredential {
-  username: string;
-  password: string;
-  host: string;
-  port: number;
-  database: string;
-  url: string;
-  sslmode: string;
-  expires_at: string;
-}
+type PgCredential = PostgresCredential;
 interface Exchanged {
   lease: { id: string; run: string; expires_at: string; revoke_token: string };
   credentials: { postgres?: PgCredential };
