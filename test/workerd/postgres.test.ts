@@ -136,6 +136,11 @@ describe("connections", () => {
     expect(hd.status).toBe(201);
     const rotate = await prod.admin(`/v1/admin/connections/${s.conn}-x/rotate-root`, { method: "POST" });
     expect(rotate.status).toBe(409);
+    // A connection a deployed policy names cannot be deleted; one no policy names can, for good.
+    expect((await s.broker.admin(`/v1/admin/connections/${s.conn}`, { method: "DELETE" })).status).toBe(409);
+    expect((await prod.admin(`/v1/admin/connections/${s.conn}-x`, { method: "DELETE" })).status).toBe(204);
+    expect((await prod.admin(`/v1/admin/connections/${s.conn}-x`)).status).toBe(404);
+    expect((await prod.admin(`/v1/admin/connections/${s.conn}-x`, { method: "DELETE" })).status).toBe(404);
     // No record carries the admin password.
     await new Promise((r) => setTimeout(r, 50));
     const records = await auditRecords(s.broker, { event: "admin" });
