@@ -306,6 +306,21 @@ describe("the postgres grant", () => {
     expect(await auditRecords(s.broker, { run, event: "revocation" })).toHaveLength(2);
   });
 
+  it("an admin revoke of the run drops the role too", async () => {
+    const s = await setup();
+    await s.putConnection({ kind: "postgres", url: pg.adminUrl, tls: "disable" });
+    const res = await s.exchange(await s.token());
+    const c = res.body.credentials.postgres as PgCredential;
+    const revoke = await s.broker.admin("/v1/admin/revoke", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ run: res.body.lease.run }),
+    });
+    expect(revoke.status).toBe(200);
+    await ship(res.body.lease.run);
+    expect(await roleExists(c.username)).toBe(false);
+  });
+
   it("a database outage fails closed (502, nothing issued) and leaves the CI token usable", async () => {
     const s = await setup();
     await s.putConnection({
