@@ -2,11 +2,19 @@
 // verified, then only its public key used), generating a P-256 pair when the runner sent none, and signing a
 // clientAuth-only certificate whose every name comes from the policy.
 
+import type * as X509 from "@peculiar/x509";
 import { X509_RSA_MIN_BITS, X509_SERIAL_BYTES } from "../constants.ts";
 import { hex } from "../encoding.ts";
 import { err, ok, type Result } from "../result.ts";
 import type { X509Ca } from "./ca.ts";
-import { x509 } from "./lib.ts";
+
+/**
+ * The X.509 library, loaded on first use: the CLI's policy tools load the grant registry (and so this module) but
+ * never sign anything, and the library is most of their start-up time otherwise.
+ */
+async function library(): Promise<typeof X509> {
+  return (await import("./lib.ts")).x509;
+}
 
 const P256_SIGNING = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
@@ -14,7 +22,7 @@ const P256_SIGNING = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as 
 export type CsrProblem = string;
 
 /** Whether a runner's public key is one runpass certifies: ECDSA P-256/P-384, RSA ≥ 3072 bits, or Ed25519. */
-function keyProblem(key: x509.PublicKey): string | undefined {
+function keyProblem(key: X509.PublicKey): string | undefined {
   const alg = key.algorithm as { name: string; namedCurve?: string; modulusLength?: number };
   if (alg.name === "ECDSA") {
     return alg.namedCurve === "P-256" || alg.namedCurve === "P-384"
@@ -34,8 +42,9 @@ function keyProblem(key: x509.PublicKey): string | undefined {
  * The public key of a PKCS#10 request in PEM, once its self-signature verifies. Its subject, attributes and
  * requested extensions are ignored: the policy decides every name and usage.
  */
-export async function csrPublicKey(pem: string): Promise<Result<x509.PublicKey, CsrProblem>> {
-  let request: x509.Pkcs10CertificateRequest;
+export async function csrPublicKey(pem: string): Promise<Result<X509.PublicKey, CsrProblem>> {
+  const x509 = await library();
+  let request: X509.Pkcs10CertificateRequest;
   try {
     const blocks = x509.PemConverter.decodeWithHeaders(pem);
     const block = blocks[0];
@@ -60,7 +69,7 @@ export async function csrPublicKey(pem: string): Promise<Result<x509.PublicKey, 
 
 /** A key pair runpass generated for a runner that sent no request: the private key as PKCS#8 PEM, and a CSR for renewal. */
 export interface GeneratedKey {
-  publicKey: x509.PublicKey;
+  publicKey: X509.PublicKey;
   privateKeyPem: string;
   /** A request signed with the new key: what the lease keeps so renewal re-signs the same key. */
   csrPem: string;
@@ -68,6 +77,7 @@ export interface GeneratedKey {
 
 /** Generates an ECDSA P-256 pair (and a CSR of it: the form every kept key has). */
 export async function generateKey(): Promise<GeneratedKey> {
+  const x509 = await library();
   const keys = (await crypto.subtle.generateKey(P256_SIGNING, true, ["sign", "verify"])) as CryptoKeyPair;
   const pkcs8 = (await crypto.subtle.exportKey("pkcs8", keys.privateKey)) as ArrayBuffer;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: P256_SIGNING });
@@ -88,7 +98,7 @@ export function randomSerial(): string {
 
 /** What a client certificate says; every name comes from the policy. */
 export interface ClientCertificateSpec {
-  publicKey: x509.PublicKey;
+  publicKey: X509.PublicKey;
   commonName: string;
   uris: readonly string[];
   dnsNames: readonly string[];
@@ -104,12 +114,13 @@ export interface ClientCertificateSpec {
 export async function signClientCertificate(
   ca: X509Ca,
   spec: ClientCertificateSpec,
-): Promise<x509.X509Certificate> {
-  const names: x509.JsonGeneralNames = [
+): Promise<X509.X509Certificate> {
+  const x509 = await library();
+  const names: X509.JsonGeneralNames = [
     ...spec.uris.map((value) => ({ type: "url" as const, value })),
     ...spec.dnsNames.map((value) => ({ type: "dns" as const, value })),
   ];
-  const extensions: x509.Extension[] = [
+  const extensions: X509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     // A TLS client only signs (CertificateVerify), whatever its key type.
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
