@@ -311,7 +311,7 @@ describe("the console in Chromium", () => {
     await page.goto(`${base}/console/secrets`);
     const row = page.locator("#secrets tbody tr", { hasText: "ci/db" });
     await expect(row.textContent()).resolves.toContain("vault");
-    await expect(row.textContent()).resolves.toContain("within 90 d");
+    await expect(row.textContent()).resolves.toContain("within 90d");
     await shot("secrets");
     for (const path of [
       "/console",

@@ -14,7 +14,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { githubClaims, mint } from "../support/claims.ts";
-import { auditRecords, ship } from "../support/run-ledger.ts";
+import { auditRecords, movableClock, ship } from "../support/run-ledger.ts";
 
 interface Rec {
   detail?: string;
@@ -212,6 +212,52 @@ describe("console actions", () => {
     // The revoke raised an alert (docs/leaks.md, Alerts): the alerts page lists it.
     const alerts = await (await broker.fetch("/console/alerts", { headers: { cookie } })).text();
     expect(alerts).toContain("admin_revoke");
+  });
+});
+
+describe("secret rotation age", () => {
+  it("keeps max_age across versions, clears it with null, refuses a bad one, and shows rotation due without the value", async () => {
+    const time = movableClock();
+    const gh = uniqueIssuer();
+    const broker = await makeBroker({
+      policies: { "api-deploy": githubPolicy(gh) },
+      issuers: issuersYaml(gh),
+      clock: time.clock,
+    });
+    const path = `rot${crypto.randomUUID().slice(0, 8)}/db`;
+    const value = `v-${crypto.randomUUID()}`;
+    const put = (body: Record<string, unknown>) =>
+      broker.admin(`/v1/admin/secrets/${path}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const meta = async () =>
+      (await (await broker.admin(`/v1/admin/secrets/${path}`)).json()) as {
+        max_age?: number;
+        current_version: number;
+      };
+    expect((await put({ value, max_age: "1d" })).status).toBe(201);
+    expect((await put({ value: `${value}-2` })).status).toBe(201);
+    expect(await meta()).toMatchObject({ current_version: 2, max_age: 86_400 });
+    expect((await put({ value: `${value}-3`, max_age: "soon" })).status).toBe(400);
+    expect((await meta()).current_version).toBe(2);
+
+    const row = async () => {
+      // A fresh session each time: two days later the first one has expired (8 h at most).
+      const { session } = await signIn(broker, ADMIN_TOKEN);
+      const html = await (
+        await broker.fetch("/console/secrets", { headers: { cookie: session as string } })
+      ).text();
+      expect(html).not.toContain(value);
+      return /<tr>(?:(?!<\/tr>).)*?<\/tr>/gs.exec(html.slice(html.indexOf(path) - 200))?.[0] ?? "";
+    };
+    expect(await row()).toContain("within 1d");
+    time.advance(2 * 86_400_000);
+    expect(await row()).toContain("rotation due");
+
+    expect((await put({ value: `${value}-4`, max_age: null })).status).toBe(201);
+    expect((await meta()).max_age).toBeUndefined();
   });
 });
 

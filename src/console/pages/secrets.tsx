@@ -2,6 +2,7 @@
 // compromised versions and "rotation due" against the path's max_age.
 
 import type { SecretMeta } from "../../adapters/secret-store.ts";
+import { formatDuration as policyDuration } from "../../core/duration.ts";
 import type { Viewer } from "../auth.ts";
 import { formatDuration, Page, Time } from "../layout.tsx";
 
@@ -90,9 +91,9 @@ export function Secrets(props: { viewer: Viewer; views: SecretView[]; now: numbe
                     {s.maxAge === null ? (
                       <span class="muted">no max_age</span>
                     ) : s.rotationDue ? (
-                      <span class="deny">{`rotation due (max ${formatDuration(s.maxAge)})`}</span>
+                      <span class="deny">{`rotation due (max ${policyDuration(s.maxAge)})`}</span>
                     ) : (
-                      `within ${formatDuration(s.maxAge)}`
+                      `within ${policyDuration(s.maxAge)}`
                     )}
                   </td>
                   <td data-label="Last delivered">
