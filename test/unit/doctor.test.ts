@@ -3,7 +3,7 @@
 // and the failures a user makes: another URL than the issuer, another policy set than the deployed one, an admin
 // token that is missing or wrong, an admin API that cannot be reached (docs/deploy.md, "Check the deployment").
 
-import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { createLocalJWKSet, type JWK, jwtVerify } from "jose";
@@ -181,6 +181,37 @@ describe("runpass doctor", { timeout: 120_000 }, () => {
     const cut = await doctor(good, ["--url", `http://127.0.0.1:${port}`, "--policies", good.policies]);
     expect(cut.code).toBe(1);
     expect(line(cut.stdout, "admin")).toContain("FAIL  admin: the admin API is unreachable");
+  });
+
+  it("admin secrets export writes a 0600 file without values; import restores nothing over existing paths", async () => {
+    const admin = {
+      authorization: `Bearer ${good.secrets.RUNPASS_ADMIN_TOKEN}`,
+      "content-type": "application/json",
+    };
+    const put = await fetch(`${good.broker.base}/v1/admin/secrets/backup/api/key`, {
+      method: "PUT",
+      headers: admin,
+      body: JSON.stringify({ value: "sk_cli_backup_value" }),
+    });
+    expect(put.status).toBe(201);
+    const cli = (args: string[]) =>
+      runpass(["admin", "secrets", ...args, "--url", good.broker.base], {
+        cwd: good.scratch,
+        script: join(good.scratch, "bin/runpass.mjs"),
+        env: { RUNPASS_ADMIN_TOKEN: good.secrets.RUNPASS_ADMIN_TOKEN as string },
+      });
+    const file = join(good.scratch, "secrets-backup.json");
+    const exported = await cli(["export", "--out", file]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ paths: 1, versions: 1 });
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const text = await readFile(file, "utf8");
+    expect(text).not.toContain("sk_cli_backup_value");
+    expect(JSON.parse(text)).toMatchObject({ format: "runpass-secret-store/1" });
+    expect((await cli(["export", "--out", file])).code).toBe(1);
+    const imported = await cli(["import", file]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(JSON.parse(imported.stdout)).toEqual({ paths: 0, versions: 0, skipped: ["backup/api/key"] });
   });
 
   it("exits 2 without --url", async () => {
