@@ -23,6 +23,8 @@ import {
 import { credentialFingerprints, Fingerprinter } from "../../src/core/leaks/fingerprint.ts";
 import { derToRaw } from "../../src/core/leaks/github-keys.ts";
 import { leakCandidates } from "../../src/core/leaks/reports.ts";
+import { diffPolicy } from "../../src/core/policy/diff.ts";
+import type { PolicyDefinition } from "../../src/core/policy/types.ts";
 
 const KEY = "unit-audit-key-0123456789abcdef0123456789";
 
@@ -228,5 +230,26 @@ describe("scanner rules for runpass's credentials", () => {
     for (const text of ["", "runpass", "0123456789ABCDEFGHIJabcdefghij0123456789"]) {
       expect(crc32(text)).toBe(zlibCrc32(text));
     }
+  });
+});
+
+describe("sensitive policies in policy diff", () => {
+  it("marking or unmarking a policy sensitive is reported", () => {
+    const base: PolicyDefinition = {
+      name: "deploy",
+      version: "sha256:0",
+      issuer: "github",
+      allow: { repository_id: ["42"] },
+      deny: [],
+      ttl: 900,
+      grants: { token: { audience: "https://api.example", ttl: 300 } },
+    };
+    const marked = { ...base, sensitive: true };
+    expect(diffPolicy(base, marked).map((c) => c.text)).toEqual([
+      "now sensitive: use outside business hours raises an alert",
+    ]);
+    expect(diffPolicy(marked, base).map((c) => c.text)).toEqual([
+      "no longer sensitive: use outside business hours no longer raises an alert",
+    ]);
   });
 });

@@ -132,6 +132,19 @@ async function leaseOf(run: string, id: string) {
 }
 
 describe("leak reports", () => {
+  it("the admin leak and alert endpoints need the admin token", async () => {
+    const s = await setup();
+    const live = await s.exchange();
+    const leak = await s.broker.fetch("/v1/admin/leaks", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer not-the-admin-token-000" },
+      body: JSON.stringify({ values: [live.lease.revoke_token] }),
+    });
+    expect(leak.status).toBe(401);
+    expect((await s.broker.fetch("/v1/admin/alerts")).status).toBe(401);
+    expect(await ledgerFor(live.lease.run).ended()).toBe(false);
+  });
+
   it("a reported token ends exactly its lease and run; the other run keeps its lease, and no value is echoed", async () => {
     const s = await setup();
     const leaked = await s.exchange();

@@ -709,7 +709,7 @@ describe("destroy and the version cap", () => {
     await runInDurableObject(shard(s.ns), (_i, state) => {
       for (let v = 2; v <= 99; v++) {
         state.storage.sql.exec(
-          "INSERT INTO secret_versions SELECT path, ?, kid, wrapped, iv, ciphertext, encoding, size, created_at, created_by, state, copied_from, aad FROM secret_versions WHERE path = ? AND version = 1",
+          "INSERT INTO secret_versions (path, version, kid, wrapped, iv, ciphertext, encoding, size, created_at, created_by, state, copied_from, aad) SELECT path, ?, kid, wrapped, iv, ciphertext, encoding, size, created_at, created_by, state, copied_from, aad FROM secret_versions WHERE path = ? AND version = 1",
           v,
           path,
         );

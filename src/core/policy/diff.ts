@@ -337,6 +337,14 @@ export function diffPolicy(
         ? { area: "grant", effect: "narrower", text: "secrets are now delivered once per run (deliver_once)" }
         : { area: "grant", effect: "wider", text: "secrets are no longer limited to one delivery per run" },
     );
+  if (Boolean(a.sensitive) !== Boolean(b.sensitive))
+    out.push({
+      area: "description",
+      effect: "changed",
+      text: b.sensitive
+        ? "now sensitive: use outside business hours raises an alert"
+        : "no longer sensitive: use outside business hours no longer raises an alert",
+    });
   diffGrants(a.grants, b.grants, out);
   if ((a.description ?? "") !== (b.description ?? ""))
     out.push({ area: "description", effect: "changed", text: "description changed" });
