@@ -17,7 +17,7 @@ import {
   setOutput,
   setSecret,
   writeCredentialFiles
-} from "./chunks/chunk-A5VBK6FX.js";
+} from "./chunks/chunk-ZZM3NZ4E.js";
 import "./chunks/chunk-BYI52XU3.js";
 
 // src/client/grant-exports.ts

@@ -9,7 +9,7 @@ import {
   revoke,
   setSecret,
   warning
-} from "./chunks/chunk-A5VBK6FX.js";
+} from "./chunks/chunk-ZZM3NZ4E.js";
 import "./chunks/chunk-BYI52XU3.js";
 
 // action/src/post.ts

@@ -4,7 +4,7 @@
 
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { CredentialFile } from "../client/grant-exports.ts";
 import { writeExclusive } from "./exclusive-file.ts";
 
@@ -46,7 +46,7 @@ export function writeCredentialFiles(
 
 /** Removes a folder `writeCredentialFiles` made (anything else is left alone); true when something was removed. */
 export function removeCredentialFiles(dir: string | undefined): boolean {
-  if (!dir || !dir.split(/[\\/]/).pop()?.startsWith(PREFIX)) return false;
+  if (!dir || !basename(dir).startsWith(PREFIX)) return false;
   rmSync(dir, { recursive: true, force: true });
   return true;
 }

@@ -1599,7 +1599,7 @@ function getIDToken(aud) {
 // src/cli/credential-files.ts
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 // src/cli/exclusive-file.ts
 import { closeSync, constants as constants3, lstatSync, openSync, writeFileSync } from "node:fs";
@@ -1658,7 +1658,7 @@ function writeCredentialFiles(files, parent = jobTempDir()) {
   }
 }
 function removeCredentialFiles(dir) {
-  if (!dir || !dir.split(/[\\/]/).pop()?.startsWith(PREFIX)) return false;
+  if (!dir || !basename(dir).startsWith(PREFIX)) return false;
   rmSync(dir, { recursive: true, force: true });
   return true;
 }
