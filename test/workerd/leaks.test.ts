@@ -167,6 +167,26 @@ describe("leak reports", () => {
     expect(again.body.matches.map((m) => m.action)).toEqual(["already_ended"]);
   });
 
+  it("a credential a renewal returned is found too", async () => {
+    const time = movableClock();
+    const s = await setup({ clock: time.clock });
+    const first = await s.exchange();
+    // The token grant lives 10 min: a renewal is allowed after 5.
+    time.advance(5 * 60_000 + 1000);
+    const res = await s.broker.fetch(`/v1/leases/${first.lease.id}/renew`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${first.lease.revoke_token}` },
+    });
+    expect(res.status).toBe(200);
+    const renewed = ((await res.json()) as Exchanged).credentials.token?.token as string;
+    expect(renewed).not.toBe(first.credentials.token?.token);
+    await ship(first.lease.run);
+    const report = await s.report({ values: [renewed] });
+    expect(report.body.matches).toEqual([
+      { kind: "token", lease: first.lease.id, run: first.lease.run, policy: "deploy", action: "run_ended" },
+    ]);
+  });
+
   it("the revoke token matches as revoke_token; AWS keys name the access key id to search CloudTrail for", async () => {
     const s = await setup({
       grants: `  aws: { role_arn: "arn:aws:iam::111111111111:role/leak-${crypto.randomUUID().slice(0, 6)}", duration: 15m }`,
