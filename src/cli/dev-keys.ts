@@ -4,9 +4,9 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
-import { base64url } from "../core/encoding.ts";
 import type { IssuerConfig } from "../core/oidc/issuers.ts";
 import { DEV_ISSUER_NAME } from "../core/oidc/issuers.ts";
+import { randomSecret } from "./keygen.ts";
 
 export interface DevKeys {
   signingKeys: JWK[];
@@ -20,10 +20,6 @@ export interface DevKeys {
 /** Where dev state lives, relative to the project root. */
 export const DEV_DIR = ".dev";
 
-function secret(bytes: number): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
-}
-
 async function keyPair(alg: "ES256" | "RS256", kid: string): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const privateJwk = { ...(await exportJWK(privateKey)), kid, alg, use: "sig" };
@@ -33,13 +29,13 @@ async function keyPair(alg: "ES256" | "RS256", kid: string): Promise<{ privateJw
 
 /** The dev RS256 signing key: gcp and azure assertions need one (docs/grants.md, gcp and azure). */
 async function rs256SigningKey(): Promise<JWK> {
-  return (await keyPair("RS256", `dev-rs-${secret(6)}`)).privateJwk;
+  return (await keyPair("RS256", `dev-rs-${randomSecret(6)}`)).privateJwk;
 }
 
 /** The dev ssh CA: an Ed25519 key (docs/grants.md, ssh). */
 async function sshCaKey(): Promise<JWK> {
   const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
-  return { ...(await exportJWK(privateKey)), kid: `dev-ssh-${secret(6)}` };
+  return { ...(await exportJWK(privateKey)), kid: `dev-ssh-${randomSecret(6)}` };
 }
 
 /**
@@ -58,12 +54,12 @@ export async function ensureDevKeys(root: string): Promise<DevKeys> {
     return keys;
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const signing = await keyPair("ES256", `dev-${secret(6)}`);
+  const signing = await keyPair("ES256", `dev-${randomSecret(6)}`);
   const keys: DevKeys = {
     signingKeys: [signing.privateJwk, await rs256SigningKey()],
-    auditKey: secret(32),
-    adminToken: `dev-admin-${secret(24)}`,
-    devIssuer: await keyPair("RS256", `dev-issuer-${secret(6)}`),
+    auditKey: randomSecret(32),
+    adminToken: `dev-admin-${randomSecret(24)}`,
+    devIssuer: await keyPair("RS256", `dev-issuer-${randomSecret(6)}`),
     sshCaKeys: [await sshCaKey()],
   };
   await writeFile(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });

@@ -1,8 +1,6 @@
 // Every key and secret a deployment needs, in the formats the Worker reads (docs/deploy.md, "The secrets file"):
 // WebCrypto and jose only (plus @peculiar/x509 for the CA certificate), so the workerd tests run the same code.
 
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { base64url } from "../core/encoding.ts";
 
@@ -66,6 +64,9 @@ export async function newX509Ca(
   now: Date,
   name = "runpass CI issuing CA",
 ): Promise<{ certificate: string; key: string }> {
+  // Loaded on demand: every `runpass` command imports this module, few make a CA. reflect-metadata first.
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
   const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
   const keys = (await crypto.subtle.generateKey(alg, true, ["sign", "verify"])) as CryptoKeyPair;
   const notBefore = new Date(now.getTime() - 60_000);

@@ -85,6 +85,22 @@ async function status(
   return { text, body: JSON.parse(text) as Record<string, unknown> };
 }
 
+/** A broker whose one policy has a github grant, with this env. */
+async function githubGrantBroker(extra: Record<string, string | undefined>): Promise<TestBroker> {
+  const gh = uniqueIssuer();
+  return makeBroker({
+    policies: {
+      p: githubPolicy(
+        gh,
+        "",
+        "github: { owner: acme, repositories: [api], permissions: { contents: read } }",
+      ),
+    },
+    issuers: issuersYaml(gh),
+    env: extra as Partial<Cloudflare.Env>,
+  });
+}
+
 describe("runpass init's secrets in a broker", () => {
   it("every generated key works: sign/verify, encrypt/decrypt, webhook HMAC and token, lease MAC, admin", async () => {
     const secrets = await generateSecrets({ with: ["ssh", "x509"] });
@@ -237,23 +253,12 @@ describe("runpass init's secrets in a broker", () => {
   it("status names what is missing or refused, still without values", async () => {
     const secrets = await generateSecrets();
     const { GITHUB_WEBHOOK_SECRET: _gone, ...rest } = secrets;
-    const gh = uniqueIssuer();
-    const broker = await makeBroker({
-      policies: {
-        p: githubPolicy(
-          gh,
-          "",
-          "github: { owner: acme, repositories: [api], permissions: { contents: read } }",
-        ),
-      },
-      issuers: issuersYaml(gh),
-      env: {
-        ...rest,
-        GITHUB_WEBHOOK_SECRET: "",
-        RUNPASS_MASTER_KEYS: '{"active":"m9","keys":{"m1":"c2VjcmV0LXZhbHVlLW5vdC0zMi1ieXRlcw=="}}',
-        GITHUB_APP_ID: "777",
-        GITHUB_APP_PRIVATE_KEY: "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
-      } as Partial<Cloudflare.Env>,
+    const broker = await githubGrantBroker({
+      ...rest,
+      GITHUB_WEBHOOK_SECRET: "",
+      RUNPASS_MASTER_KEYS: '{"active":"m9","keys":{"m1":"c2VjcmV0LXZhbHVlLW5vdC0zMi1ieXRlcw=="}}',
+      GITHUB_APP_ID: "777",
+      GITHUB_APP_PRIVATE_KEY: "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
     });
     const { text, body } = await status(broker, secrets.RUNPASS_ADMIN_TOKEN as string);
     expect(text).not.toContain("c2VjcmV0LXZhbHVlLW5vdC0zMi1ieXRlcw==");
@@ -268,22 +273,11 @@ describe("runpass init's secrets in a broker", () => {
 
   it("status asks GitHub whether the App's JWT is accepted", async () => {
     const secrets = await generateSecrets();
-    const gh = uniqueIssuer();
-    const broker = await makeBroker({
-      policies: {
-        p: githubPolicy(
-          gh,
-          "",
-          "github: { owner: acme, repositories: [api], permissions: { contents: read } }",
-        ),
-      },
-      issuers: issuersYaml(gh),
-      env: {
-        ...secrets,
-        GITHUB_APP_ID: env.TEST_GITHUB_APP_ID,
-        GITHUB_APP_PRIVATE_KEY: env.TEST_GITHUB_APP_PRIVATE_KEY,
-        GITHUB_API_URL: env.TEST_GITHUB_API_BASE,
-      } as Partial<Cloudflare.Env>,
+    const broker = await githubGrantBroker({
+      ...secrets,
+      GITHUB_APP_ID: env.TEST_GITHUB_APP_ID,
+      GITHUB_APP_PRIVATE_KEY: env.TEST_GITHUB_APP_PRIVATE_KEY,
+      GITHUB_API_URL: env.TEST_GITHUB_API_BASE,
     });
     const { text, body } = await status(broker, secrets.RUNPASS_ADMIN_TOKEN as string);
     expect(body.github_app).toEqual({ configured: true, id: env.TEST_GITHUB_APP_ID, jwt_accepted: true });
