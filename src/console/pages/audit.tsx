@@ -3,6 +3,7 @@
 
 import type { AuditRecord } from "../../core/audit/record.ts";
 import type { Viewer } from "../auth.ts";
+import { AnyOf, ScopeFields } from "../filters.tsx";
 import { Decision, Page, runHref, Time } from "../layout.tsx";
 
 export interface AuditFilters {
@@ -93,45 +94,9 @@ export function Audit(props: {
           Run
           <input name="run" value={f.run ?? ""} />
         </label>
-        <label>
-          Repository id
-          <input name="repository_id" value={f.repository_id ?? ""} inputmode="numeric" />
-        </label>
-        <label>
-          Project id
-          <input name="project_id" value={f.project_id ?? ""} inputmode="numeric" />
-        </label>
-        <label>
-          Policy
-          <input name="policy" value={f.policy ?? ""} />
-        </label>
-        <label>
-          Decision
-          <select name="decision">
-            <option value="" selected={!f.decision}>
-              any
-            </option>
-            <option value="allow" selected={f.decision === "allow"}>
-              allow
-            </option>
-            <option value="deny" selected={f.decision === "deny"}>
-              deny
-            </option>
-          </select>
-        </label>
-        <label>
-          Event
-          <select name="event">
-            <option value="" selected={!f.event}>
-              any
-            </option>
-            {EVENTS.map((e) => (
-              <option value={e} selected={f.event === e}>
-                {e}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ScopeFields {...f} />
+        <AnyOf label="Decision" name="decision" choices={["allow", "deny"]} value={f.decision} />
+        <AnyOf label="Event" name="event" choices={EVENTS} value={f.event} />
         <label>
           From (UTC)
           <input name="from" type="datetime-local" value={f.from ?? ""} />

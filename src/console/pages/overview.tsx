@@ -19,56 +19,38 @@ export interface OverviewData {
 export function Overview(props: { viewer: Viewer; data: OverviewData }) {
   const { data } = props;
   const sum = (b: Bucket[], k: "allow" | "deny") => b.reduce((n, x) => n + x[k], 0);
+  const cards: Array<[string, number, string]> = [
+    ["active-runs", data.live.runs, "runs holding leases"],
+    ["active-leases", data.live.total, "active leases"],
+    ["issued-24h", sum(data.day, "allow"), "issued in 24 h"],
+    ["denied-24h", sum(data.day, "deny"), "denied in 24 h"],
+  ];
+  const charts: Array<[string, string, string, Bucket[], (start: number) => string]> = [
+    ["chart-24h", "Last 24 hours (per hour, UTC)", "Exchanges in the last 24 hours", data.day, hourLabel],
+    ["chart-30d", "Last 30 days (per day, UTC)", "Exchanges in the last 30 days", data.month, dayLabel],
+  ];
   return (
     <Page title="Overview" path="/console" viewer={props.viewer}>
       <section aria-labelledby="now">
         <h2 id="now">Live now</h2>
         <div class="cards">
-          <div class="card">
-            <span class="n" id="active-runs">
-              {data.live.runs}
-            </span>
-            runs holding leases
-          </div>
-          <div class="card">
-            <span class="n" id="active-leases">
-              {data.live.total}
-            </span>
-            active leases
-          </div>
-          <div class="card">
-            <span class="n" id="issued-24h">
-              {sum(data.day, "allow")}
-            </span>
-            issued in 24 h
-          </div>
-          <div class="card">
-            <span class="n" id="denied-24h">
-              {sum(data.day, "deny")}
-            </span>
-            denied in 24 h
-          </div>
+          {cards.map(([id, n, label]) => (
+            <div class="card">
+              <span class="n" id={id}>
+                {n}
+              </span>
+              {label}
+            </div>
+          ))}
         </div>
       </section>
       <div class="grid2">
-        <section aria-labelledby="c24">
-          <h2 id="c24">Last 24 hours (per hour, UTC)</h2>
-          <DecisionChart
-            id="chart-24h"
-            title="Exchanges in the last 24 hours"
-            buckets={data.day}
-            label={hourLabel}
-          />
-        </section>
-        <section aria-labelledby="c30">
-          <h2 id="c30">Last 30 days (per day, UTC)</h2>
-          <DecisionChart
-            id="chart-30d"
-            title="Exchanges in the last 30 days"
-            buckets={data.month}
-            label={dayLabel}
-          />
-        </section>
+        {charts.map(([id, heading, title, buckets, label]) => (
+          <section aria-labelledby={`${id}-h`}>
+            <h2 id={`${id}-h`}>{heading}</h2>
+            <DecisionChart id={id} title={title} buckets={buckets} label={label} />
+          </section>
+        ))}
       </div>
       <div class="grid2">
         <section aria-labelledby="reasons">

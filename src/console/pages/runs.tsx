@@ -4,6 +4,7 @@
 import type { LeaseIndexRow } from "../../adapters/audit-store.ts";
 import type { AuditRecord } from "../../core/audit/record.ts";
 import type { Viewer } from "../auth.ts";
+import { AnyOf, ScopeFields } from "../filters.tsx";
 import { Csrf, Decision, Flash, formatDuration, Page, runHref, Time } from "../layout.tsx";
 import { AuditTable } from "./audit.tsx";
 
@@ -62,32 +63,8 @@ export function Runs(props: {
   return (
     <Page title="Runs" path="/console/runs" viewer={props.viewer}>
       <form class="filters" method="get" action="/console/runs" aria-label="Filter runs">
-        <label>
-          Repository id
-          <input name="repository_id" value={f.repository_id ?? ""} inputmode="numeric" />
-        </label>
-        <label>
-          Project id
-          <input name="project_id" value={f.project_id ?? ""} inputmode="numeric" />
-        </label>
-        <label>
-          Policy
-          <input name="policy" value={f.policy ?? ""} />
-        </label>
-        <label>
-          State
-          <select name="state">
-            <option value="" selected={!f.state}>
-              any
-            </option>
-            <option value="active" selected={f.state === "active"}>
-              active
-            </option>
-            <option value="ended" selected={f.state === "ended"}>
-              ended
-            </option>
-          </select>
-        </label>
+        <ScopeFields {...f} />
+        <AnyOf label="State" name="state" choices={["active", "ended"]} value={f.state} />
         <button type="submit">Filter</button>
       </form>
       {props.runs.length === 0 ? (
