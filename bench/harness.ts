@@ -24,6 +24,7 @@ import { unstable_readConfig } from "wrangler";
 import { githubClaims } from "../test/support/claims.ts";
 import { scratchProject } from "../test/support/dev-broker.ts";
 import { STS_ACCESS_KEY_ID, STS_SECRET_ACCESS_KEY } from "../test/support/fake-sts.ts";
+import { PG_READONLY, PostgresServer } from "../test/support/postgres-server.ts";
 
 const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, "..");
@@ -196,7 +197,10 @@ deny:
 ttl: 1h
 `;
 
-/** The bench policies: token, token + secrets, aws (static-key AssumeRole at the fake STS). */
+/** The connection the bench's postgres policy names. */
+const PG_CONNECTION = "bench";
+
+/** The bench policies: token, token + secrets, aws (static-key AssumeRole at the fake STS), postgres. */
 export async function writeBenchPolicies(dir: string, issuerUrl: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "issuers.yaml"), `bench: { url: "${issuerUrl}", kind: github }\n`);
@@ -211,6 +215,10 @@ export async function writeBenchPolicies(dir: string, issuerUrl: string): Promis
     )
       .map(([k, v]) => `    ${k}: ${v}\n`)
       .join("")}`,
+  );
+  await writeFile(
+    join(dir, "postgres.yaml"),
+    `${POLICY_HEAD}grants:\n  postgres: { connection: ${PG_CONNECTION}, roles: [${PG_READONLY}], ttl: 10m }\n`,
   );
   await writeFile(
     join(dir, "aws.yaml"),
@@ -325,7 +333,10 @@ export interface Harness {
   /** Pins this process (and its threads) to CPU 1 for measuring, or frees it for minting. */
   pinLoadGenerator(on: boolean): Promise<void>;
   webhookSecret: string;
-  /** Stores the secrets the token+secrets policy grants (after the cold-start measurement). */
+  /**
+   * Stores the secrets the token+secrets policy grants and the connection the postgres policy names (after the
+   * cold-start measurement).
+   */
   seedSecrets(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -347,11 +358,15 @@ export async function startHarness(
   const upstreams = await startUpstreams(publicJwk);
 
   const scratch = await scratchCopy("bench");
+  // The postgres grant's real server (test/support/postgres-server.ts), on this machine like the other upstreams.
+  const postgres = new PostgresServer();
   const cleanups: Array<() => Promise<unknown>> = [
     () => upstreams.stop(),
+    () => postgres.stop(),
     () => rm(scratch, { recursive: true, force: true }),
   ];
   try {
+    const pg = await postgres.start();
     await options.patchScratch?.(scratch);
     const policies = join(scratch, "bench-policies");
     await writeBenchPolicies(policies, upstreams.issuer);
@@ -493,6 +508,12 @@ export async function startHarness(
           });
           if (res.status !== 201) throw new Error(`secret put ${path}: ${res.status} ${await res.text()}`);
         }
+        const res = await admin(`/v1/admin/connections/${PG_CONNECTION}`, {
+          method: "PUT",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ kind: "postgres", url: pg.adminUrl, tls: "disable" }),
+        });
+        if (res.status !== 201) throw new Error(`connection put: ${res.status} ${await res.text()}`);
       },
       pinLoadGenerator: (on) => pin(process.pid, on ? "1" : "0-1"),
       stop: async () => {

@@ -10,7 +10,7 @@ import autocannon, { type Request as LoadRequest, type Result as LoadResult } fr
 import { cpuMs, exchange, type Harness, log, waitIdle } from "./harness.ts";
 import type { MeterCounts } from "./metering.ts";
 
-export type RouteName = "floor" | "secure" | "token" | "secrets" | "aws";
+export type RouteName = "floor" | "secure" | "token" | "secrets" | "aws" | "postgres";
 
 interface Route {
   name: RouteName;
@@ -34,6 +34,7 @@ export const ROUTES: Route[] = [
   { name: "token", label: "exchange: token", policy: "token", fresh: true },
   { name: "secrets", label: "exchange: token + secrets", policy: "secrets", fresh: true },
   { name: "aws", label: "exchange: aws (fake STS)", policy: "aws", fresh: true },
+  { name: "postgres", label: "exchange: postgres (real server)", policy: "postgres", fresh: true },
 ];
 
 export interface PhaseResult {

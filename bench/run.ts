@@ -263,7 +263,7 @@ async function main(): Promise<void> {
   const token8 = at("token", 8);
   const costs: Record<string, CostTable> = {};
   const costSources: Record<string, { counts: UsageCounts; by_class: ReturnType<typeof byClass> }> = {};
-  for (const route of ["secure", "token", "secrets", "aws"]) {
+  for (const route of ["secure", "token", "secrets", "aws", "postgres"]) {
     const counts = usage(http, route);
     if (counts.exchanges === 0) continue;
     costs[route] = costPerMillion(counts);

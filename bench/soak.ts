@@ -23,9 +23,10 @@ const REPLAY_P = 0.04;
 const DUP_P = 0.03;
 const REDELIVER_P = 0.25;
 const POLICIES = [
-  ["token", 0.8],
+  ["token", 0.75],
   ["secrets", 0.15],
   ["aws", 0.05],
+  ["postgres", 0.05],
 ] as const;
 
 // A seeded PRNG, so a failing soak can be re-run with the same plan (SOAK_SEED).

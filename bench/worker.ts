@@ -45,6 +45,7 @@ const PLAN: MeterPlan = {
     SECRET_STORE: "SecretStore",
     RATE_LIMITER: "RateLimiter",
     REVOCATIONS: "RevocationRegistry",
+    ALERTS: "AlertHub",
     BENCH_FLOOR_LEDGER: "SecureFloorLedger",
   },
   d1: ["AUDIT_DB"],
@@ -82,6 +83,13 @@ export class SecretStore extends production.SecretStore {
 export class RevocationRegistry extends production.RevocationRegistry {
   constructor(ctx: DurableObjectState, env: Env) {
     meterStorage(ctx, "RevocationRegistry");
+    super(ctx, meteredEnv(env, PLAN));
+  }
+}
+
+export class AlertHub extends production.AlertHub {
+  constructor(ctx: DurableObjectState, env: Env) {
+    meterStorage(ctx, "AlertHub");
     super(ctx, meteredEnv(env, PLAN));
   }
 }
