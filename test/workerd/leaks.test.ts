@@ -16,7 +16,7 @@ import {
   uniqueIssuer,
 } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
-import { ledgerFor, movableClock, ship } from "../support/run-ledger.ts";
+import { auditRecords, ledgerFor, movableClock, ship } from "../support/run-ledger.ts";
 import { GH_API, GITHUB_ENV, STATIC_AWS_ENV } from "../support/upstream-env.ts";
 import { GITHUB_SECRET, signGitHub } from "../support/webhooks.ts";
 
@@ -161,6 +161,11 @@ describe("leak reports", () => {
     expect(await ledgerFor(leaked.lease.run).ended()).toBe(true);
     expect((await leaseOf(bystander.lease.run, bystander.lease.id))?.ended_at).toBeNull();
     expect(await ledgerFor(bystander.lease.run).ended()).toBe(false);
+
+    // Every step audited as `leak`, naming the source, never the value.
+    const leakRecords = await auditRecords(s.broker, { event: "leak", run: leaked.lease.run });
+    expect(leakRecords.map((r) => r.detail)).toEqual(["admin: token match (build log) → run_ended"]);
+    expect(JSON.stringify(leakRecords)).not.toContain(value);
 
     // Reported again: already ended, still answered (and audited).
     const again = await s.report({ values: [value] });
@@ -338,6 +343,12 @@ describe("alerts", () => {
       alerts: Array<{ request_ids: string[]; delivery: string }>;
     };
     expect(listed.alerts.find((a) => a.request_ids.includes(res.requestId))?.delivery).toBe("delivered");
+    // Raising and delivering are audited as `alert`.
+    const alertRecords = await auditRecords(s.broker, { event: "alert", run: leaked.lease.run });
+    expect(alertRecords.map((r) => String(r.detail).replace(/ alr_\S+/, ""))).toEqual([
+      "leak_detected delivered after 1 attempt(s)",
+      expect.stringMatching(/^leak_detected raised: /),
+    ]);
   });
 
   it("survives a receiver that is down for a while, and deduplicates repeats of one alert", async () => {
