@@ -107,7 +107,7 @@ export function checkConnection(input: ConnectionInput, dev: boolean): StoredCon
       return 'tls: "disable" only for a loopback host under RUNPASS_DEV=1 (Workers offer verify-full TLS)';
     }
   } else if (input.hyperdrive === undefined && !dev && isPrivateAddress(parsed.host)) {
-    return "url: a deployed Worker cannot reach private or loopback hosts; put the database behind Cloudflare Tunnel and a Hyperdrive binding (hyperdrive)";
+    return "url: a deployed Worker cannot reach private or loopback hosts; reach it through a Hyperdrive binding over a Tunnel ('hyperdrive', docs/grants.md)";
   }
   if (input.runner_host !== undefined && (!HOST.test(input.runner_host) || input.runner_host.length > 253)) {
     return "runner_host: a host name or address";
