@@ -111,9 +111,14 @@ export const SETTINGS: readonly Setting[] = [
     name: "RUNPASS_ACCESS_TEAM_DOMAIN",
     secret: false,
     need: optional,
-    purpose: "Cloudflare Access team for the admin API",
+    purpose: "the Access team that may sign in to the admin API",
   },
-  { name: "RUNPASS_ACCESS_AUD", secret: false, need: optional, purpose: "Cloudflare Access application" },
+  {
+    name: "RUNPASS_ACCESS_AUD",
+    secret: false,
+    need: optional,
+    purpose: "the Access application's audience tag",
+  },
 ];
 
 /** What a deployment's policies use, to decide which conditional settings it needs. */
