@@ -67,4 +67,27 @@ describe("policy diff, pure core", () => {
       text: "gains a ssh grant (principals deploy, 15m)",
     });
   });
+  it("reports x509 and postgres grant changes: more SANs and more roles widen, a longer ttl widens", () => {
+    const x509 = { common_name: "ci", uris: ["spiffe://acme/ci/1"], dns_names: [], ttl: 900 };
+    const postgres = { connection: "db", roles: ["reader"], statements: [], ttl: 900, connection_limit: 10 };
+    const before: PolicyDefinition = { ...base, grants: { x509, postgres } };
+    const after: PolicyDefinition = {
+      ...base,
+      grants: {
+        x509: { ...x509, dns_names: ["api.internal"], ttl: 600 },
+        postgres: { ...postgres, roles: ["reader", "writer"], connection_limit: 20 },
+      },
+    };
+    expect(diffPolicy(before, after)).toEqual([
+      { area: "grant", effect: "wider", text: "x509 grant DNS names: gains api.internal" },
+      { area: "grant", effect: "narrower", text: "x509 grant ttl 15m → 10m" },
+      { area: "grant", effect: "wider", text: "postgres grant roles: gains writer" },
+      { area: "grant", effect: "wider", text: "postgres grant connection_limit 10 → 20" },
+    ]);
+    expect(diffPolicy(after, base)).toContainEqual({
+      area: "grant",
+      effect: "narrower",
+      text: "loses its postgres grant (was connection db, roles reader, writer, 15m)",
+    });
+  });
 });

@@ -5,7 +5,7 @@
 import { formatDuration } from "../duration.ts";
 import { canonicalJson } from "../encoding.ts";
 import type { IssuerConfig } from "../oidc/issuers.ts";
-import type { ConditionMap, Grants, PolicyDefinition, Scalar } from "./types.ts";
+import { type ConditionMap, GRANT_NAMES, type Grants, type PolicyDefinition, type Scalar } from "./types.ts";
 
 /** How a change moves access: wider (more tokens or more power), narrower, or sideways. */
 export type Effect = "wider" | "narrower" | "changed";
@@ -153,7 +153,29 @@ function grantSummary(kind: keyof Grants, grants: Grants): string {
       const g = grants.ssh!;
       return `principals ${g.principals.join(", ")}, ${dur(g.ttl)}`;
     }
+    case "x509": {
+      const g = grants.x509!;
+      return `common name ${g.common_name}, ${[...g.uris, ...g.dns_names].join(", ") || "no SANs"}, ${dur(g.ttl)}`;
+    }
+    case "postgres": {
+      const g = grants.postgres!;
+      return `connection ${g.connection}, roles ${g.roles.join(", ")}, ${dur(g.ttl)}`;
+    }
   }
+}
+
+/** Added and removed members of two lists, reported with the effect each direction has. */
+function diffList(
+  label: string,
+  before: readonly string[],
+  after: readonly string[],
+  effects: { added: Effect; removed: Effect },
+  push: (effect: Effect, text: string) => void,
+): void {
+  const added = after.filter((v) => !before.includes(v));
+  const removed = before.filter((v) => !after.includes(v));
+  if (added.length) push(effects.added, `${label} gains ${added.join(", ")}`);
+  if (removed.length) push(effects.removed, `${label} loses ${removed.join(", ")}`);
 }
 
 const LEVELS = { read: 1, write: 2, admin: 3 } as const;
@@ -164,7 +186,8 @@ function secretRef(e: { path: string; version?: number }): string {
 
 function diffGrants(before: Grants, after: Grants, out: Change[]): void {
   const push = (effect: Effect, text: string) => out.push({ area: "grant", effect, text });
-  for (const kind of ["token", "aws", "gcp", "azure", "github", "secrets", "ssh"] as const) {
+  // Every grant kind runpass knows: a grant missing here would change without the diff saying so.
+  for (const kind of GRANT_NAMES) {
     const a = before[kind];
     const b = after[kind];
     if (!a && !b) continue;
@@ -267,7 +290,40 @@ function diffGrants(before: Grants, after: Grants, out: Change[]): void {
         else if (!q) push("narrower", `github grant loses ${perm}: ${p}`);
         else push(lengthEffect(LEVELS[p], LEVELS[q]), `github grant ${perm}: ${p} → ${q}`);
       }
-    } else {
+    } else if (kind === "x509") {
+      const [x, y] = [before.x509!, after.x509!];
+      if (x.common_name !== y.common_name)
+        push("changed", `x509 grant common_name ${x.common_name} → ${y.common_name}`);
+      // Every SAN is a name a server may accept: more names widen what the certificate opens.
+      diffList("x509 grant URIs:", x.uris, y.uris, { added: "wider", removed: "narrower" }, push);
+      diffList(
+        "x509 grant DNS names:",
+        x.dns_names,
+        y.dns_names,
+        { added: "wider", removed: "narrower" },
+        push,
+      );
+      if (x.ttl !== y.ttl) push(lengthEffect(x.ttl, y.ttl), `x509 grant ttl ${dur(x.ttl)} → ${dur(y.ttl)}`);
+    } else if (kind === "postgres") {
+      const [x, y] = [before.postgres!, after.postgres!];
+      if (x.connection !== y.connection)
+        push("changed", `postgres grant connection ${x.connection} → ${y.connection}`);
+      diffList("postgres grant roles:", x.roles, y.roles, { added: "wider", removed: "narrower" }, push);
+      diffList(
+        "postgres grant statements:",
+        x.statements,
+        y.statements,
+        { added: "changed", removed: "changed" },
+        push,
+      );
+      if (x.connection_limit !== y.connection_limit)
+        push(
+          lengthEffect(x.connection_limit, y.connection_limit),
+          `postgres grant connection_limit ${x.connection_limit} → ${y.connection_limit}`,
+        );
+      if (x.ttl !== y.ttl)
+        push(lengthEffect(x.ttl, y.ttl), `postgres grant ttl ${dur(x.ttl)} → ${dur(y.ttl)}`);
+    } else if (kind === "secrets") {
       const [x, y] = [before.secrets!, after.secrets!];
       for (const name of new Set([...Object.keys(x), ...Object.keys(y)])) {
         const [p, q] = [x[name], y[name]];
