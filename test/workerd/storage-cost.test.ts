@@ -49,18 +49,25 @@ function githubAllow(n: number): AuditRecord {
     lease_expires_at: new Date(Date.UTC(2026, 10, 1, 1, 0, n)).toISOString(),
     grants: [],
     count: 1,
+    // A token + github exchange returns three credential values: the token, the installation token and the
+    // revoke token; each leaves one keyed fingerprint row in the leak index (docs/leaks.md).
+    fingerprints: (["token", "github", "revoke_token"] as const).map((kind) => ({
+      kind,
+      fp: `hmac-sha256:${kind}:${n}`,
+    })),
   } as AuditRecord;
 }
 
 describe("storage rows written per exchange", () => {
-  // 14 for the record, its indexes and the lease index entry, plus 1 for the console's hourly rollup (docs/console.md).
-  it("a GitHub exchange's audit record and lease index entry write at most 15 D1 rows, index entries and rollup included", async () => {
+  // 14 for the record, its indexes and the lease index entry, 1 for the console's hourly rollup (docs/console.md)
+  // and 1 per credential value for the leak index (docs/leaks.md): 3 for a token + github exchange.
+  it("a GitHub exchange's audit record, lease index entry, rollup and leak fingerprints write at most 18 D1 rows", async () => {
     const d1 = countingD1(env.AUDIT_DB);
     const store = new D1AuditStore(d1.db);
     await store.insert([githubAllow(1)]); // creates the schema
     d1.reset();
     await store.insert([githubAllow(2)]);
-    expect(d1.written()).toBeLessThanOrEqual(15);
+    expect(d1.written()).toBeLessThanOrEqual(18);
   });
 
   it("audit and lease queries by project and repository still use an index, not a scan", async () => {
