@@ -653,7 +653,11 @@ describe("RP024–RP025 the ssh grant", () => {
     const text = ssh(
       "    principals: [deploy]\n    extensions: [permit-pty, permit-agent-forwarding, permit-port-forwarding]",
     );
-    one(ssh("    principals: [deploy]\n    extensions: [permit-pty, permit-X11-forwarding]"), "RP024", "permit-X11");
+    one(
+      ssh("    principals: [deploy]\n    extensions: [permit-pty, permit-X11-forwarding]"),
+      "RP024",
+      "permit-X11",
+    );
     const found = of(lint({ p: text }), "RP024");
     expect(found.map((x) => x.message.match(/permit-\S+/)?.[0])).toEqual([
       "permit-agent-forwarding",

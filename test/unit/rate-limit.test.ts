@@ -21,6 +21,7 @@ describe("RUNPASS_RATE_LIMITS", () => {
       repository: { name: "repository", limit: 300, windowMs: 60_000 },
       webhook: { name: "webhook", limit: 600, windowMs: 60_000 },
       introspect: { name: "introspect", limit: 600, windowMs: 60_000 },
+      leak: { name: "leak", limit: 30, windowMs: 60_000 },
     });
     const l = parseRateLimits('{"failures":"10/30s","repository":1000,"webhook":"off"}');
     expect(l.failures).toEqual({ name: "failures", limit: 10, windowMs: 30_000 });
