@@ -1,14 +1,17 @@
 // Cloudflare Access JWTs (`Cf-Access-Jwt-Assertion`): verified with jose against the team's certs (docs/console.md,
-// "Behind Cloudflare Access"). Used by the console; the admin API may use the same verifier.
+// "Behind Cloudflare Access"). Used by the console and, under its own audience, the admin API (docs/deploy.md).
 
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { ACCESS_JWKS_COOLDOWN_MS, MAX_ACCESS_JWT_BYTES } from "../core/constants.ts";
 import { ConfigError, RunpassError } from "../core/errors.ts";
 import { isLoopbackHost } from "../core/loopback.ts";
 
-/** Who Cloudflare Access let through: the email is the audit actor. */
+/**
+ * Who Cloudflare Access let through: a person's email, or `access-service:<common_name>` for an Access service
+ * token (those JWTs carry `common_name` and no email) — the audit actor either way.
+ */
 export interface AccessIdentity {
-  email: string;
+  actor: string;
   sub: string;
 }
 
@@ -53,7 +56,8 @@ function keySet(certsUrl: string): JWTVerifyGetKey {
 
 /**
  * Verifies an Access application token: RS256 signature by the team's certs, `iss` = the team, `aud` contains
- * `audience` (the application's AUD tag), not expired, and an `email` claim. Throws RunpassError `invalid_token`.
+ * `audience` (the application's AUD tag), not expired, and an `email` (a person) or `common_name` (a service token)
+ * claim. Throws RunpassError `invalid_token`.
  */
 export async function verifyAccessJwt(
   token: string | undefined,
@@ -79,10 +83,14 @@ export async function verifyAccessJwt(
       currentDate: new Date(now),
       clockTolerance: 60,
     });
-    if (typeof payload.email !== "string" || !payload.email || typeof payload.sub !== "string") {
-      throw new Error("no email");
+    if (typeof payload.sub !== "string") throw new Error("no sub");
+    if (typeof payload.email === "string" && payload.email) return { actor: payload.email, sub: payload.sub };
+    // Service tokens: Access still attaches a JWT, naming the token's client id and no person.
+    const service = payload.common_name;
+    if (typeof service === "string" && service) {
+      return { actor: `access-service:${service}`, sub: payload.sub };
     }
-    return { email: payload.email, sub: payload.sub };
+    throw new Error("no email or common_name");
   } catch {
     throw new RunpassError("invalid_token", "the Cloudflare Access token did not verify", {
       reasons: [{ code: "signature_invalid" }],

@@ -40,8 +40,10 @@ export interface Env {
   RUNPASS_SSH_CA_KEYS?: string;
   /** Cloudflare Access team (acme.cloudflareaccess.com): with RUNPASS_ACCESS_AUD, the console requires Access (docs/console.md). */
   RUNPASS_ACCESS_TEAM_DOMAIN?: string;
-  /** The Access application's AUD tag. */
+  /** The console's Access application AUD tag. */
   RUNPASS_ACCESS_AUD?: string;
+  /** The admin API's own Access application AUD tag; unset, /v1/admin/* takes the admin token only (docs/deploy.md). */
+  RUNPASS_ADMIN_ACCESS_AUD?: string;
   /** JSON overrides of the rate limits, e.g. {"failures":"60/1m","repository":"300/1m"} (docs/security.md, Rate limits). */
   RUNPASS_RATE_LIMITS?: string;
   /** Where alerts are POSTed (https; http to a loopback host in dev mode), docs/leaks.md. */

@@ -76,13 +76,30 @@ export async function csrfToken(c: Context<AppEnv>, binding: string): Promise<st
   return base64url(await hmac(await key, binding));
 }
 
-/** Whether Access is configured; one of the two variables alone is a misconfiguration (fail closed). */
+/** Whether Access is configured for the console; one of the two variables alone is a misconfiguration (fail closed). */
 export function accessConfig(c: Context<AppEnv>): { team: string; aud: string } | undefined {
   const team = c.env.RUNPASS_ACCESS_TEAM_DOMAIN;
   const aud = c.env.RUNPASS_ACCESS_AUD;
   if (!team && !aud) return undefined;
   if (!team || !aud) {
     throw new ConfigError("set both RUNPASS_ACCESS_TEAM_DOMAIN and RUNPASS_ACCESS_AUD, or neither");
+  }
+  return { team, aud };
+}
+
+/**
+ * Whether the admin API accepts Access identities: only with its own RUNPASS_ADMIN_ACCESS_AUD, so a person the
+ * console's Access application lets in does not get the admin API too (docs/deploy.md, "Admin access").
+ */
+export function adminAccessConfig(c: Context<AppEnv>): { team: string; aud: string } | undefined {
+  const aud = c.env.RUNPASS_ADMIN_ACCESS_AUD;
+  if (!aud) return undefined;
+  const team = c.env.RUNPASS_ACCESS_TEAM_DOMAIN;
+  if (!team) throw new ConfigError("RUNPASS_ADMIN_ACCESS_AUD needs RUNPASS_ACCESS_TEAM_DOMAIN");
+  if (aud === c.env.RUNPASS_ACCESS_AUD) {
+    throw new ConfigError(
+      "RUNPASS_ADMIN_ACCESS_AUD must be another Access application than RUNPASS_ACCESS_AUD",
+    );
   }
   return { team, aud };
 }
@@ -127,9 +144,9 @@ export function requireViewer(
       try {
         const id = await verifyAccessJwt(c.req.header("cf-access-jwt-assertion"), team, access.aud, now);
         viewer = {
-          actor: id.email,
+          actor: id.actor,
           via: "access",
-          csrf: await csrfToken(c, `access\0${id.sub}\0${id.email}`),
+          csrf: await csrfToken(c, `access\0${id.sub}\0${id.actor}`),
         };
       } catch (e) {
         if (!(e instanceof RunpassError)) throw e;

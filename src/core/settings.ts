@@ -111,13 +111,19 @@ export const SETTINGS: readonly Setting[] = [
     name: "RUNPASS_ACCESS_TEAM_DOMAIN",
     secret: false,
     need: optional,
-    purpose: "the Access team that may sign in to the admin API",
+    purpose: "the Access team that signs console (and admin API) users in",
   },
   {
     name: "RUNPASS_ACCESS_AUD",
     secret: false,
     need: optional,
-    purpose: "the Access application's audience tag",
+    purpose: "the console's Access application audience tag",
+  },
+  {
+    name: "RUNPASS_ADMIN_ACCESS_AUD",
+    secret: false,
+    need: optional,
+    purpose: "the admin API's own Access audience tag (unset: admin token only)",
   },
 ];
 

@@ -7,7 +7,7 @@ import { accessTeam, verifyAccessJwt } from "../adapters/cloudflare-access.ts";
 import type { Env } from "../adapters/env.ts";
 import { DurableLedger } from "../adapters/ledger-client.ts";
 import { revocationRegistry } from "../adapters/revocation-registry.ts";
-import { accessConfig } from "../console/auth.ts";
+import { adminAccessConfig } from "../console/auth.ts";
 import type { AuditRecord } from "../core/audit/record.ts";
 import { ADMIN_REVOKE_CONCURRENCY, MAX_AUDIT_PAGE } from "../core/constants.ts";
 import { timingSafeEqualText } from "../core/crypto.ts";
@@ -26,8 +26,9 @@ import { statusRoutes } from "./status.ts";
 import type { AppEnv } from "./types.ts";
 
 /**
- * Requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`, or — when RUNPASS_ACCESS_TEAM_DOMAIN/AUD are set — a
- * valid Cloudflare Access token in `Cf-Access-Jwt-Assertion`; missing config fails closed.
+ * Requires `Authorization: Bearer <RUNPASS_ADMIN_TOKEN>`, or — when RUNPASS_ACCESS_TEAM_DOMAIN and
+ * RUNPASS_ADMIN_ACCESS_AUD are set — a valid Cloudflare Access token for that audience in `Cf-Access-Jwt-Assertion`;
+ * missing config fails closed. The console's audience (RUNPASS_ACCESS_AUD) is never an admin credential.
  */
 export function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -40,16 +41,17 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
     // The right token always gets in; failures count against the client's failure limit, and past it they
     // are refused with 429 and audited only in the limiter's aggregate record (guessing stays slow and quiet).
     const blocked = clientBlocked(c);
-    // A person through Cloudflare Access instead of the shared token, when Access is configured: the verified
-    // email becomes the actor of every audit record this request writes (docs/deploy.md, "Admin access").
-    const access = accessConfig(c);
+    // A person through Cloudflare Access instead of the shared token, when the admin API has its own Access
+    // application: the verified email becomes the actor of every audit record this request writes
+    // (docs/deploy.md, "Admin access").
+    const access = adminAccessConfig(c);
     const assertion = c.req.header("cf-access-jwt-assertion");
     if (access && assertion !== undefined) {
       const rt = c.get("runtime");
       try {
         const team = accessTeam(access.team, (c.env as Env).RUNPASS_DEV === "1");
         const who = await verifyAccessJwt(assertion, team, access.aud, rt.clock());
-        c.set("adminActor", who.email);
+        c.set("adminActor", who.actor);
       } catch (e) {
         if (!(e instanceof RunpassError) || e instanceof ConfigError) throw e;
         const refusal = await refuseOrCharge(c, blocked, e);
