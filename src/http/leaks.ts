@@ -22,7 +22,7 @@ import {
 } from "../core/leaks/reports.ts";
 import { raiseAlert } from "./alerts.ts";
 import { auditRefusal, auditSink, requestRecord } from "./audit.ts";
-import { chargeFailure, limitLeaks } from "./rate-limit.ts";
+import { clientBlocked, limitLeaks, refuseOrCharge } from "./rate-limit.ts";
 import { checkDeclaredLength, parseJson, readBodyBytes, requireMediaType } from "./request.ts";
 import { NO_STORE } from "./respond.ts";
 import type { Runtime } from "./runtime.ts";
@@ -214,11 +214,15 @@ function keysFor(c: Context<AppEnv>): SecretScanningKeys {
 /**
  * POST /v1/leaks/github: verifies GitHub's signature over the raw body with the key it names (401 otherwise,
  * before anything is parsed or looked up), acts on the tokens as a report, and answers in GitHub's format.
+ * Verify first, as the other endpoints: a correct signature always gets in; forged ones count against the
+ * client's failure limit and past it get 429 with no audit record of their own (docs/security.md, Rate limits).
  */
 async function githubPartnerReport(c: Context<AppEnv>): Promise<Response> {
+  const blocked = clientBlocked(c);
   const refuse = async (message: string, code: "signature_missing" | "signature_invalid") => {
     const error = new RunpassError("invalid_token", message, { reasons: [{ code }] });
-    await chargeFailure(c, error);
+    const refusal = await refuseOrCharge(c, blocked, error);
+    if (refusal) throw refusal;
     throw await auditRefusal(c, "leak", error, { detail: "github partner report refused" });
   };
   checkDeclaredLength(c, MAX_LEAK_REPORT_BYTES);

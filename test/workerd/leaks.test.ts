@@ -422,6 +422,7 @@ async function partnerPost(
   body: string,
   key: { id: string; privateKey: CryptoKey },
   keyId = key.id,
+  headers: Record<string, string> = {},
 ): Promise<Response> {
   const raw = new Uint8Array(
     await crypto.subtle.sign(
@@ -436,6 +437,7 @@ async function partnerPost(
       "content-type": "application/json",
       "Github-Public-Key-Identifier": keyId,
       "Github-Public-Key-Signature": derSignature(raw),
+      ...headers,
     },
     body,
   });
@@ -520,6 +522,30 @@ describe("GitHub secret-scanning partner endpoint", () => {
     // The same body, properly signed, does end it.
     expect((await partnerPost(s.broker, body, key)).status).toBe(200);
     expect(await ledgerFor(live.lease.run).ended()).toBe(true);
+  });
+
+  it("a flood of forged reports is throttled with 429 and stops adding audit records; a signed one still gets in", async () => {
+    const key = await partnerKey();
+    const forger = await partnerKey();
+    await publishKeys([key]);
+    const s = await setup({
+      env: { RUNPASS_RATE_LIMITS: JSON.stringify({ leak: "1000/1m", failures: "3/1m" }) },
+    });
+    const from = { "cf-connecting-ip": "192.0.2.77" };
+    const body = JSON.stringify([{ token: "rp_x", type: "runpass_token", url: "x", source: "content" }]);
+    const refusals = async () =>
+      (await auditRecords(s.broker, { event: "leak" })).filter(
+        (r) => r.detail === "github partner report refused",
+      ).length;
+    const before = await refusals();
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      statuses.push((await partnerPost(s.broker, body, forger, key.id, from)).status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429, 429, 429, 429, 429]);
+    expect((await refusals()) - before).toBe(3);
+    // Verify first: GitHub's real signature is never locked out by someone forging from the same address.
+    expect((await partnerPost(s.broker, body, key, key.id, from)).status).toBe(200);
   });
 
   it("an unknown key id is refetched at most once per cooldown, and refused", async () => {
