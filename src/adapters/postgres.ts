@@ -12,7 +12,7 @@ import {
 } from "../core/connections.ts";
 import { POSTGRES_CONNECT_TIMEOUT_SECONDS } from "../core/constants.ts";
 import { errorMessage } from "../core/errors.ts";
-import type { PostgresPort, PostgresSession } from "../core/grants/postgres.ts";
+import { ConnectionMissingError, type PostgresPort, type PostgresSession } from "../core/grants/postgres.ts";
 import { UpstreamError } from "../core/grants/upstream.ts";
 import { isLoopbackHost } from "../core/loopback.ts";
 import type { Env } from "./env.ts";
@@ -80,8 +80,9 @@ export async function listConnections(env: Env): Promise<ConnectionMeta[]> {
 }
 
 // SQLSTATE classes worth another attempt: connection exceptions, insufficient resources, operator intervention
-// (shutdown, crash recovery), and serialization failures.
-const RETRYABLE_SQLSTATE = /^(08|53|57P|40001|40P01)/;
+// (shutdown, crash recovery, statement timeout), serialization failures, and a lock held elsewhere (lease end's
+// lock_timeout).
+const RETRYABLE_SQLSTATE = /^(08|53|57P|57014|40001|40P01|55P03)/;
 
 /** Maps a Postgres.js or socket failure to an UpstreamError: the server's message, never a query or a URL. */
 export function postgresFailure(e: unknown): UpstreamError {
@@ -185,6 +186,9 @@ export function postgresPortFor(env: Env): PostgresPort {
   return {
     async withSession(name, fn) {
       const read = await readConnection(env, name);
+      if (!read.ok && read.code === "not_found") {
+        throw new ConnectionMissingError(`connection "${name}": ${read.detail}`, { retryable: false });
+      }
       if (!read.ok) {
         throw new UpstreamError(`connection "${name}": ${read.detail}`, {
           retryable: read.code === "config",

@@ -3,7 +3,7 @@
 // values (cannot be taken back), x509 and ssh certificates (listed on their CA's CRL, the KRL, until they expire).
 
 import { errorMessage } from "../core/errors.ts";
-import { dropPostgresRole, type PostgresHandle } from "../core/grants/postgres.ts";
+import { ConnectionMissingError, dropPostgresRole, type PostgresHandle } from "../core/grants/postgres.ts";
 import { type GrantRevoker, type Revokers, tokenRevoker } from "../core/grants/revoke.ts";
 import { Sealer } from "../core/grants/seal.ts";
 import type { SshRevocationHandle } from "../core/grants/ssh.ts";
@@ -99,6 +99,15 @@ function postgresRevoker(env: Env): GrantRevoker {
         await dropPostgresRole(postgresPortFor(env), handle);
         return { status: "revoked", retryable: false, detail: `role ${handle.role} dropped` };
       } catch (e) {
+        // The role outlives its lease until someone acts: said plainly in the audit record, and retried so that
+        // putting the connection back lets the drop finish.
+        if (e instanceof ConnectionMissingError) {
+          return {
+            status: "failed",
+            retryable: true,
+            detail: `role ${handle.role} NOT dropped: connection "${handle.connection}" is not stored (put it back, or drop the role by hand)`,
+          };
+        }
         const retryable = e instanceof UpstreamError ? e.retryable : true;
         return { status: "failed", retryable, detail: errorMessage(e).slice(0, 200) };
       }

@@ -16,9 +16,10 @@ export const CONNECTIONS_USAGE = `  admin connections put NAME --kind postgres (
                         [--hyperdrive BINDING] [--runner-host HOST] [--runner-port N] [--url URL]
       Stores a connection for the postgres grant. The connection URL (postgres://admin:password@host:5432/db)
       is read from the environment variable VAR or from FILE, never from the command line, and never shown.
-  admin connections list | show NAME | verify NAME | rotate-root NAME | sweep NAME | delete NAME [--url URL]
+  admin connections list | show NAME | verify NAME | rotate-root NAME | sweep NAME | delete NAME [--unreachable] [--url URL]
       Metadata only; verify checks the admin role can create roles; rotate-root gives it a password nobody
-      knows; sweep drops runpass roles whose lease has ended.`;
+      knows; sweep drops runpass roles whose lease has ended; delete refuses while the database holds runpass
+      roles (--unreachable: delete a connection whose database is gone without checking).`;
 
 function oneName(command: string, positionals: string[]): string {
   if (positionals.length !== 1) throw new UsageError(`admin connections ${command} needs exactly one NAME`);
@@ -58,6 +59,7 @@ export async function adminConnections(root: string, args: string[]): Promise<nu
       hyperdrive: { type: "string" },
       "runner-host": { type: "string" },
       "runner-port": { type: "string" },
+      unreachable: { type: "boolean" },
     },
     allowPositionals: true,
   });
@@ -97,7 +99,12 @@ export async function adminConnections(root: string, args: string[]): Promise<nu
       );
       return 0;
     case "delete":
-      await adminCall(target(), path(oneName(command, positionals)), { method: "DELETE" }, actorHeader());
+      await adminCall(
+        target(),
+        path(oneName(command, positionals), values.unreachable ? "?unreachable=true" : ""),
+        { method: "DELETE" },
+        actorHeader(),
+      );
       return 0;
     default:
       throw new UsageError(`unknown command "admin connections ${command ?? ""}"`);

@@ -189,6 +189,11 @@ export const MAX_POSTGRES_ROLES = 16;
 export const MAX_POSTGRES_STATEMENTS = 32;
 /** How long lease end waits for each terminated session to exit (pg_terminate_backend's timeout). */
 export const POSTGRES_TERMINATE_WAIT_MS = 5_000;
+/**
+ * Lock wait of lease end's drop transaction: a lock held by another session (a runner's open transaction, a
+ * migration) must not stall the revoker; the role is already locked out and the retry finishes the drop.
+ */
+export const POSTGRES_DROP_LOCK_TIMEOUT_MS = 2_000;
 /** Connect and statement timeout for the broker's own sessions: an exchange must not hang on a dead database. */
 export const POSTGRES_CONNECT_TIMEOUT_SECONDS = 5;
 

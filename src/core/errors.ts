@@ -72,6 +72,7 @@ export type ReasonCode =
   | "admin_token_invalid"
   | "lease_id_invalid"
   | "renewed_too_soon"
+  | "grant_changed"
   // a secret version a leak report quarantined (docs/leaks.md)
   | "secret_compromised"
   | "out_of_scope"

@@ -18,11 +18,9 @@ import {
   type StoredConnection,
   withPassword,
 } from "../core/connections.ts";
-import { POSTGRES_TERMINATE_WAIT_MS } from "../core/constants.ts";
 import { ConfigError, RunpassError } from "../core/errors.ts";
-import { CONNECTION_NAME } from "../core/grants/postgres.ts";
+import { CONNECTION_NAME, dropRoleIn } from "../core/grants/postgres.ts";
 import {
-  dropRoleSql,
   LIST_RUNPASS_ROLES_SQL,
   parseRoleComment,
   randomPassword,
@@ -75,9 +73,11 @@ async function session<T>(
     return await withConnection(c.env, connection, fn);
   } catch (e) {
     if (!(e instanceof UpstreamError)) throw e;
+    // The server's own text (names of roles, tables, settings) stays in the audit record.
     await audit(c, `${what} ${name} failed: ${e.detail}`, "deny");
     const failure = upstreamFailure("PostgreSQL", e, e.detail);
-    throw new RunpassError("upstream_error", `${what} failed: ${e.detail}`, {
+    const reason = e.retryable ? "the database could not be reached" : "the database refused";
+    throw new RunpassError("upstream_error", `${what} failed: ${reason} (the audit record has the details)`, {
       extra: { retryable: e.retryable },
       ...(failure.auditDetail ? { auditDetail: failure.auditDetail } : {}),
     });
@@ -120,9 +120,38 @@ export function connectionRoutes(app: Hono<AppEnv>): void {
         `policies in the deployed set use connection "${name}": ${users.slice(0, 5).join(", ")}`,
       );
     }
+    const connection = await load(c, name);
+    // A runpass role still on the database is a live lease's or one whose drop is pending (or an orphan sweep
+    // drops): lease end reaches it only through this connection (docs/api.md, "Connections").
+    const unreachable = c.req.query("unreachable") === "true";
+    let held: string[] | undefined;
+    try {
+      held = await withConnection(c.env, connection, async (s) =>
+        ((await s.query(LIST_RUNPASS_ROLES_SQL)) as Array<{ rolname: string; comment: string | null }>)
+          .filter((r) => parseRoleComment(r.comment) !== undefined)
+          .map((r) => r.rolname),
+      );
+    } catch (e) {
+      if (!(e instanceof UpstreamError)) throw e;
+      if (!unreachable) {
+        await audit(c, `delete ${name} refused: its runpass roles cannot be listed: ${e.detail}`, "deny");
+        throw new RunpassError(
+          "upstream_error",
+          "delete refused: the database could not be listed for runpass roles; retry, or add ?unreachable=true for a database that is gone",
+          { extra: { retryable: e.retryable } },
+        );
+      }
+    }
+    if (held !== undefined && held.length > 0) {
+      await audit(c, `delete ${name} refused: ${held.length} runpass role(s) on the database`, "deny");
+      throw new RunpassError(
+        "conflict",
+        `the database still holds ${held.length} runpass role(s) (live leases or pending drops); wait for their leases to end, or sweep, then delete`,
+      );
+    }
     if (!(await deleteConnection(c.env, name)))
       throw new RunpassError("not_found", `no connection named "${name}"`);
-    await audit(c, `delete ${name}`);
+    await audit(c, `delete ${name}${held === undefined ? " (database unreachable, roles not checked)" : ""}`);
     return c.body(null, 204);
   });
 
@@ -196,7 +225,7 @@ export function connectionRoutes(app: Hono<AppEnv>): void {
           kept.push(role.rolname);
           continue;
         }
-        await s.transaction(dropRoleSql(role.rolname, parsed.heir, POSTGRES_TERMINATE_WAIT_MS));
+        await dropRoleIn(s, role.rolname, parsed.heir);
         dropped.push(role.rolname);
       }
     });

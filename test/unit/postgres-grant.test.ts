@@ -19,7 +19,7 @@ import {
   postgresGrant,
 } from "../../src/core/grants/postgres.ts";
 import { Sealer } from "../../src/core/grants/seal.ts";
-import { PG_READONLY } from "../support/postgres-server.ts";
+import { PG_MIGRATOR, PG_READONLY } from "../support/postgres-server.ts";
 
 const pg = inject("postgres");
 const KEY = "unit-audit-key-0123456789abcdef0123456789";
@@ -43,14 +43,17 @@ const deps = {
   sealer: new Sealer(KEY),
 } as unknown as IssueDeps;
 
-async function mintFor(leaseId: string): Promise<{ credential: PostgresCredential; handle: PostgresHandle }> {
+async function mintFor(
+  leaseId: string,
+  roles: string[] = [PG_READONLY],
+): Promise<{ credential: PostgresCredential; handle: PostgresHandle }> {
   const report = (_p: unknown, m: string) => {
     throw new Error(m);
   };
   const def = postgresGrant.load(
     {
       connection: "unit-db",
-      roles: [PG_READONLY],
+      roles,
       statements: ["ALTER ROLE {{name}} SET search_path = {{expires_at}}"],
       ttl: "10m",
     },
@@ -117,5 +120,71 @@ describe("the postgres grant with a real psql", () => {
     expect(log.includes(credential.password)).toBe(false);
     expect(log.includes(encodeURIComponent(credential.password))).toBe(false);
     expect(log.includes(new URL(pg.adminUrl).password)).toBe(false);
+  });
+});
+
+/** What a role may do and who it is: memberships, limit, expiry, password verifier, login flag. */
+async function roleState(role: string) {
+  const [row] = await su`
+    SELECT a.rolcanlogin, a.rolconnlimit, a.rolvaliduntil, a.rolpassword,
+           (SELECT string_agg(b.rolname, ',' ORDER BY b.rolname) FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = a.oid) AS member_of
+    FROM pg_authid a WHERE a.rolname = ${role}`;
+  return row;
+}
+
+describe("the postgres grant's lease lifecycle against a real server", () => {
+  it("renewal under a changed grant is refused (conflict, grant_changed) and leaves the role untouched", async () => {
+    const leaseId = `lse_${crypto.randomUUID()}`;
+    const { credential, handle } = await mintFor(leaseId, [PG_READONLY, PG_MIGRATOR]);
+    const before = await roleState(credential.username);
+    expect(before?.member_of).toBe(`${PG_MIGRATOR},${PG_READONLY}`);
+    // The policy now lists fewer roles: renewing must not keep app_migrator behind its back.
+    await expect(mintFor(leaseId, [PG_READONLY])).rejects.toMatchObject({
+      code: "conflict",
+      reasons: [{ code: "grant_changed", grant: "postgres" }],
+    });
+    expect(await roleState(credential.username)).toEqual(before);
+    // The same definition still renews: a new verifier on the same role.
+    const renewed = await mintFor(leaseId, [PG_READONLY, PG_MIGRATOR]);
+    expect(renewed.credential.username).toBe(credential.username);
+    expect((await roleState(credential.username))?.rolpassword).not.toBe(before?.rolpassword);
+    await dropPostgresRole(port, handle);
+  });
+
+  it("lease end locks the role out first: a lock held elsewhere fails only the drop, and the retry completes it", async () => {
+    const leaseId = `lse_${crypto.randomUUID()}`;
+    const { credential, handle } = await mintFor(leaseId, [PG_MIGRATOR]);
+    const table = `t_${crypto.randomUUID().slice(0, 8)}`;
+    const runner = postgres(credential.url, { max: 1, onnotice: () => undefined });
+    await runner.unsafe(`CREATE TABLE public.${table} (x int)`);
+    await runner.end({ timeout: 1 });
+    // Another session holds a lock on the table the role owns, so REASSIGN OWNED cannot take it.
+    const holder = postgres(pg.superUrl, { max: 1, onnotice: () => undefined });
+    const release = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
+    const held = holder.begin(async (tx) => {
+      await tx.unsafe(`LOCK TABLE public.${table} IN ACCESS EXCLUSIVE MODE`);
+      locked.resolve();
+      await release.promise;
+    });
+    await locked.promise;
+    try {
+      await expect(dropPostgresRole(port, handle)).rejects.toMatchObject({ retryable: true });
+      const state = await roleState(credential.username);
+      expect(state?.rolcanlogin).toBe(false);
+      expect(state?.rolpassword).toBeNull();
+      const again = postgres(credential.url, { max: 1, onnotice: () => undefined });
+      await expect(again`SELECT 1`).rejects.toThrow(/not permitted to log in|password authentication failed/);
+      await again.end({ timeout: 1 }).catch(() => undefined);
+    } finally {
+      release.resolve();
+      await held;
+      await holder.end({ timeout: 1 });
+    }
+    await dropPostgresRole(port, handle);
+    expect(await roleState(credential.username)).toBeUndefined();
+    const [owner] = await su.unsafe(`SELECT tableowner FROM pg_tables WHERE tablename = '${table}'`);
+    expect(owner?.tableowner).toBe(PG_MIGRATOR);
+    await su.unsafe(`DROP TABLE public.${table}`);
   });
 });

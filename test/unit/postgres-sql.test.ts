@@ -110,7 +110,8 @@ describe("SCRAM-SHA-256 verifier", () => {
       expect(log).toContain(verifier.split("$")[1] as string);
       expect(log.includes(password)).toBe(false);
     } finally {
-      await admin.begin((tx) => dropRoleSql(role, PG_READONLY, 1000).map((s) => tx.unsafe(s)));
+      const drop = dropRoleSql(role, PG_READONLY, 1000, 1000);
+      await admin.begin((tx) => [...drop.lockOut, drop.terminate, ...drop.drop].map((s) => tx.unsafe(s)));
     }
   });
 });

@@ -158,19 +158,38 @@ export function renewRoleSql(role: string, verifier: string, validUntil: string)
 }
 
 /**
- * The comment a lease's role carries: the lease id it belongs to and the role that inherits its objects, which
- * sweep reads back to drop it as lease end would.
+ * The comment a lease's role carries: the lease id it belongs to, the role that inherits its objects (sweep reads
+ * both back to drop it as lease end would) and the digest of the grant definition it was created under (renewal
+ * refuses a role whose definition the policy has since changed; docs/grants.md, "postgres").
  */
-export function roleComment(leaseId: string, heir: string): string {
-  return `runpass lease ${leaseId} heir ${heir}`;
+export function roleComment(leaseId: string, heir: string, grantDigest: string): string {
+  return `runpass lease ${leaseId} heir ${heir} grant ${grantDigest}`;
 }
 
-/** The lease id and heir in a role comment written by roleComment, or undefined. */
+/** The lease id, heir and grant digest in a role comment written by roleComment, or undefined. */
 export function parseRoleComment(
   comment: string | null | undefined,
-): { leaseId: string; heir: string } | undefined {
-  const m = /^runpass lease (\S+) heir (\S+)$/.exec(comment ?? "");
-  return m ? { leaseId: m[1] as string, heir: m[2] as string } : undefined;
+): { leaseId: string; heir: string; grant?: string } | undefined {
+  const m = /^runpass lease (\S+) heir (\S+)(?: grant ([0-9a-f]+))?$/.exec(comment ?? "");
+  if (!m) return undefined;
+  return { leaseId: m[1] as string, heir: m[2] as string, ...(m[3] ? { grant: m[3] } : {}) };
+}
+
+/**
+ * The digest that binds a role to what it was granted: SHA-256 (hex) over the connection, roles, statements and
+ * connection limit. Anything else the policy may change (ttl) renewal applies anyway.
+ */
+export async function grantDigest(def: {
+  connection: string;
+  roles: readonly string[];
+  statements: readonly string[];
+  connection_limit: number;
+}): Promise<string> {
+  const text = JSON.stringify([def.connection, def.roles, def.statements, def.connection_limit]);
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", utf8(`runpass/postgres-grant/v1\u0000${text}`)),
+  );
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The query that reads a role's comment (undefined row: no such role). */
@@ -182,21 +201,31 @@ export function roleLookupSql(role: string): string {
 export const LIST_RUNPASS_ROLES_SQL = `SELECT r.rolname, shobj_description(r.oid, 'pg_authid') AS comment FROM pg_roles r WHERE r.rolname LIKE ${quoteLiteral(`${POSTGRES_ROLE_PREFIX}%`)} ORDER BY r.rolname`;
 
 /**
- * Lease end (docs/grants.md, "postgres"): no new logins, open sessions terminated (VALID UNTIL alone leaves them
- * alive), objects the role owns handed to `heir` (the first listed role) so a migration's tables survive, what is
- * left dropped, then the role. The admin takes membership of the role first: PostgreSQL requires it for
+ * Lease end (docs/grants.md, "postgres"), in three steps the caller runs in order, each committed on its own:
+ * `lockOut` (one transaction) ends logins for good — NOLOGIN and no password — before anything can fail;
+ * `terminate` (a query) ends open sessions (VALID UNTIL alone leaves them alive); `drop` (one transaction, retried
+ * by the revoker) hands what the role owns to `heir` (the first listed role) so a migration's tables survive, drops
+ * what is left, then the role. Its lock_timeout keeps a lock held elsewhere from stalling it: the role is already
+ * locked out, and the retry finishes. The admin takes membership of the role first: PostgreSQL requires it for
  * terminating its sessions and for REASSIGN/DROP OWNED.
  */
-export function dropRoleSql(role: string, heir: string, waitMs: number): string[] {
+export function dropRoleSql(
+  role: string,
+  heir: string,
+  waitMs: number,
+  lockTimeoutMs: number,
+): { lockOut: string[]; terminate: string; drop: string[] } {
   const r = quoteIdent(role);
-  return [
-    `GRANT ${r} TO CURRENT_USER`,
-    `ALTER ROLE ${r} WITH NOLOGIN`,
-    `SELECT pg_terminate_backend(pid, ${Math.trunc(waitMs)}) FROM pg_stat_activity WHERE usename = ${quoteLiteral(role)} AND pid <> pg_backend_pid()`,
-    `REASSIGN OWNED BY ${r} TO ${quoteIdent(heir)}`,
-    `DROP OWNED BY ${r}`,
-    `DROP ROLE ${r}`,
-  ];
+  return {
+    lockOut: [`GRANT ${r} TO CURRENT_USER`, `ALTER ROLE ${r} WITH NOLOGIN PASSWORD NULL`],
+    terminate: `SELECT pg_terminate_backend(pid, ${Math.trunc(waitMs)}) FROM pg_stat_activity WHERE usename = ${quoteLiteral(role)} AND pid <> pg_backend_pid()`,
+    drop: [
+      `SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`,
+      `REASSIGN OWNED BY ${r} TO ${quoteIdent(heir)}`,
+      `DROP OWNED BY ${r}`,
+      `DROP ROLE ${r}`,
+    ],
+  };
 }
 
 /** Rotate-root: a new verifier for the connection's own role. */

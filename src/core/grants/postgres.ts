@@ -1,7 +1,7 @@
 // The `postgres` grant (docs/grants.md, "postgres"): a LOGIN role that exists only while the run does — created
 // through a stored connection with a random password sent only as a SCRAM verifier, member of the policy's roles,
-// VALID UNTIL its expiry; renewal extends the same role; lease end terminates its sessions and drops it
-// (src/adapters/revokers.ts).
+// VALID UNTIL its expiry; renewal extends the same role while the policy grants it what it was created with; lease
+// end locks it out, terminates its sessions and drops it (src/adapters/revokers.ts).
 
 import * as z from "zod/mini";
 import {
@@ -10,12 +10,15 @@ import {
   MAX_POSTGRES_CONNECTION_LIMIT,
   MAX_POSTGRES_ROLES,
   MAX_POSTGRES_STATEMENTS,
+  POSTGRES_DROP_LOCK_TIMEOUT_MS,
   POSTGRES_TERMINATE_WAIT_MS,
 } from "../constants.ts";
+import { RunpassError } from "../errors.ts";
 import { type GrantModule, type IssuePorts, iso } from "./module.ts";
 import {
   createRoleSql,
   dropRoleSql,
+  grantDigest,
   parseRoleComment,
   randomPassword,
   renewRoleSql,
@@ -63,10 +66,18 @@ export interface PostgresSession {
 /** The stored connections as the grant needs them. */
 export interface PostgresPort {
   /**
-   * Opens a session through connection `name`, runs `fn`, closes it. Throws RunpassError `not_found` for an unknown
+   * Opens a session through connection `name`, runs `fn`, closes it. Throws ConnectionMissingError for an unknown
    * connection, UpstreamError when the database cannot be reached or refuses.
    */
   withSession<T>(name: string, fn: (session: PostgresSession) => Promise<T>): Promise<T>;
+}
+
+/**
+ * The connection a grant or a role's handle names is not stored (deleted, or never put): at lease end this means a
+ * role nothing can drop until the connection is put back (docs/grants.md, "postgres").
+ */
+export class ConnectionMissingError extends UpstreamError {
+  override name = "ConnectionMissingError";
 }
 
 /** The postgres grant's port in IssueDeps. */
@@ -124,21 +135,28 @@ export function postgresUrl(user: string, password: string, e: PostgresEndpoint)
   return `postgresql://${percent(user)}:${percent(password)}@${host}:${e.port}/${percent(e.database)}?sslmode=${e.sslmode}`;
 }
 
-/** Creates (or, on renewal, extends) the lease's role; returns where runners connect. */
+/**
+ * Creates (or, on renewal, extends) the lease's role. Returns "changed", with nothing altered, when the role exists
+ * but was created under another grant definition: extending it would keep memberships, a connection limit or
+ * statements' effects the current policy no longer grants.
+ */
 async function provision(
   session: PostgresSession,
   plan: PostgresPlan & { role: string },
   verifier: string,
-): Promise<void> {
+): Promise<"provisioned" | "changed"> {
   const existing = (await session.query(roleLookupSql(plan.role)))[0];
   const until = iso(plan.expiresAt);
+  const digest = await grantDigest(plan.def);
   if (existing) {
+    const comment = parseRoleComment(existing.comment as string | null);
     // Derived names make this the lease's own role; a comment naming another lease means a name collision.
-    if (parseRoleComment(existing.comment as string | null)?.leaseId !== plan.leaseId) {
+    if (comment?.leaseId !== plan.leaseId) {
       throw new UpstreamError(`role ${plan.role} exists and belongs to another lease`, { retryable: false });
     }
+    if (comment.grant !== digest) return "changed";
     await session.transaction(renewRoleSql(plan.role, verifier, until));
-    return;
+    return "provisioned";
   }
   await session.transaction(
     createRoleSql({
@@ -147,10 +165,23 @@ async function provision(
       validUntil: until,
       connectionLimit: plan.def.connection_limit,
       roles: plan.def.roles,
-      comment: roleComment(plan.leaseId, plan.def.roles[0] as string),
+      comment: roleComment(plan.leaseId, plan.def.roles[0] as string, digest),
       statements: plan.def.statements,
     }),
   );
+  return "provisioned";
+}
+
+/**
+ * Ends a lease's role in a session (docs/grants.md, "postgres"): logins ended and committed first, sessions
+ * terminated, then what it owns handed to `heir` and the role dropped in one transaction. A failure of that last
+ * step (a lock held elsewhere) leaves a role nobody can log in as, for the retry to drop.
+ */
+export async function dropRoleIn(session: PostgresSession, role: string, heir: string): Promise<void> {
+  const sql = dropRoleSql(role, heir, POSTGRES_TERMINATE_WAIT_MS, POSTGRES_DROP_LOCK_TIMEOUT_MS);
+  await session.transaction(sql.lockOut);
+  await session.query(sql.terminate);
+  await session.transaction(sql.drop);
 }
 
 /** Drops a lease's role through its connection (lease end, recall, sweep). Idempotent: a missing role is done. */
@@ -158,7 +189,7 @@ export async function dropPostgresRole(port: PostgresPort, handle: PostgresHandl
   await port.withSession(handle.connection, async (s) => {
     const found = await s.query(roleLookupSql(handle.role));
     if (found.length === 0) return;
-    await s.transaction(dropRoleSql(handle.role, handle.heir, POSTGRES_TERMINATE_WAIT_MS));
+    await dropRoleIn(s, handle.role, handle.heir);
   });
 }
 
@@ -226,18 +257,29 @@ export const postgresGrant: GrantModule<
   async mint(plan, { deps }) {
     const role = await roleNameFor(plan.leaseId);
     const full = { ...plan, role };
-    const password = randomPassword();
-    const verifier = await scramVerifier(password);
-    const port = deps.postgres();
-    const endpoint = await port.withSession(plan.def.connection, async (s) => {
-      await provision(s, full, verifier);
-      return s.endpoint;
-    });
     const handle: PostgresHandle = {
       connection: plan.def.connection,
       role,
       heir: plan.def.roles[0] as string,
     };
+    // Hashed and sealed before the role exists: a failure here must not leave a role nothing can drop.
+    const id = await deps.hasher.digest(`postgres:${plan.def.connection}:${role}`);
+    const revocation = await deps.sealer.seal(JSON.stringify(handle), plan.leaseId);
+    const password = randomPassword();
+    const verifier = await scramVerifier(password);
+    const port = deps.postgres();
+    const out = await port.withSession(plan.def.connection, async (s) => ({
+      result: await provision(s, full, verifier),
+      endpoint: s.endpoint,
+    }));
+    if (out.result === "changed") {
+      throw new RunpassError(
+        "conflict",
+        "the policy's postgres grant changed since this lease's role was created; exchange a new token for a role with the current grant",
+        { reasons: [{ code: "grant_changed", grant: "postgres" }], reasonsVisible: true },
+      );
+    }
+    const endpoint = out.endpoint;
     const expires = iso(plan.expiresAt);
     const credential: PostgresCredential = {
       username: role,
@@ -252,14 +294,7 @@ export const postgresGrant: GrantModule<
     recallHandles.set(credential, handle);
     return {
       credential,
-      grants: [
-        {
-          type: "postgres",
-          id: await deps.hasher.digest(`postgres:${plan.def.connection}:${role}`),
-          expires_at: expires,
-          revocation: await deps.sealer.seal(JSON.stringify(handle), plan.leaseId),
-        },
-      ],
+      grants: [{ type: "postgres", id, expires_at: expires, revocation }],
     };
   },
   recall: (c, deps) => recallPostgres(deps, c),
