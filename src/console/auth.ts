@@ -12,8 +12,10 @@ import { deriveHmacKey, equalText, hmac } from "../core/crypto.ts";
 import { base64url } from "../core/encoding.ts";
 import { ConfigError, RunpassError } from "../core/errors.ts";
 import { isLoopbackHost } from "../core/loopback.ts";
+import { decodeUtf8 } from "../core/read-capped.ts";
 import { auditRefusal } from "../http/audit.ts";
 import { clientBlocked, refuseOrCharge } from "../http/rate-limit.ts";
+import { readBodyBytes, requireMediaType } from "../http/request.ts";
 import type { AppEnv } from "../http/types.ts";
 
 /** The signed-in person: the actor of their audit records and the key of their CSRF tokens. */
@@ -175,20 +177,39 @@ export function requireViewer(
   };
 }
 
+/** Each request's parsed form (read once: the body is a stream). */
+const forms = new WeakMap<Context, URLSearchParams>();
+
+/**
+ * A console form post: `application/x-www-form-urlencoded` only (415), at most MAX_BODY_BYTES whether declared or
+ * chunked (413, counted while streaming), UTF-8 (400) — never an unbounded or multipart parse (docs/console.md).
+ */
+export async function readForm(c: Context): Promise<URLSearchParams> {
+  const cached = forms.get(c);
+  if (cached) return cached;
+  requireMediaType(c, "application/x-www-form-urlencoded");
+  const bytes = await readBodyBytes(c, MAX_BODY_BYTES);
+  let text: string;
+  try {
+    text = decodeUtf8(bytes);
+  } catch {
+    throw new RunpassError("invalid_request", "a console form must be UTF-8");
+  }
+  const form = new URLSearchParams(text);
+  forms.set(c, form);
+  return form;
+}
+
 /**
  * Every state-changing request: a form post from this origin carrying the viewer's CSRF token. The parsed form
- * is left in the context for the handler. A missing or wrong token is a 403, audited with the actor.
+ * is kept for the handler (readForm). A missing or wrong token is a 403, audited with the actor.
  */
 export function requireCsrf(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (c.req.method !== "POST") return next();
-    const declared = Number(c.req.header("content-length") ?? "0");
-    if (declared > MAX_BODY_BYTES) {
-      throw new RunpassError("request_too_large", `a console form is at most ${MAX_BODY_BYTES} bytes`);
-    }
     const origin = c.req.header("origin");
-    const form = await c.req.parseBody();
-    const given = typeof form.csrf === "string" ? form.csrf : "";
+    const form = await readForm(c);
+    const given = form.get("csrf") ?? "";
     const viewer = viewerOf(c);
     // Defence in depth behind the token: browsers say where a form came from. Under `Referrer-Policy: no-referrer`
     // Chromium sends `Origin: null` for same-origin forms, so Sec-Fetch-Site decides when present.

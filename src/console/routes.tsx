@@ -30,6 +30,7 @@ import {
   csrfToken,
   endSession,
   preCookieName,
+  readForm,
   refuseViewer,
   requireCsrf,
   requireViewer,
@@ -230,9 +231,10 @@ export function consoleRoutes(app: Hono<AppEnv>, options: ConsoleOptions = {}): 
   app.post("/console/sign-in", async (c) => {
     if (c.env.RUNPASS_ACCESS_TEAM_DOMAIN || c.env.RUNPASS_ACCESS_AUD) return c.redirect("/console", 303);
     const expected = adminToken(c);
+    // Blocked-or-not first, then a bounded read: an unauthenticated form is never parsed without limits.
     const blocked = clientBlocked(c);
-    const form = await c.req.parseBody();
-    const field = (name: string) => (typeof form[name] === "string" ? (form[name] as string) : "");
+    const form = await readForm(c);
+    const field = (name: string) => form.get(name) ?? "";
     const next = safeNext(field("next"));
     const pre = getCookie(c, preCookieName(c)) ?? "";
     const freshForm = async (error: string, status: number) => {
@@ -460,9 +462,9 @@ export function consoleRoutes(app: Hono<AppEnv>, options: ConsoleOptions = {}): 
   });
 
   app.post("/console/explain", async (c) => {
-    const form = await c.req.parseBody();
-    const policy = typeof form.policy === "string" ? form.policy.slice(0, 128) : "";
-    const token = typeof form.token === "string" ? form.token.trim() : "";
+    const form = await readForm(c);
+    const policy = (form.get("policy") ?? "").slice(0, 128);
+    const token = (form.get("token") ?? "").trim();
     const answer = await explainToken(c, policy, token);
     await auditAction(
       c,

@@ -142,6 +142,84 @@ describe("console sign-in (admin token)", () => {
   });
 });
 
+/** A body that arrives chunked (no Content-Length), `bytes` long. */
+function chunked(bytes: number): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      for (let sent = 0; sent < bytes; sent += 8192) controller.enqueue(new Uint8Array(8192).fill(0x61));
+      controller.close();
+    },
+  });
+}
+
+/** Console errors are pages: the documented code's status and its message. */
+const MESSAGES: Record<string, string> = {
+  request_too_large: "the request body is larger than",
+  unsupported_media_type: "must be application/x-www-form-urlencoded",
+  invalid_request: "a console form must be UTF-8",
+};
+
+async function expectCode(res: Response, status: number, code: string): Promise<void> {
+  expect(res.status).toBe(status);
+  expect(await res.text()).toContain(MESSAGES[code]);
+}
+
+describe("console form bodies", () => {
+  it("sign-in and every signed-in POST read at most 64 KiB of urlencoded form: oversized, chunked or other types are refused", async () => {
+    const { broker } = await setup();
+    const page = await broker.fetch("/console/sign-in");
+    const pre = cookieOf(page, "__Host-runpass_console_pre") as string;
+    const form = { cookie: pre, "content-type": "application/x-www-form-urlencoded" };
+    const big = `csrf=x&token=${"a".repeat(70 * 1024)}`;
+    await expectCode(
+      await broker.fetch("/console/sign-in", { method: "POST", headers: form, body: big }),
+      413,
+      "request_too_large",
+    );
+    await expectCode(
+      await broker.fetch("/console/sign-in", {
+        method: "POST",
+        headers: form,
+        body: chunked(70 * 1024),
+        duplex: "half",
+      } as RequestInit),
+      413,
+      "request_too_large",
+    );
+    const multipart = new FormData();
+    multipart.set("token", ADMIN_TOKEN);
+    await expectCode(
+      await broker.fetch("/console/sign-in", { method: "POST", headers: { cookie: pre }, body: multipart }),
+      415,
+      "unsupported_media_type",
+    );
+    await expectCode(
+      await broker.fetch("/console/sign-in", {
+        method: "POST",
+        headers: form,
+        body: new Uint8Array([0x74, 0x3d, 0xff, 0xfe]),
+      }),
+      400,
+      "invalid_request",
+    );
+
+    const { session } = await signIn(broker, ADMIN_TOKEN);
+    const cookie = session as string;
+    await expectCode(
+      await broker.fetch("/console/sign-out", {
+        method: "POST",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+        body: chunked(70 * 1024),
+        duplex: "half",
+      } as RequestInit),
+      413,
+      "request_too_large",
+    );
+    // The session survived the refused posts: the form reader refused before any handler ran.
+    expect((await broker.fetch("/console", { headers: { cookie }, redirect: "manual" })).status).toBe(200);
+  });
+});
+
 describe("console actions", () => {
   it("refuses a POST without or with a wrong CSRF token (403, audited with the actor) and changes nothing; with it, ends the run", async () => {
     const { broker, token } = await setup();
