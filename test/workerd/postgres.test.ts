@@ -138,7 +138,11 @@ describe("connections", () => {
     expect(rotate.status).toBe(409);
     // A connection a deployed policy names cannot be deleted; one no policy names can, for good.
     expect((await s.broker.admin(`/v1/admin/connections/${s.conn}`, { method: "DELETE" })).status).toBe(409);
-    expect((await prod.admin(`/v1/admin/connections/${s.conn}-x`, { method: "DELETE" })).status).toBe(204);
+    // Its database cannot be listed for runpass roles (the binding is absent): refused unless the admin says it is gone.
+    expect((await prod.admin(`/v1/admin/connections/${s.conn}-x`, { method: "DELETE" })).status).toBe(502);
+    expect(
+      (await prod.admin(`/v1/admin/connections/${s.conn}-x?unreachable=true`, { method: "DELETE" })).status,
+    ).toBe(204);
     expect((await prod.admin(`/v1/admin/connections/${s.conn}-x`)).status).toBe(404);
     expect((await prod.admin(`/v1/admin/connections/${s.conn}-x`, { method: "DELETE" })).status).toBe(404);
     // No record carries the admin password.
@@ -185,7 +189,12 @@ describe("the postgres grant", () => {
       member_of: PG_READONLY,
     });
     expect(new Date(role?.rolvaliduntil as Date).toISOString()).toBe(c.expires_at);
-    expect(role?.comment).toBe(`runpass lease ${res.body.lease.id} heir ${PG_READONLY}`);
+    // The comment binds the role to its grant definition (a SHA-256 digest), which renewal compares.
+    expect(role?.comment).toMatch(
+      new RegExp(
+        `^runpass lease ${res.body.lease.id.replace(/\./g, "\\.")} heir ${PG_READONLY} grant [0-9a-f]{64}$`,
+      ),
+    );
     // The response's only copies of the password are the credential's own fields.
     const records = await auditRecords(s.broker, { run: res.body.lease.run });
     expect(JSON.stringify(records).includes(c.password)).toBe(false);
@@ -304,6 +313,90 @@ describe("the postgres grant", () => {
     expect(await roleExists(c.username)).toBe(false);
     expect(await listing()).toBe("done");
     expect(await auditRecords(s.broker, { run, event: "revocation" })).toHaveLength(2);
+  });
+
+  it("renewal after the policy narrowed the grant's roles is refused (409 grant_changed, audited); the role is unchanged", async () => {
+    const time = movableClock();
+    const grant = (roles: string) => `  postgres: { connection: {{conn}}, roles: [${roles}], ttl: 5m }`;
+    const s = await setup({ grant: grant(`${PG_READONLY}, ${PG_MIGRATOR}`), clock: time.clock });
+    await s.putConnection({ kind: "postgres", url: pg.adminUrl, tls: "disable" });
+    const first = await s.exchange(await s.token());
+    expect(first.status).toBe(200);
+    const role = (first.body.credentials.postgres as PgCredential).username;
+    const state = () =>
+      su`SELECT rolvaliduntil, (SELECT string_agg(b.rolname, ',' ORDER BY b.rolname) FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = r.oid) AS member_of FROM pg_roles r WHERE rolname = ${role}`;
+    const before = await state();
+    // The same policy name, deployed again without app_migrator.
+    const narrowed = await makeBroker({
+      policies: {
+        db: `issuer: ${s.gh}\nallow:\n  repository_id: "${ACME.repoId}"\nttl: 30m\ngrants:\n${grant(PG_READONLY).replaceAll("{{conn}}", s.conn)}\n`,
+      },
+      issuers: issuersYaml(s.gh),
+      env: { GITHUB_WEBHOOK_SECRET: GITHUB_SECRET },
+      clock: time.clock,
+    });
+    time.advance(3 * 60_000);
+    const renew = await narrowed.fetch(`/v1/leases/${encodeURIComponent(first.body.lease.id)}/renew`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${first.body.lease.revoke_token}` },
+    });
+    expect(renew.status).toBe(409);
+    const body = (await renew.json()) as Exchanged & { reasons?: Array<{ code: string }> };
+    expect(body.error).toBe("conflict");
+    expect(body.credentials).toBeUndefined();
+    expect(body.reasons).toEqual([expect.objectContaining({ code: "grant_changed", grant: "postgres" })]);
+    expect(await state()).toEqual(before);
+    const records = await auditRecords(narrowed, { run: first.body.lease.run, event: "renew" });
+    expect(records).toEqual([expect.objectContaining({ decision: "deny", error: "conflict" })]);
+  });
+
+  it("a connection whose database holds a lease's role cannot be deleted, even when no deployed policy names it", async () => {
+    const s = await setup();
+    await s.putConnection({ kind: "postgres", url: pg.adminUrl, tls: "disable" });
+    const res = await s.exchange(await s.token());
+    const c = res.body.credentials.postgres as PgCredential;
+    // A later policy set no longer names the connection; the lease minted under the old one still holds a role.
+    const later = await makeBroker({ policies: {} });
+    const del = await later.admin(`/v1/admin/connections/${s.conn}`, { method: "DELETE" });
+    expect(del.status).toBe(409);
+    expect(((await del.json()) as { error: string }).error).toBe("conflict");
+    expect((await later.admin(`/v1/admin/connections/${s.conn}`)).status).toBe(200);
+    expect(await roleExists(c.username)).toBe(true);
+    const denied = await auditRecords(later, { event: "admin" });
+    expect(
+      denied.some((r) => r.decision === "deny" && String(r.detail).includes(`delete ${s.conn} refused`)),
+    ).toBe(true);
+  });
+
+  it("a connection gone at lease end is a loud revocation failure, retried until the connection is back", async () => {
+    const s = await setup();
+    await s.putConnection({ kind: "postgres", url: pg.adminUrl, tls: "disable" });
+    const res = await s.exchange(await s.token());
+    const c = res.body.credentials.postgres as PgCredential;
+    const { run, id, revoke_token } = res.body.lease;
+    // Removed behind the check's back: a database declared gone (an absent Hyperdrive binding stands in for it).
+    const later = await makeBroker({ policies: {} });
+    await s.putConnection({ kind: "postgres", url: "postgres://a:b@10.1.2.3/db", hyperdrive: "ABSENT" });
+    expect(
+      (await later.admin(`/v1/admin/connections/${s.conn}?unreachable=true`, { method: "DELETE" })).status,
+    ).toBe(204);
+    await s.broker.fetch(`/v1/leases/${encodeURIComponent(id)}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${revoke_token}` },
+    });
+    await ship(run);
+    expect(await roleExists(c.username)).toBe(true);
+    const [attempt] = await auditRecords(s.broker, { run, event: "revocation" });
+    expect(attempt).toMatchObject({ decision: "deny", upstream_revoke: "pending" });
+    expect(String(attempt?.detail)).toContain(`role ${c.username} NOT dropped: connection "${s.conn}"`);
+    // Put back, the retry drops the role.
+    await s.putConnection({ kind: "postgres", url: pg.adminUrl, tls: "disable" });
+    await runInDurableObject(ledgerFor(run), (_o, state) => {
+      state.storage.sql.exec("UPDATE pending_revocations SET next_at = 0");
+    });
+    await ship(run);
+    await ship(run);
+    expect(await roleExists(c.username)).toBe(false);
   });
 
   it("an admin revoke of the run drops the role too", async () => {
