@@ -118,6 +118,11 @@ export const DEFAULT_GCP_SCOPE = "https://www.googleapis.com/auth/cloud-platform
 /** Lifetime of the assertion runpass redeems at once for a service account's token (only runpass sees it). */
 export const GCP_EXCHANGE_ASSERTION_SECONDS = 5 * 60;
 /**
+ * How far past the lease's end a Google token's expiry may fall (clock skew between Google and runpass, and the
+ * second-rounding of `expires_in`) before the token is refused as outliving the lease.
+ */
+export const GCP_EXPIRY_SKEW_SECONDS = 60;
+/**
  * azure grant (docs/grants.md, "azure"): the client assertion is also handed to the run as `federated_token`
  * (for `az login`), so it lives until the lease ends, at most this long (a renewal signs a new one).
  */

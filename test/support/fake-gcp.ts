@@ -42,6 +42,11 @@ interface Provider {
   allowedAudiences: string[];
   /** The attribute condition, as `assertion.sub.startsWith('<prefix>')`. */
   subjectPrefix?: string;
+  /**
+   * How long federated tokens live: with the assertion (capped at 1 h, the behaviour runpass relies on), or always
+   * a full hour (a Google that ignored the assertion's expiry; runpass must then refuse to deliver).
+   */
+  federatedLifetime: "assertion" | "hour";
 }
 
 interface Federated {
@@ -164,6 +169,7 @@ export class FakeGcp extends LocalServer {
         jwks: JSONWebKeySet;
         allowedAudiences?: string[];
         subjectPrefix?: string;
+        federatedLifetime?: "assertion" | "hour";
       };
       this.#providers.set(body.name, {
         name: body.name,
@@ -172,6 +178,7 @@ export class FakeGcp extends LocalServer {
         // Google's default when a provider lists no allowed audiences: its own resource name, with https: too.
         allowedAudiences: body.allowedAudiences ?? [body.name, `https:${body.name}`],
         ...(body.subjectPrefix !== undefined ? { subjectPrefix: body.subjectPrefix } : {}),
+        federatedLifetime: body.federatedLifetime ?? "assertion",
       });
       return json(200, {});
     }
@@ -305,7 +312,10 @@ export class FakeGcp extends LocalServer {
         "The given credential is rejected by the attribute condition.",
       );
     }
-    const expiresIn = Math.min(FEDERATED_MAX_SECONDS, exp - now);
+    const expiresIn =
+      provider.federatedLifetime === "hour"
+        ? FEDERATED_MAX_SECONDS
+        : Math.min(FEDERATED_MAX_SECONDS, exp - now);
     const token = `ya29.d.${randomBytes(96).toString("base64url")}`;
     this.#federated.set(token, {
       pool: provider.name.slice("//iam.googleapis.com/".length).replace(/\/providers\/[^/]+$/, ""),

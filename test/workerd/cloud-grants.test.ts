@@ -236,6 +236,31 @@ describe("one run, three clouds, no static cloud key", () => {
   });
 });
 
+describe("a Google token that would outlive the lease", () => {
+  it("is not delivered: 502, not retried, nothing in the response, the reason in the audit only", async () => {
+    const s = await setup({
+      ttl: "20m",
+      gcp: `    scopes: [https://www.googleapis.com/auth/devstorage.read_only]
+    lifetime: 20m`,
+    });
+    // A Google that issues hour-long federated tokens whatever the assertion's expiry.
+    await post(`${GCP}/__control/provider`, {
+      name: s.audience,
+      issuer: BROKER_URL,
+      jwks: s.jwks,
+      subjectPrefix: "policy:deploy:run:",
+      federatedLifetime: "hour",
+    });
+    const res = await s.exchange(await s.token());
+    expect(res.status).toBe(502);
+    expect(res.body.credentials).toBeUndefined();
+    expect((res.body as { retryable?: boolean }).retryable).toBe(false);
+    const [sts] = await gcpCalls(s.audience);
+    expect(sts?.issued).toBe(true);
+    expect(sts?.expiresIn).toBe(60 * 60);
+  });
+});
+
 describe("the stand-ins refuse what the real services refuse", () => {
   it("a Google provider expecting another audience or issuer, or a condition on another policy, refuses: 502, not retried, Google's text only in the audit", async () => {
     for (const [change, error] of [

@@ -7,6 +7,7 @@ import {
   DEFAULT_GCP_LIFETIME_SECONDS,
   DEFAULT_GCP_SCOPE,
   GCP_EXCHANGE_ASSERTION_SECONDS,
+  GCP_EXPIRY_SKEW_SECONDS,
   GCP_MAX_LIFETIME_SECONDS,
   GCP_MAX_POLICY_NAME,
   GCP_MAX_SCOPES,
@@ -17,6 +18,7 @@ import { randomId, sha256 } from "../crypto.ts";
 import { RunpassError } from "../errors.ts";
 import type { GcpGrant } from "../policy/types.ts";
 import { type GrantModule, iso } from "./module.ts";
+import { UpstreamError } from "./upstream.ts";
 
 /** Google's own ceiling for generateAccessToken lifetimes (with an organisation policy allowing it). */
 const GOOGLE_MAX_LIFETIME_SECONDS = 12 * 60 * 60;
@@ -225,6 +227,14 @@ export const gcpGrant: GrantModule<
           })
         : { accessToken: federated.accessToken, expiresAt: now + federated.expiresIn };
     const expiresAt = Math.floor(token.expiresAt);
+    // No credential outlives its lease (docs/grants.md, "gcp"). Google decides the lifetime of what it issues; a
+    // token that would outlive the lease is not delivered (it cannot be revoked, so it is left to expire unused).
+    if (expiresAt > lease.expiresAt + GCP_EXPIRY_SKEW_SECONDS) {
+      throw new UpstreamError(
+        `Google issued a token expiring ${expiresAt - lease.expiresAt}s after the lease; not delivered`,
+        { retryable: false },
+      );
+    }
     return {
       credential: {
         access_token: token.accessToken,
