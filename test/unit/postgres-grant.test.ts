@@ -18,6 +18,7 @@ import {
   type PostgresPort,
   postgresGrant,
 } from "../../src/core/grants/postgres.ts";
+import { roleNameFor } from "../../src/core/grants/postgres-sql.ts";
 import { Sealer } from "../../src/core/grants/seal.ts";
 import { PG_MIGRATOR, PG_READONLY } from "../support/postgres-server.ts";
 
@@ -46,6 +47,7 @@ const deps = {
 async function mintFor(
   leaseId: string,
   roles: string[] = [PG_READONLY],
+  with_: IssueDeps = deps,
 ): Promise<{ credential: PostgresCredential; handle: PostgresHandle }> {
   const report = (_p: unknown, m: string) => {
     throw new Error(m);
@@ -67,7 +69,7 @@ async function mintFor(
     lease,
     now,
     policy: { name: "db", version: "v" },
-    deps,
+    deps: with_,
   });
   const sealed = minted.grants[0]?.revocation as string;
   const handle = JSON.parse((await new Sealer(KEY).open(sealed, leaseId)) as string) as PostgresHandle;
@@ -149,6 +151,18 @@ describe("the postgres grant's lease lifecycle against a real server", () => {
     expect(renewed.credential.username).toBe(credential.username);
     expect((await roleState(credential.username))?.rolpassword).not.toBe(before?.rolpassword);
     await dropPostgresRole(port, handle);
+  });
+
+  it("a sealer that fails leaves no role behind (the handle is sealed before the role exists)", async () => {
+    const leaseId = `lse_${crypto.randomUUID()}`;
+    const failing = {
+      ...deps,
+      sealer: {
+        seal: () => Promise.reject(new Error("sealing failed")),
+      },
+    } as unknown as IssueDeps;
+    await expect(mintFor(leaseId, [PG_READONLY], failing)).rejects.toThrow(/sealing failed/);
+    expect(await roleState(await roleNameFor(leaseId))).toBeUndefined();
   });
 
   it("lease end locks the role out first: a lock held elsewhere fails only the drop, and the retry completes it", async () => {
