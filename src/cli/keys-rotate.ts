@@ -1,6 +1,8 @@
 // `runpass keys rotate signing|master|ssh-ca|x509-ca`: the next key set in the secrets file, in the order that
 // rotates without downtime, and what to deploy when (docs/operations.md, "Key rotation"). Never prints a value.
 
+import { createHash } from "node:crypto";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { JWK } from "jose";
 import { keyId, newMasterKey, newSigningKey, newSshCaKey, newX509Ca } from "./keygen.ts";
@@ -12,10 +14,18 @@ export const KEYS_USAGE = `  keys rotate    signing|master|ssh-ca|x509-ca [--act
       prints what to deploy and when to drop the old key. signing: a new ES256 (and RS256, if the set has one)
       key first — it signs from the next deploy. master, ssh-ca, x509-ca take two runs: without --activate the
       new key is added last, beside the active one (deploy it; hand a new CA to whoever trusts it); --activate
-      then makes the last key the active one. The audit key has no command: docs/operations.md says why.`;
+      then makes the key that run added the active one (remembered in FILE.pending; a second --activate is
+      refused). The audit key has no command: docs/operations.md says why.`;
 
 const KINDS = ["signing", "master", "ssh-ca", "x509-ca"] as const;
 type Kind = (typeof KINDS)[number];
+
+/**
+ * The CA keys added but not yet activated, by kind: the SSH key's kid, or the sha256 of the new CA certificate.
+ * The key order alone cannot tell "[active, new]" from "[new, old]" after an activation, so a second --activate
+ * would promote the old CA again; the add step writes this note and activation consumes it (docs/operations.md).
+ */
+export type PendingKeys = Partial<Record<"ssh-ca" | "x509-ca", string>>;
 
 /** What a rotation did, for the printed plan. */
 export interface RotationPlan {
@@ -106,12 +116,16 @@ async function rotateSshCa(
   secrets: Record<string, string>,
   now: Date,
   activate: boolean,
+  pending: PendingKeys,
 ): Promise<RotationPlan> {
   const keys = jwks(secrets.RUNPASS_SSH_CA_KEYS, "RUNPASS_SSH_CA_KEYS");
   if (activate) {
-    if (keys.length < 2)
-      throw new Error("RUNPASS_SSH_CA_KEYS has one key; add a new one first (without --activate)");
     const signer = keys[keys.length - 1] as JWK;
+    if (keys.length < 2 || pending["ssh-ca"] === undefined || pending["ssh-ca"] !== signer.kid)
+      throw new Error(
+        `RUNPASS_SSH_CA_KEYS has no newly added key to activate (${keys[0]?.kid} is active); add one first with \`runpass keys rotate ssh-ca\` (without --activate)`,
+      );
+    delete pending["ssh-ca"];
     const old = keys.slice(0, -1);
     const next = [signer, ...old];
     secrets.RUNPASS_SSH_CA_KEYS = JSON.stringify(next);
@@ -127,6 +141,7 @@ async function rotateSshCa(
   }
   const added = await newSshCaKey(now);
   secrets.RUNPASS_SSH_CA_KEYS = JSON.stringify([...keys, added]);
+  pending["ssh-ca"] = String(added.kid);
   return {
     setting: "RUNPASS_SSH_CA_KEYS",
     order: [...keys.map((k) => String(k.kid)), String(added.kid)],
@@ -143,6 +158,7 @@ async function rotateX509Ca(
   secrets: Record<string, string>,
   now: Date,
   activate: boolean,
+  pending: PendingKeys,
 ): Promise<RotationPlan> {
   const text = secrets.RUNPASS_X509_CA;
   if (!text) throw new Error("the secrets file has no RUNPASS_X509_CA; run `runpass init --with x509` first");
@@ -150,8 +166,12 @@ async function rotateX509Ca(
   type Ca = { certificate: string; key: string };
   const cas = (Array.isArray(parsed) ? parsed : [parsed]) as Ca[];
   if (activate) {
-    if (cas.length < 2)
-      throw new Error("RUNPASS_X509_CA has one CA; add a new one first (without --activate)");
+    const newest = cas[cas.length - 1] as Ca;
+    if (cas.length < 2 || pending["x509-ca"] === undefined || pending["x509-ca"] !== caDigest(newest))
+      throw new Error(
+        "RUNPASS_X509_CA has no newly added CA to activate (the first one issues); add one first with `runpass keys rotate x509-ca` (without --activate)",
+      );
+    delete pending["x509-ca"];
     secrets.RUNPASS_X509_CA = JSON.stringify([cas[cas.length - 1], ...cas.slice(0, -1)]);
     return {
       setting: "RUNPASS_X509_CA",
@@ -163,7 +183,9 @@ async function rotateX509Ca(
       ],
     };
   }
-  secrets.RUNPASS_X509_CA = JSON.stringify([...cas, await newX509Ca(now)]);
+  const created = await newX509Ca(now);
+  secrets.RUNPASS_X509_CA = JSON.stringify([...cas, created]);
+  pending["x509-ca"] = caDigest(created);
   return {
     setting: "RUNPASS_X509_CA",
     order: [...cas.map((_c, i) => `CA #${i + 1}`), `CA #${cas.length + 1} (new)`],
@@ -175,14 +197,20 @@ async function rotateX509Ca(
   };
 }
 
-/** Applies one rotation to `secrets` in place. */
+/** A CA entry's identity for the pending note: the digest of its certificate (public). */
+function caDigest(ca: { certificate: string }): string {
+  return `sha256:${createHash("sha256").update(ca.certificate).digest("hex")}`;
+}
+
+/** Applies one rotation to `secrets` (and the pending note) in place. */
 export async function rotate(
   kind: Kind,
   secrets: Record<string, string>,
-  options: { activate?: boolean; now?: Date } = {},
+  options: { activate?: boolean; now?: Date; pending?: PendingKeys } = {},
 ): Promise<RotationPlan> {
   const now = options.now ?? new Date();
   const activate = options.activate ?? false;
+  const pending = options.pending ?? {};
   if (kind === "signing" && activate) throw new UsageError("signing keys rotate in one step (no --activate)");
   switch (kind) {
     case "signing":
@@ -190,10 +218,37 @@ export async function rotate(
     case "master":
       return rotateMaster(secrets, now, activate);
     case "ssh-ca":
-      return rotateSshCa(secrets, now, activate);
+      return rotateSshCa(secrets, now, activate, pending);
     case "x509-ca":
-      return rotateX509Ca(secrets, now, activate);
+      return rotateX509Ca(secrets, now, activate, pending);
   }
+}
+
+/** The pending note beside the secrets file (ids and certificate digests only: nothing secret). */
+function pendingPath(secrets: string): string {
+  return `${secrets}.pending`;
+}
+
+function readPending(secrets: string): PendingKeys {
+  let text: string;
+  try {
+    text = readFileSync(pendingPath(secrets), "utf8");
+  } catch {
+    return {};
+  }
+  const parsed = JSON.parse(text) as unknown;
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return {};
+  const note: PendingKeys = {};
+  for (const kind of ["ssh-ca", "x509-ca"] as const) {
+    const value = (parsed as Record<string, unknown>)[kind];
+    if (typeof value === "string") note[kind] = value;
+  }
+  return note;
+}
+
+function writePending(secrets: string, pending: PendingKeys): void {
+  if (Object.keys(pending).length === 0) rmSync(pendingPath(secrets), { force: true });
+  else writeFileSync(pendingPath(secrets), `${JSON.stringify(pending, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** `runpass keys rotate`. Exit 0 written, 1 when the secrets file cannot be rotated. */
@@ -211,8 +266,10 @@ export async function keysCommand(args: string[], cwd = process.cwd()): Promise<
   let plan: RotationPlan;
   try {
     const secrets = readSecretsFile(path);
-    plan = await rotate(kind as Kind, secrets, { activate: values.activate });
+    const pending = readPending(path);
+    plan = await rotate(kind as Kind, secrets, { activate: values.activate, pending });
     writeSecretsFile(path, secrets, true);
+    writePending(path, pending);
   } catch (e) {
     if (e instanceof UsageError) throw e;
     console.error(

@@ -257,7 +257,7 @@ describe("runpass keys rotate", { timeout: 180_000 }, () => {
     expect((await runpass(["keys", "rotate", "signing"], { cwd: await project("empty") })).code).toBe(1);
   });
 
-  it("ssh-ca and x509-ca: the new CA is published first, then issues with --activate, the old kept", async () => {
+  it("ssh-ca and x509-ca: the new CA is published first, then issues with --activate, the old kept; a second --activate is refused", async () => {
     const dir = await project("rotate-ca");
     expect((await runpass(["init", "--with", "ssh,x509"], { cwd: dir })).code).toBe(0);
     const before = await readSecrets(dir);
@@ -269,6 +269,12 @@ describe("runpass keys rotate", { timeout: 180_000 }, () => {
     const active = JSON.parse((await readSecrets(dir)).RUNPASS_SSH_CA_KEYS as string) as JWK[];
     expect(active.map((k) => k.kid)).toEqual([published[1]?.kid, oldSsh[0]?.kid]);
     expect((await parseSshCaKeys((await readSecrets(dir)).RUNPASS_SSH_CA_KEYS)).all.length).toBe(2);
+    // A second --activate has no newly added key: refused, and the old CA is not promoted again.
+    const again = await runpass(["keys", "rotate", "ssh-ca", "--activate"], { cwd: dir });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("no newly added key to activate");
+    const still = JSON.parse((await readSecrets(dir)).RUNPASS_SSH_CA_KEYS as string) as JWK[];
+    expect(still.map((k) => k.kid)).toEqual([published[1]?.kid, oldSsh[0]?.kid]);
 
     const oldCa = await X509Authority.fromConfig(before.RUNPASS_X509_CA);
     expect((await runpass(["keys", "rotate", "x509-ca"], { cwd: dir })).code).toBe(0);
@@ -277,6 +283,11 @@ describe("runpass keys rotate", { timeout: 180_000 }, () => {
     expect((await runpass(["keys", "rotate", "x509-ca", "--activate"], { cwd: dir })).code).toBe(0);
     const rotated = await X509Authority.fromConfig((await readSecrets(dir)).RUNPASS_X509_CA);
     expect(rotated.cas.map((c) => c.id)).toEqual([both.cas[1]?.id, oldCa.issuing.id]);
+    const twice = await runpass(["keys", "rotate", "x509-ca", "--activate"], { cwd: dir });
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain("no newly added CA to activate");
+    const kept = await X509Authority.fromConfig((await readSecrets(dir)).RUNPASS_X509_CA);
+    expect(kept.cas.map((c) => c.id)).toEqual([both.cas[1]?.id, oldCa.issuing.id]);
   });
 });
 
