@@ -82,12 +82,39 @@ export function parsePostgresUrl(url: string): ParsedPostgresUrl | string {
   return { host: u.hostname, port, database: database || username, username, password };
 }
 
-// Private, link-local and unique-local address literals: a deployed Worker cannot reach them (docs/grants.md).
+/**
+ * A host as the WHATWG URL parser spells it for http — any IPv4 notation (2130706433, 0x7f.1, 127.1) as a dotted
+ * quad, IPv6 compressed and bracketed, lowercase — without a trailing dot. The postgres: scheme's parser leaves all
+ * of these as typed, so the address checks below compare this form instead.
+ */
+export function canonicalHost(host: string): string {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  try {
+    return new URL(`http://${h.includes(":") && !h.startsWith("[") ? `[${h}]` : h}/`).hostname.replace(
+      /\.$/,
+      "",
+    );
+  } catch {
+    return h;
+  }
+}
+
+// An IPv4-mapped IPv6 address ([::ffff:7f00:1]) as the IPv4 address it maps, else the host unchanged.
+function unmapped(host: string): string {
+  const m = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(host);
+  if (!m) return host;
+  const hi = Number.parseInt(m[1] as string, 16);
+  const lo = Number.parseInt(m[2] as string, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+// Private, link-local, unique-local, unspecified and loopback addresses in any notation: a deployed Worker cannot
+// reach them (docs/grants.md).
 function isPrivateAddress(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  if (/^10\./.test(h) || /^192\.168\./.test(h) || /^169\.254\./.test(h) || /^127\./.test(h)) return true;
+  const h = unmapped(canonicalHost(host)).replace(/^\[|\]$/g, "");
+  if (/^(10|127|0)\./.test(h) || /^192\.168\./.test(h) || /^169\.254\./.test(h)) return true;
   if (/^172\.(1[6-9]|2\d|3[01])\./.test(h) || /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./.test(h)) return true;
-  if (h === "::1" || h.startsWith("fc") || h.startsWith("fd") || h.startsWith("fe80")) return true;
+  if (h.includes(":") && (h === "::1" || h === "::" || /^f[cd]/.test(h) || /^fe[89ab]/.test(h))) return true;
   return h === "localhost" || h.endsWith(".localhost") || h.endsWith(".internal") || h.endsWith(".local");
 }
 
@@ -111,6 +138,10 @@ export function checkConnection(input: ConnectionInput, dev: boolean): StoredCon
   }
   if (input.runner_host !== undefined && (!HOST.test(input.runner_host) || input.runner_host.length > 253)) {
     return "runner_host: a host name or address";
+  }
+  // Plaintext is for a database on this machine: runners must not be sent across a network without TLS either.
+  if (tls === "disable" && input.runner_host !== undefined && !isLoopbackHost(input.runner_host)) {
+    return 'runner_host: with tls "disable" it must be a loopback host too';
   }
   const validPort = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
   if (!validPort(parsed.port)) return "url: port 1–65535";
@@ -149,7 +180,8 @@ export function runnerEndpoint(c: StoredConnection): PostgresEndpoint {
   const p = parsePostgresUrl(c.url);
   const host = typeof p === "string" ? "" : p.host.replace(/^\[|\]$/g, "");
   return {
-    host: c.runner_host ?? host,
+    // Unbracketed: postgresUrl brackets an IPv6 address itself, and PGHOST takes it bare.
+    host: (c.runner_host ?? host).replace(/^\[|\]$/g, ""),
     port: c.runner_port ?? (typeof p === "string" ? 5432 : p.port),
     database: typeof p === "string" ? "" : p.database,
     sslmode: c.tls,
