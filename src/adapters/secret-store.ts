@@ -457,6 +457,40 @@ export class SecretStore extends DurableObject<Env> {
     return { paths, versions, skipped };
   }
 
+  /**
+   * The values of versions just imported, to rebuild their leak fingerprints (docs/operations.md, "Backup and
+   * restore of the secret store"): each opened with the master keys as a rollback does, whether or not its path
+   * is deleted. Destroyed and already-compromised versions are left out; versions that do not open are counted.
+   */
+  async openVersions(
+    keysText: string | undefined,
+    refs: ReadonlyArray<{ path: string; version: number }>,
+  ): Promise<{ opened: Array<{ path: string; version: number; value: string }>; failed: number }> {
+    const opened: Array<{ path: string; version: number; value: string }> = [];
+    let failed = 0;
+    let keys: MasterKeys;
+    try {
+      keys = await this.#keys(keysText);
+    } catch {
+      return { opened, failed: refs.length };
+    }
+    for (const { path, version } of refs) {
+      const row = this.#sql
+        .exec<VersionRow>("SELECT * FROM secret_versions WHERE path = ? AND version = ?", path, version)
+        .toArray()[0];
+      const sealed = row ? sealedOf(row) : undefined;
+      if (!row || !sealed || row.state === "destroyed" || row.compromised_at !== null) continue;
+      try {
+        if (formatOf(row) === undefined) throw new SecretDecryptError("the record names an unknown format");
+        const bytes = await openValue(keys, { path, version, encoding: row.encoding }, sealed);
+        opened.push({ path, version, value: fromBytes(bytes, row.encoding) });
+      } catch {
+        failed++;
+      }
+    }
+    return { opened, failed };
+  }
+
   /** Re-wraps every data key not under the active master key. Records whose key is gone are reported by kid. */
   async rewrap(keysText: string | undefined): Promise<{
     rewrapped: number;

@@ -4,6 +4,7 @@
 
 import type { Hono } from "hono";
 import * as z from "zod/mini";
+import { D1AuditStore } from "../adapters/audit-store.ts";
 import type { SecretStoreDump } from "../adapters/secret-store.ts";
 import { recordShard, shardStub, shardsFor } from "../adapters/secrets-client.ts";
 import { MAX_SECRETS_IMPORT_BYTES } from "../core/constants.ts";
@@ -91,19 +92,41 @@ export function secretBackupRoutes(app: Hono<AppEnv>): void {
     }
     let paths = 0;
     let versions = 0;
+    let indexed = 0;
+    let unindexed = 0;
     const skipped: string[] = [];
+    const rt = c.get("runtime");
+    const fingerprinter = rt.context(c.env).fingerprinter();
+    const leakIndex = new D1AuditStore(c.env.AUDIT_DB);
     for (const s of dump.shards) {
       if (s.paths.length === 0) continue;
       await recordShard(c.env, s.paths[0]?.path as string);
-      const result = await shardStub(c.env, s.shard).importRows({
+      const stub = shardStub(c.env, s.shard);
+      const result = await stub.importRows({
         paths: s.paths.map((p) => ({ ...p, max_age: p.max_age ?? null })),
         versions: s.versions.map((v) => ({ ...v, compromised_at: v.compromised_at ?? null })),
       });
       paths += result.paths;
       versions += result.versions;
       skipped.push(...result.skipped);
+      // The leak index lives in D1, not in the dump: without fingerprints a leaked restored value would match
+      // nothing (docs/leaks.md). Imported versions are opened and fingerprinted as a put does.
+      const skippedHere = new Set(result.skipped);
+      const refs = s.versions
+        .filter((v) => !skippedHere.has(v.path))
+        .map((v) => ({ path: v.path, version: v.version }));
+      if (refs.length === 0) continue;
+      const { opened, failed } = await stub.openVersions(c.env.RUNPASS_MASTER_KEYS, refs);
+      unindexed += failed;
+      for (const v of opened) {
+        await leakIndex.indexSecret(await fingerprinter.digest(v.value), v.path, v.version, rt.clock());
+        indexed++;
+      }
     }
-    await audit(c, `import ${paths} paths, ${versions} versions, ${skipped.length} existing paths skipped`);
-    return c.json({ paths, versions, skipped }, 200, NO_STORE);
+    await audit(
+      c,
+      `import ${paths} paths, ${versions} versions, ${skipped.length} existing paths skipped; leak index: ${indexed} fingerprinted, ${unindexed} did not open`,
+    );
+    return c.json({ paths, versions, skipped, indexed, unindexed }, 200, NO_STORE);
   });
 }

@@ -101,7 +101,7 @@ describe("secret store backup and restore", () => {
 
     const restored = await s.importDump({ ...dump, shards: [ours] });
     expect(restored.status).toBe(200);
-    expect(await restored.json()).toEqual({ paths: 2, versions: 3, skipped: [] });
+    expect(await restored.json()).toEqual({ paths: 2, versions: 3, skipped: [], indexed: 3, unindexed: 0 });
     expect((await s.exchange()).body.credentials?.secrets).toEqual({
       STRIPE_API_KEY: "sk_live_backup_v2",
       DSN: "https://dsn.example/backup",
@@ -113,7 +113,40 @@ describe("secret store backup and restore", () => {
       paths: 0,
       versions: 0,
       skipped: [`${s.ns}/api/stripe`, `${s.ns}/web/dsn`],
+      indexed: 0,
+      unindexed: 0,
     });
+  });
+
+  it("an import rebuilds the leak index: a restored value reported leaked is quarantined", async () => {
+    const s = await setup();
+    expect((await s.put(`${s.ns}/api/stripe`, "sk_live_restored_leak")).status).toBe(201);
+    expect((await s.put(`${s.ns}/web/dsn`, "https://dsn.example/restored")).status).toBe(201);
+    const dump = (await (await s.broker.admin("/v1/admin/secrets-export")).json()) as Dump;
+    const ours = dump.shards.find((x) => x.shard === s.ns) as Dump["shards"][number];
+    // A restore into a new account: the store and the D1 leak index are both gone.
+    await wipe(s.ns);
+    await env.AUDIT_DB.prepare("DELETE FROM leak_index WHERE path LIKE ?").bind(`${s.ns}/%`).run();
+    const restored = await s.importDump({ ...dump, shards: [ours] });
+    expect(await restored.json()).toMatchObject({ paths: 2, versions: 2, indexed: 2, unindexed: 0 });
+    expect((await s.exchange()).status).toBe(200);
+
+    const report = await s.broker.admin("/v1/admin/leaks", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ values: ["sk_live_restored_leak"], source: "pastebin" }),
+    });
+    expect(report.status).toBe(200);
+    expect(((await report.json()) as { matches: unknown[] }).matches).toEqual([
+      expect.objectContaining({
+        kind: "secret",
+        path: `${s.ns}/api/stripe`,
+        version: 1,
+        action: "secret_quarantined",
+      }),
+    ]);
+    // Quarantined: the exchange that delivers it now fails closed.
+    expect((await s.exchange()).status).toBe(502);
   });
 
   it("a restore never overwrites newer state, and refuses rows moved to another shard or another format", async () => {
