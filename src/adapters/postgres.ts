@@ -9,10 +9,12 @@ import {
   parsePostgresUrl,
   runnerEndpoint,
   type StoredConnection,
+  withPassword,
 } from "../core/connections.ts";
 import { POSTGRES_CONNECT_TIMEOUT_SECONDS } from "../core/constants.ts";
 import { errorMessage } from "../core/errors.ts";
 import { ConnectionMissingError, type PostgresPort, type PostgresSession } from "../core/grants/postgres.ts";
+import { randomPassword, rotateRootSql, scramVerifier } from "../core/grants/postgres-sql.ts";
 import { UpstreamError } from "../core/grants/upstream.ts";
 import { isLoopbackHost } from "../core/loopback.ts";
 import type { Env } from "./env.ts";
@@ -47,14 +49,80 @@ export async function storeConnection(
   connection: StoredConnection,
   actor: string,
 ): Promise<{ ok: true } | { ok: false; code: "config" | "conflict"; detail: string }> {
-  const store = connectionStore(env);
-  const put = await store.put(env.RUNPASS_MASTER_KEYS, name, JSON.stringify(connection), "utf8", actor);
+  const put = await putConnectionVersion(env, name, connection, actor);
   if (!put.ok) return put;
+  await destroyOtherVersions(env, name, put.version);
+  return { ok: true };
+}
+
+async function putConnectionVersion(env: Env, name: string, connection: StoredConnection, actor: string) {
+  return connectionStore(env).put(env.RUNPASS_MASTER_KEYS, name, JSON.stringify(connection), "utf8", actor);
+}
+
+async function destroyOtherVersions(env: Env, name: string, keep: number): Promise<void> {
+  const store = connectionStore(env);
   const meta = await store.meta(name);
   for (const v of meta?.versions ?? []) {
-    if (v.version !== put.version && v.state !== "destroyed") await store.destroy(name, v.version);
+    if (v.version !== keep && v.state !== "destroyed") await store.destroy(name, v.version);
   }
-  return { ok: true };
+}
+
+/** How rotateRoot opens sessions (withConnection; a test may wrap it). */
+export type OpenSession = typeof withConnection;
+
+/**
+ * Rotate-root (docs/api.md, "Connections"): a random password, sent as a SCRAM verifier, on the connection's own
+ * role, stored as a new version before the ALTER commits. The previous version (the old password) is destroyed only
+ * once a session with the new password succeeds: if the new one does not log in but the old one does (the ALTER
+ * never committed), the old one is stored again; if neither does, both are kept. Throws UpstreamError on failure.
+ */
+export async function rotateRoot(
+  env: Env,
+  name: string,
+  connection: StoredConnection,
+  open: OpenSession = withConnection,
+): Promise<StoredConnection> {
+  const password = randomPassword();
+  const next: StoredConnection = { ...connection, url: withPassword(connection.url, password) };
+  const verifier = await scramVerifier(password);
+  let version: number | undefined;
+  let failure: UpstreamError | undefined;
+  try {
+    await open(env, connection, (s) =>
+      s.transaction([rotateRootSql(verifier)], async () => {
+        const put = await putConnectionVersion(env, name, next, "admin:rotate-root");
+        if (!put.ok) {
+          throw new UpstreamError(`storing the new password failed: ${put.detail}`, { retryable: false });
+        }
+        version = put.version;
+      }),
+    );
+  } catch (e) {
+    failure = postgresFailure(e);
+  }
+  // Nothing stored: the ALTER rolled back with it, the old password is still current.
+  if (version === undefined)
+    throw failure ?? new UpstreamError("rotate-root stored nothing", { retryable: true });
+  const logsIn = (c: StoredConnection) =>
+    open(env, c, (s) => s.query("SELECT 1")).then(
+      () => true,
+      () => false,
+    );
+  if (await logsIn(next)) {
+    await destroyOtherVersions(env, name, version);
+    return next;
+  }
+  const why = failure?.detail ?? "the new password does not log in";
+  if (await logsIn(connection)) {
+    await storeConnection(env, name, connection, "admin:rotate-root-undo");
+    throw new UpstreamError(`rotate-root did not take effect (${why}); the previous password is kept`, {
+      retryable: true,
+    });
+  }
+  throw new UpstreamError(
+    `rotate-root: neither the new nor the previous password logs in (${why}); both versions are kept`,
+    { retryable: false },
+  );
 }
 
 /** Deletes a connection for good: every version destroyed, the name no longer resolves. */

@@ -8,6 +8,7 @@ import {
   deleteConnection,
   listConnections,
   readConnection,
+  rotateRoot,
   storeConnection,
   withConnection,
 } from "../adapters/postgres.ts";
@@ -16,17 +17,10 @@ import {
   checkConnection,
   connectionMeta,
   type StoredConnection,
-  withPassword,
 } from "../core/connections.ts";
 import { ConfigError, RunpassError } from "../core/errors.ts";
 import { CONNECTION_NAME, dropRoleIn } from "../core/grants/postgres.ts";
-import {
-  LIST_RUNPASS_ROLES_SQL,
-  parseRoleComment,
-  randomPassword,
-  rotateRootSql,
-  scramVerifier,
-} from "../core/grants/postgres-sql.ts";
+import { LIST_RUNPASS_ROLES_SQL, parseRoleComment } from "../core/grants/postgres-sql.ts";
 import { UpstreamError, upstreamFailure } from "../core/grants/upstream.ts";
 import { auditSink, requestRecord } from "./audit.ts";
 import { jsonBody } from "./request.ts";
@@ -61,6 +55,19 @@ async function load(c: Context<AppEnv>, name: string): Promise<StoredConnection>
   throw new ConfigError(read.detail);
 }
 
+/** An unreachable or refusing database as a 502 with a generic reason; the server's own text is audited only. */
+async function upstreamRefusal(c: Context<AppEnv>, name: string, what: string, e: unknown): Promise<unknown> {
+  if (!(e instanceof UpstreamError)) return e;
+  // The server's own text (names of roles, tables, settings) stays in the audit record.
+  await audit(c, `${what} ${name} failed: ${e.detail}`, "deny");
+  const failure = upstreamFailure("PostgreSQL", e, e.detail);
+  const reason = e.retryable ? "the database could not be reached" : "the database refused";
+  return new RunpassError("upstream_error", `${what} failed: ${reason} (the audit record has the details)`, {
+    extra: { retryable: e.retryable },
+    ...(failure.auditDetail ? { auditDetail: failure.auditDetail } : {}),
+  });
+}
+
 /** Runs `fn` in a session; an unreachable or refusing database is a 502 with a reason, audited. */
 async function session<T>(
   c: Context<AppEnv>,
@@ -72,15 +79,7 @@ async function session<T>(
   try {
     return await withConnection(c.env, connection, fn);
   } catch (e) {
-    if (!(e instanceof UpstreamError)) throw e;
-    // The server's own text (names of roles, tables, settings) stays in the audit record.
-    await audit(c, `${what} ${name} failed: ${e.detail}`, "deny");
-    const failure = upstreamFailure("PostgreSQL", e, e.detail);
-    const reason = e.retryable ? "the database could not be reached" : "the database refused";
-    throw new RunpassError("upstream_error", `${what} failed: ${reason} (the audit record has the details)`, {
-      extra: { retryable: e.retryable },
-      ...(failure.auditDetail ? { auditDetail: failure.auditDetail } : {}),
-    });
+    throw await upstreamRefusal(c, name, what, e);
   }
 }
 
@@ -184,18 +183,12 @@ export function connectionRoutes(app: Hono<AppEnv>): void {
         "rotate-root is refused for a Hyperdrive connection: Hyperdrive holds the admin credential (rotate it there)",
       );
     }
-    const password = randomPassword();
-    const next: StoredConnection = { ...connection, url: withPassword(connection.url, password) };
-    const verifier = await scramVerifier(password);
-    // The new password is stored before the ALTER commits: if storing fails, the database keeps the old one.
-    await session(c, name, connection, "rotate-root", (s) =>
-      s.transaction([rotateRootSql(verifier)], async () => {
-        const stored = await storeConnection(c.env, name, next, "admin:rotate-root");
-        if (!stored.ok) {
-          throw new UpstreamError(`storing the new password failed: ${stored.detail}`, { retryable: false });
-        }
-      }),
-    );
+    let next: StoredConnection;
+    try {
+      next = await rotateRoot(c.env, name, connection);
+    } catch (e) {
+      throw await upstreamRefusal(c, name, "rotate-root", e);
+    }
     await audit(c, `rotate-root ${name}`);
     return c.json(connectionMeta(name, next), 200, NO_STORE);
   });

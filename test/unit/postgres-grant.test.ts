@@ -125,6 +125,15 @@ describe("the postgres grant with a real psql", () => {
   });
 });
 
+/** A promise and the function that settles it (the lib target predates Promise.withResolvers). */
+function resolvers(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
 /** What a role may do and who it is: memberships, limit, expiry, password verifier, login flag. */
 async function roleState(role: string) {
   const [row] = await su`
@@ -174,8 +183,8 @@ describe("the postgres grant's lease lifecycle against a real server", () => {
     await runner.end({ timeout: 1 });
     // Another session holds a lock on the table the role owns, so REASSIGN OWNED cannot take it.
     const holder = postgres(pg.superUrl, { max: 1, onnotice: () => undefined });
-    const release = Promise.withResolvers<void>();
-    const locked = Promise.withResolvers<void>();
+    const release = resolvers();
+    const locked = resolvers();
     const held = holder.begin(async (tx) => {
       await tx.unsafe(`LOCK TABLE public.${table} IN ACCESS EXCLUSIVE MODE`);
       locked.resolve();

@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { openPgSocket } from "../../src/adapters/pg-socket.ts";
+import { readConnection, rotateRoot, withConnection } from "../../src/adapters/postgres.ts";
 import type { PostgresCredential } from "../../src/core/grants/postgres.ts";
 import { BROKER_URL, ISSUER_BASE, issuersYaml, makeBroker, uniqueIssuer } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
@@ -466,6 +467,43 @@ describe("the postgres grant", () => {
     await old.end({ timeout: 1 });
     const res = await s.exchange(await s.token());
     expect(res.status).toBe(200);
+  });
+
+  it("rotate-root whose COMMIT is lost keeps the previous password stored (no lock-out), and exchanges still work", async () => {
+    const admin = `rot_${crypto.randomUUID().slice(0, 8)}`;
+    const oldPassword = crypto.randomUUID();
+    await su.unsafe(`CREATE ROLE ${admin} LOGIN CREATEROLE PASSWORD '${oldPassword}'`);
+    await su.unsafe(`GRANT ${PG_READONLY} TO ${admin} WITH ADMIN OPTION`);
+    const s = await setup();
+    const url = `postgres://${admin}:${oldPassword}@${pg.host}:${pg.port}/${pg.database}`;
+    expect((await s.putConnection({ kind: "postgres", url, tls: "disable" })).status).toBe(201);
+    const stored = await readConnection(s.broker.env, s.conn);
+    if (!stored.ok) throw new Error(stored.detail);
+    // The real server rolls the ALTER back after the new password was stored: what a failed COMMIT does.
+    const commitLost: typeof withConnection = (e, c, fn) =>
+      withConnection(e, c, (session) =>
+        fn({
+          ...session,
+          transaction: (statements, beforeCommit) =>
+            session.transaction(statements, async () => {
+              await beforeCommit?.();
+              throw new Error("COMMIT lost");
+            }),
+        }),
+      );
+    await expect(rotateRoot(s.broker.env, s.conn, stored.connection, commitLost)).rejects.toMatchObject({
+      retryable: true,
+    });
+    const after = await readConnection(s.broker.env, s.conn);
+    expect(after.ok && new URL(after.connection.url).password).toBe(oldPassword);
+    expect((await s.exchange(await s.token())).status).toBe(200);
+    // Without the fault the rotation completes and only the new version is kept.
+    expect(new URL((await rotateRoot(s.broker.env, s.conn, stored.connection)).url).password).not.toBe(
+      oldPassword,
+    );
+    const old = client(url);
+    await expect(old`SELECT 1`).rejects.toThrow(/password authentication failed/);
+    await old.end({ timeout: 1 });
   });
 
   it("sweep drops runpass roles whose lease ended or is unknown and keeps live ones", async () => {
