@@ -53,14 +53,16 @@ export interface LeakOutcome {
 
 /**
  * Acts on a report: looks every value up and acts on exactly the entries whose fingerprints it names (a report
- * can never reach a credential it does not name). `reporter` keys the rate limit and names the channel in audit.
+ * can never reach a credential it does not name). `reporter` names the channel in audit; `bucket` keys the rate
+ * limit (each channel its own, so a flood on one cannot silence another).
  */
 export async function respondToLeak(
   c: Context<AppEnv>,
   candidates: LeakCandidate[],
   reporter: string,
+  bucket = reporter,
 ): Promise<LeakOutcome> {
-  await limitLeaks(c, reporter);
+  await limitLeaks(c, bucket);
   const rt = c.get("runtime");
   const fingerprinter = rt.context(c.env).fingerprinter();
   const fps = await Promise.all(
@@ -244,7 +246,7 @@ async function githubPartnerReport(c: Context<AppEnv>): Promise<Response> {
     value: t.token,
     source: cleanSource(`github ${t.type}${t.url ? ` ${t.url}` : ""}${t.source ? ` (${t.source})` : ""}`),
   }));
-  const { matched } = await respondToLeak(c, candidates, "github");
+  const { matched } = await respondToLeak(c, candidates, "github", "github-partner");
   const answer = await Promise.all(
     body.map(async (t, i) => ({
       token_hash: (await sha256(t.token)).slice("sha256:".length),
@@ -258,7 +260,7 @@ async function githubPartnerReport(c: Context<AppEnv>): Promise<Response> {
 /**
  * A `secret_scanning_alert` delivery (created, reopened) verified with the master webhook secret: the alert's
  * secret is read through the GitHub App and handled as a report, so a runpass-issued GitHub token or AWS key that
- * GitHub finds in a push ends its run with no human in the loop. Answers without any value.
+ * GitHub finds in a push ends its run with no human in the loop. Answers with counts only.
  */
 export async function githubScanningAlert(c: Context<AppEnv>, ref: ScanningAlertRef): Promise<Response> {
   let found: { secret: string; secret_type: string } | undefined;
@@ -275,8 +277,11 @@ export async function githubScanningAlert(c: Context<AppEnv>, ref: ScanningAlert
     c,
     [{ value: found.secret, source: cleanSource(`github secret scanning ${where} (${found.secret_type})`) }],
     "github",
+    "github-alert",
   );
-  return c.json({ result: "leak_checked", matches, unmatched }, 200, NO_STORE);
+  // GitHub keeps webhook responses in its delivery log: counts only, never which run, lease, policy or AWS key
+  // id matched (those are in the audit records and the alert).
+  return c.json({ result: "leak_checked", matched: matches.length, unmatched }, 200, NO_STORE);
 }
 
 /** Registers POST /v1/admin/leaks (behind requireAdmin) and GitHub's partner endpoint POST /v1/leaks/github. */
