@@ -98,6 +98,24 @@ describe("reports", () => {
     expect(() => leakCandidates({ values: ["  "] })).toThrow(/names no value/);
     expect(leakCandidates({ values: ["v"], source: "a\nb\u0000c" })[0]?.source).toBe("a b c");
   });
+
+  it("strip URL credentials from sources (trufflehog prints repository URLs with user:token@)", () => {
+    const [found] = leakCandidates({
+      trufflehog: [
+        {
+          Raw: "AKIA2",
+          DetectorName: "AWS",
+          SourceMetadata: {
+            Data: { Git: { repository: "https://ci-bot:ghp_s3cret@github.com/acme/api.git" } },
+          },
+        },
+      ],
+    });
+    expect(found?.source).toBe("trufflehog AWS https://github.com/acme/api.git");
+    expect(
+      leakCandidates({ values: ["v"], source: "see ssh://git:pw@host/x and http://u@h/y" })[0]?.source,
+    ).toBe("see ssh://host/x and http://h/y");
+  });
 });
 
 describe("alert settings", () => {

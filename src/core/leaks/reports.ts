@@ -40,10 +40,14 @@ export interface LeakCandidate {
   source: string;
 }
 
-/** Printable, single-line, bounded: `source` ends up in audit records and alert text. */
+/**
+ * Printable, single-line, bounded, and without URL credentials (`https://user:token@host/…`, as trufflehog
+ * prints repository URLs): `source` ends up in audit records and alert text.
+ */
 export function cleanSource(text: string): string {
   return text
     .replace(/\p{Cc}+/gu, " ")
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*@/gi, "$1")
     .trim()
     .slice(0, 200);
 }
