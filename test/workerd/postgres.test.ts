@@ -154,6 +154,29 @@ describe("connections", () => {
   });
 });
 
+describe("connection errors", () => {
+  it("say only whether the database refused or could not be reached; the server's text is audited", async () => {
+    const s = await setup();
+    const wrong = new URL(pg.adminUrl);
+    wrong.password = "not-the-password";
+    await s.putConnection({ kind: "postgres", url: wrong.toString(), tls: "disable" });
+    const res = await s.broker.admin(`/v1/admin/connections/${s.conn}/verify`, { method: "POST" });
+    expect(res.status).toBe(502);
+    const text = await res.text();
+    expect(text).toContain("the database refused");
+    expect(text.includes("password authentication failed")).toBe(false);
+    expect(text.includes("runpass_admin")).toBe(false);
+    const records = await auditRecords(s.broker, { event: "admin" });
+    expect(
+      records.some(
+        (r) =>
+          String(r.detail).includes(`verify ${s.conn} failed`) &&
+          String(r.detail).includes("password authentication failed"),
+      ),
+    ).toBe(true);
+  });
+});
+
 describe("the postgres grant", () => {
   it("issues a role a real client logs in with: member of the listed role only, VALID UNTIL its expiry", async () => {
     const s = await setup();
