@@ -13,7 +13,6 @@ import {
   ALERT_RETENTION_MS,
 } from "../core/constants.ts";
 import { randomId } from "../core/crypto.ts";
-import { errorMessage } from "../core/errors.ts";
 import { enqueueAudit, OUTBOX_RETRY_MS, OUTBOX_TABLE, outboxPending, shipOutbox } from "./audit-outbox.ts";
 import type { Env } from "./env.ts";
 import { applySchema, type SqliteSchema } from "./sqlite-schema.ts";
@@ -163,7 +162,7 @@ export class AlertHub extends DurableObject<Env> {
     let delivered = 0;
     let failed = 0;
     for (const row of due) {
-      const error = await this.#post(target, row.body);
+      const error = await this.#post(target, row.body, now);
       const attempts = row.attempts + 1;
       const payload = JSON.parse(row.body) as AlertPayload;
       if (error === undefined) {
@@ -218,14 +217,18 @@ export class AlertHub extends DurableObject<Env> {
   }
 
   /** POSTs one signed body; the error text (status or network failure) or undefined on 2xx. */
-  async #post(target: AlertTarget, body: string): Promise<string | undefined> {
+  async #post(target: AlertTarget, body: string, now: number): Promise<string | undefined> {
     if (!target.url || target.problem) return target.problem ?? "RUNPASS_ALERT_WEBHOOK is not set";
     try {
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "user-agent": "runpass-alerts",
       };
-      if (target.secret) headers["x-runpass-signature"] = await alertSignature(target.secret, body);
+      if (target.secret) {
+        const timestamp = Math.floor(now / 1000);
+        headers["x-runpass-timestamp"] = String(timestamp);
+        headers["x-runpass-signature"] = await alertSignature(target.secret, body, timestamp);
+      }
       const res = await fetch(target.url, {
         method: "POST",
         headers,
@@ -236,7 +239,10 @@ export class AlertHub extends DurableObject<Env> {
       await res.body?.cancel();
       return res.ok ? undefined : `HTTP ${res.status}`;
     } catch (e) {
-      return errorMessage(e).slice(0, 200);
+      // Never the error's own text: a fetch failure may quote the URL, and a Slack webhook URL is a credential
+      // (this string reaches audit details and the alerts list).
+      const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
+      return timedOut ? "delivery timed out" : "delivery failed (network error)";
     }
   }
 

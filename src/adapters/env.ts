@@ -48,7 +48,7 @@ export interface Env {
   RUNPASS_RATE_LIMITS?: string;
   /** Where alerts are POSTed (https; http to a loopback host in dev mode), docs/leaks.md. */
   RUNPASS_ALERT_WEBHOOK?: string;
-  /** Signs alert bodies (`x-runpass-signature: sha256=…`). */
+  /** Signs alert deliveries (`x-runpass-signature: sha256=…` over `<x-runpass-timestamp>.<body>`). */
   RUNPASS_ALERT_SECRET?: string;
   /** JSON overrides of the alert thresholds, e.g. {"denial_burst":"10/5m"}. */
   RUNPASS_ALERTS?: string;

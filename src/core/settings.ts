@@ -105,7 +105,8 @@ export const SETTINGS: readonly Setting[] = [
     need: optional,
     purpose: "a sovereign cloud's or test Entra host",
   },
-  { name: "RUNPASS_ALERT_WEBHOOK", secret: false, need: optional, purpose: "where alerts are posted" },
+  // A Slack (or similar) incoming-webhook URL is itself the credential that posts to the channel.
+  { name: "RUNPASS_ALERT_WEBHOOK", secret: true, need: optional, purpose: "where alerts are posted" },
   { name: "RUNPASS_ALERT_SECRET", secret: true, need: optional, purpose: "signs alert deliveries" },
   {
     name: "RUNPASS_ACCESS_TEAM_DOMAIN",

@@ -26,9 +26,11 @@ async function raw(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-function verify(secret: string, body: string, signature: string | null): boolean {
-  if (!signature?.startsWith("sha256=")) return false;
-  const expected = Buffer.from(`sha256=${createHmac("sha256", secret).update(body).digest("hex")}`);
+function verify(secret: string, body: string, signature: string | null, timestamp: string | null): boolean {
+  if (!signature?.startsWith("sha256=") || !timestamp || !/^\d{1,12}$/.test(timestamp)) return false;
+  const expected = Buffer.from(
+    `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`,
+  );
   const given = Buffer.from(signature);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
@@ -69,7 +71,8 @@ export class AlertReceivers {
       return send(503, { error: "down" });
     }
     const signature = (req.headers["x-runpass-signature"] as string | undefined) ?? null;
-    r.received.push({ body, signature, valid: verify(r.secret, body, signature) });
+    const timestamp = (req.headers["x-runpass-timestamp"] as string | undefined) ?? null;
+    r.received.push({ body, signature, valid: verify(r.secret, body, signature, timestamp) });
     return send(200, {});
   }
 }

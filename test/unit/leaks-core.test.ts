@@ -176,8 +176,10 @@ describe("alert settings", () => {
     });
     expect(payload.text).toContain("admin_revoke");
     const body = JSON.stringify(payload);
-    const expected = `sha256=${createHmac("sha256", "s3cret").update(body).digest("hex")}`;
-    expect(await alertSignature("s3cret", body)).toBe(expected);
+    // Signed over "<timestamp>.<body>": the same body at another time has another signature (no replay).
+    const expected = `sha256=${createHmac("sha256", "s3cret").update(`1764669600.${body}`).digest("hex")}`;
+    expect(await alertSignature("s3cret", body, 1764669600)).toBe(expected);
+    expect(await alertSignature("s3cret", body, 1764669601)).not.toBe(expected);
   });
 });
 

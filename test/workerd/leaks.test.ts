@@ -343,6 +343,16 @@ describe("alerts", () => {
       alerts: Array<{ request_ids: string[]; delivery: string }>;
     };
     expect(listed.alerts.find((a) => a.request_ids.includes(res.requestId))?.delivery).toBe("delivered");
+    // The webhook URL is a credential (a Slack webhook posts with it alone): status says set, never the value.
+    const status = await (await s.broker.admin("/v1/admin/status")).text();
+    expect(status.includes(s.receiverName), "the alert webhook URL is in status").toBe(false);
+    const settings = (
+      JSON.parse(status) as { settings: Array<{ name: string; secret: boolean; set: boolean }> }
+    ).settings;
+    expect(settings.find((x) => x.name === "RUNPASS_ALERT_WEBHOOK")).toMatchObject({
+      secret: true,
+      set: true,
+    });
     // Raising and delivering are audited as `alert`.
     const alertRecords = await auditRecords(s.broker, { event: "alert", run: leaked.lease.run });
     expect(alertRecords.map((r) => String(r.detail).replace(/ alr_\S+/, ""))).toEqual([

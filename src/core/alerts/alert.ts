@@ -71,8 +71,12 @@ export function alertPayload(input: AlertInput, now: number): AlertPayload {
   };
 }
 
-/** `sha256=<hex HMAC-SHA256 of the raw body>` under RUNPASS_ALERT_SECRET, for `x-runpass-signature`. */
-export async function alertSignature(secret: string, body: string): Promise<string> {
+/**
+ * `sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` under RUNPASS_ALERT_SECRET, for `x-runpass-signature`;
+ * `timestamp` (unix seconds) goes in `x-runpass-timestamp`, so a receiver can refuse a replayed old delivery
+ * (docs/leaks.md, "Alerts").
+ */
+export async function alertSignature(secret: string, body: string, timestamp: number): Promise<string> {
   const key = await crypto.subtle.importKey(
     "raw",
     new TextEncoder().encode(secret),
@@ -80,7 +84,7 @@ export async function alertSignature(secret: string, body: string): Promise<stri
     false,
     ["sign"],
   );
-  return `sha256=${hex(await hmac(key, body))}`;
+  return `sha256=${hex(await hmac(key, `${timestamp}.${body}`))}`;
 }
 
 /** A burst threshold: `count` events for one key within `windowMs`. */
