@@ -44,8 +44,10 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
     // A person through Cloudflare Access instead of the shared token, when the admin API has its own Access
     // application: the verified email becomes the actor of every audit record this request writes
     // (docs/deploy.md, "Admin access").
-    const access = adminAccessConfig(c);
+    // Read only for a request that carries an assertion: a misconfigured admin audience closes Access sign-in
+    // but not the admin token, so `runpass doctor` can still read the problem from status.
     const assertion = c.req.header("cf-access-jwt-assertion");
+    const access = assertion !== undefined ? adminAccessConfig(c) : undefined;
     if (access && assertion !== undefined) {
       const rt = c.get("runtime");
       try {

@@ -7,6 +7,7 @@ import type { Env } from "../adapters/env.ts";
 import { readConfig } from "../adapters/env.ts";
 import { githubFor } from "../adapters/github-app.ts";
 import { connectionStore } from "../adapters/postgres.ts";
+import { adminAccessConfig } from "../console/auth.ts";
 import { ConfigError } from "../core/errors.ts";
 import { Signer } from "../core/grants/signer.ts";
 import { KeySetCache } from "../core/oidc/key-source.ts";
@@ -88,6 +89,11 @@ export async function brokerStatus(c: Context<AppEnv>): Promise<Record<string, u
         return { active: keys.active, kids: [...keys.keys.keys()] };
       })
     : null;
+  const adminAccess = await check(
+    "RUNPASS_ADMIN_ACCESS_AUD",
+    problems,
+    () => adminAccessConfig(c) !== undefined,
+  );
   const sshCa = envText(env, "RUNPASS_SSH_CA_KEYS");
   const ssh = sshCa ? await check("RUNPASS_SSH_CA_KEYS", problems, () => jwkIds(sshCa)) : null;
   const rateLimits = await check("RUNPASS_RATE_LIMITS", problems, () => {
@@ -164,6 +170,8 @@ export async function brokerStatus(c: Context<AppEnv>): Promise<Record<string, u
     secret_store: master ? { master_key_ids: master.kids, active: master.active } : { configured: false },
     ssh_ca: ssh ? { key_ids: ssh.map((k) => k.kid) } : { configured: false },
     x509_ca: { configured: Boolean(envText(env, "RUNPASS_X509_CA")) },
+    // Whether /v1/admin/* accepts a Cloudflare Access identity besides the admin token (docs/deploy.md).
+    admin_access: { access: adminAccess === true },
     rate_limits: rateLimits,
     problems,
   };

@@ -104,6 +104,25 @@ describe("admin API with Cloudflare Access", () => {
     expect((await consoleOnly.broker.admin("/v1/admin/status", { headers })).status).toBe(200);
   });
 
+  it("one audience for both the console and the admin API is a configuration problem: Access closed, the token works", async () => {
+    const { broker } = await setup({
+      RUNPASS_ACCESS_TEAM_DOMAIN: ISSUER_BASE,
+      RUNPASS_ACCESS_AUD: AUD,
+      RUNPASS_ADMIN_ACCESS_AUD: AUD,
+    });
+    const headers = { "cf-access-jwt-assertion": await accessToken() };
+    expect((await broker.fetch("/v1/admin/status", { headers })).status).not.toBe(200);
+    const status = (await (await broker.admin("/v1/admin/status")).json()) as {
+      admin_access: { access: boolean };
+      problems: Array<{ setting: string }>;
+    };
+    expect(status.admin_access).toEqual({ access: false });
+    expect(status.problems.map((p) => p.setting)).toContain("RUNPASS_ADMIN_ACCESS_AUD");
+    const good = await setup(ACCESS_ENV);
+    const shown = (await (await good.broker.admin("/v1/admin/status")).json()) as { admin_access: unknown };
+    expect(shown.admin_access).toEqual({ access: true });
+  });
+
   it("accepts an Access service token (common_name, no email) and names it as the actor", async () => {
     const { broker, policy } = await setup(ACCESS_ENV);
     const service = await accessToken({ email: undefined, common_name: "ci-doctor.access", sub: "" });
