@@ -96,7 +96,9 @@ export default defineConfig({
           exclude: E2E,
           environment: "node",
           globalSetup: ["test/support/global-setup.ts"],
-          testTimeout: 30_000,
+          // The fast tier shares 2 cores with a real PostgreSQL, sshd and OpenSSL: a heavy test (the webhook storm,
+          // the fuzzers) can pass 30 s on a busy machine; a hang still fails, just later.
+          testTimeout: 60_000,
         },
       },
       {
@@ -104,7 +106,7 @@ export default defineConfig({
           name: "e2e",
           include: E2E,
           environment: "node",
-          testTimeout: 30_000,
+          testTimeout: 60_000,
           // Cleanup stops brokers and removes scratch copies of the project (10,001 policy files for the large
           // set), which can take longer than the default 10 s while the other worker is building.
           hookTimeout: 60_000,
@@ -146,7 +148,9 @@ export default defineConfig({
           name: "workerd",
           include: ["test/workerd/**/*.test.ts"],
           globalSetup: ["test/support/global-setup.ts"],
-          testTimeout: 30_000,
+          // The fast tier shares 2 cores with a real PostgreSQL, sshd and OpenSSL: a heavy test (the webhook storm,
+          // the fuzzers) can pass 30 s on a busy machine; a hang still fails, just later.
+          testTimeout: 60_000,
         },
       },
     ],

@@ -120,7 +120,8 @@ describe("x509 grant", () => {
     expect(new Uint8Array(cert.publicKey.rawData)).toEqual(spki);
     expect(cert.subject).toBe("CN=ci-acme/api");
     expect(cert.serialNumber).toBe(out.serial);
-    expect(out.serial).toMatch(/^[1-7][0-9a-f]{31}$/);
+    // 16 bytes, first byte 0x01–0x7f: positive, minimal DER (hex may start with 0, as in 0x08).
+    expect(out.serial).toMatch(/^(0[1-9a-f]|[1-7][0-9a-f])[0-9a-f]{30}$/);
     // not_before = now − 60 s; not_after = min(15m, lease end).
     expect(Math.abs(cert.notBefore.getTime() / 1000 - (before - 60))).toBeLessThanOrEqual(2);
     expect(Date.parse(out.not_after)).toBe(cert.notAfter.getTime());
