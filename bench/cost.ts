@@ -67,6 +67,8 @@ export interface UsageCounts {
   do_alarm_writes: number;
   /** D1's meta.rows_written, which counts index rows. */
   d1_rows_written: number;
+  /** D1 round trips (not billed; shown for where the database's work comes from). */
+  d1_calls: number;
   kv_reads: number;
 }
 

@@ -194,7 +194,7 @@ export interface HttpBenchResult {
 }
 
 /** The bench Worker's metering counters (bench/metering.ts). */
-async function counters(base: string): Promise<MeterCounts> {
+export async function counters(base: string): Promise<MeterCounts> {
   const res = await fetch(`${base}/__bench/counters`);
   if (res.status !== 200) throw new Error(`GET /__bench/counters answered ${res.status}`);
   return (await res.json()) as MeterCounts;
@@ -216,6 +216,7 @@ export function meterDelta(after: MeterCounts, before: MeterCounts): MeterCounts
     do_rows_written: after.do_rows_written - before.do_rows_written,
     do_alarm_writes: after.do_alarm_writes - before.do_alarm_writes,
     d1_rows_written: after.d1_rows_written - before.d1_rows_written,
+    d1_calls: after.d1_calls - before.d1_calls,
     kv_reads: after.kv_reads - before.kv_reads,
     by_class,
   };

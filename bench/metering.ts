@@ -17,6 +17,8 @@ export interface MeterCounts {
   do_rows_written: number;
   do_alarm_writes: number;
   d1_rows_written: number;
+  /** D1 round trips (a batch is one): not billed, but each is a query the database serves. */
+  d1_calls: number;
   kv_reads: number;
   /** Per Durable Object class: calls and rows written (where the rows come from). */
   by_class: Record<string, { requests: number; rows_written: number }>;
@@ -30,6 +32,7 @@ const counts: MeterCounts = {
   do_rows_written: 0,
   do_alarm_writes: 0,
   d1_rows_written: 0,
+  d1_calls: 0,
   kv_reads: 0,
   by_class: {},
 };
@@ -137,9 +140,10 @@ function meteredD1(db: D1Database): D1Database {
   const proto = Object.getPrototypeOf(db.prepare("SELECT 1")) as Record<string, unknown>;
   if (!patchedStatements.has(proto)) {
     patchedStatements.add(proto);
-    for (const name of ["run", "all"]) {
+    for (const name of ["run", "all", "first", "raw"]) {
       const original = proto[name] as (...a: unknown[]) => Promise<unknown>;
       proto[name] = async function (this: unknown, ...args: unknown[]) {
+        counts.d1_calls++;
         const result = await original.apply(this, args);
         addD1Rows(result);
         return result;
@@ -152,6 +156,7 @@ function meteredD1(db: D1Database): D1Database {
       if (typeof value !== "function") return value;
       if (prop === "batch") {
         return async (...args: unknown[]) => {
+          counts.d1_calls++;
           const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
           addD1Rows(result);
           return result;

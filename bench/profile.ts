@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { freePort } from "../test/support/dev-broker.ts";
 import { cpuMs, exchange, log, startHarness, waitIdle } from "./harness.ts";
+import { counters, meterDelta } from "./http-bench.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -160,12 +161,22 @@ try {
     await s.send("Profiler.setSamplingInterval", { interval: 200 });
     await s.send("Profiler.start");
   }
+  const meter0 = await counters(h.base);
   const cpu0 = cpuMs(h.workerdPid);
   const t0 = performance.now();
   await drive(WARMUP + N);
   const ms = performance.now() - t0;
   await waitIdle(h.workerdPid);
   const cpu = cpuMs(h.workerdPid) - cpu0;
+  const meter = meterDelta(await counters(h.base), meter0);
+  const each = (n: number) => (n / N).toFixed(2);
+  log(
+    `per exchange: ${each(meter.do_requests)} Durable Object calls (${Object.entries(meter.by_class)
+      .map(([k, v]) => `${k} ${each(v.requests)}`)
+      .join(
+        ", ",
+      )}), ${each(meter.do_alarms)} alarms, ${each(meter.d1_calls)} D1 calls writing ${each(meter.d1_rows_written)} rows`,
+  );
   log(
     `${N} ${args.policy} exchanges, c=${C}, ${RUN_SIZE} per run: ${Math.round((N / ms) * 1000)}/s, workerd CPU ${(cpu / N).toFixed(2)} ms per exchange${profiling ? " (with the profiler running)" : ""}`,
   );

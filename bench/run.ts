@@ -158,6 +158,7 @@ function usage(http: HttpBenchResult, route: string): UsageCounts {
     do_rows_written: sum((p) => p.meter.do_rows_written),
     do_alarm_writes: sum((p) => p.meter.do_alarm_writes),
     d1_rows_written: sum((p) => p.meter.d1_rows_written),
+    d1_calls: sum((p) => p.meter.d1_calls),
     kv_reads: sum((p) => p.meter.kv_reads),
   };
 }
@@ -349,7 +350,7 @@ async function main(): Promise<void> {
           .map(([name, c]) => `${name} ${c.requests} calls / ${c.rows_written} rows`)
           .join(
             ", ",
-          )}; ${(s.counts.do_alarms / Math.max(1, s.counts.exchanges)).toFixed(2)} alarms, ${(s.counts.d1_rows_written / Math.max(1, s.counts.exchanges)).toFixed(1)} D1 rows`,
+          )}; ${(s.counts.do_alarms / Math.max(1, s.counts.exchanges)).toFixed(2)} alarms, ${(s.counts.d1_rows_written / Math.max(1, s.counts.exchanges)).toFixed(1)} D1 rows in ${(s.counts.d1_calls / Math.max(1, s.counts.exchanges)).toFixed(2)} D1 calls`,
     ),
     tokenCost ? `  largest line item (token): ${COST_LABELS[tokenCost.largest]}` : "",
     "",

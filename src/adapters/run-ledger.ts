@@ -126,7 +126,11 @@ export class RunLedger extends DurableObject<Env> {
         l.createdAt + interval,
       );
       this.#enqueue(input.audit);
-      return { ok: true };
+      if (input.countSince === undefined) return { ok: true };
+      const recent = this.#sql
+        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM leases WHERE created_at >= ?", input.countSince)
+        .one().n;
+      return { ok: true, recent };
     });
     await this.#armAt(Date.now());
     return outcome;

@@ -46,7 +46,7 @@ export interface ExchangeDeps {
   /** Leak fingerprints of every credential value returned (docs/leaks.md). */
   fingerprinter: Fingerprinter;
   /** Sees every decision's audit record once it is final (alert counting, docs/leaks.md); must not throw. */
-  observe?: (record: AuditRecord, facts: { sensitive: boolean }) => void;
+  observe?: DecisionObserver;
   /** Upstream clients and the revocation-handle sealer. */
   grants: IssuePorts;
   ledger: Ledger;
@@ -54,6 +54,19 @@ export interface ExchangeDeps {
   clock: Clock;
   /** Charges a verified token to its repository's rate limit; throws 429 `rate_limited` over it (refusals are audited in aggregate by the limiter). */
   rateLimit?: (token: VerifiedToken) => Promise<void>;
+}
+
+/** What the alert counters learn from a final decision (docs/leaks.md, Alerts). */
+export interface DecisionFacts {
+  sensitive: boolean;
+  /** For an allow with a run: this run's leases within the observer's `runWindowMs`, this one included. */
+  runIssued?: number;
+}
+
+/** Sees every decision's audit record once it is final; `runWindowMs` asks the run ledger to count the run's leases. */
+export interface DecisionObserver {
+  runWindowMs?: number;
+  decided(record: AuditRecord, facts: DecisionFacts): void;
 }
 
 export interface ExchangeInput {
@@ -117,7 +130,7 @@ async function recordDenial(
   if (!failure.policy && input.policy) record.policy = input.policy;
   if (failure.error.auditDetail) record.detail = failure.error.auditDetail;
   deps.audit.write(record);
-  deps.observe?.(record, { sensitive: failure.policy?.def.sensitive === true });
+  deps.observe?.decided(record, { sensitive: failure.policy?.def.sensitive === true });
 }
 
 /** The run ledger key (docs/architecture.md, State); tokens that name no run get a key of their own from issuer + single-use id. */
@@ -244,6 +257,7 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
       },
       audit: record,
       ...(deliverOnce ? { deliverOnce } : {}),
+      ...(deps.observe?.runWindowMs !== undefined ? { countSince: nowMs - deps.observe.runWindowMs } : {}),
     });
   } catch {
     const recalled = await recallIssued(deps.grants, issued.credentials);
@@ -260,7 +274,10 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
     await recallIssued(deps.grants, issued.credentials);
     throw await refuse(outcome.reason, visible);
   }
-  deps.observe?.(record, { sensitive: policy.def.sensitive === true });
+  deps.observe?.decided(record, {
+    sensitive: policy.def.sensitive === true,
+    ...(outcome.recent !== undefined ? { runIssued: outcome.recent } : {}),
+  });
 
   return {
     policy: policy.def.name,

@@ -45,10 +45,15 @@ export interface CommitInput {
   audit: AuditRecord;
   /** A deliver_once policy: refuse (and remember) a second delivery of its secrets to this run. */
   deliverOnce?: string;
+  /**
+   * Count this run's leases created at or after this time (ms), this one included, into the outcome's `recent`:
+   * the per-run issuance alert counts on the run's own object instead of a counter object (docs/leaks.md).
+   */
+  countSince?: number;
 }
 
 export type CommitOutcome =
-  | { ok: true }
+  | { ok: true; recent?: number }
   | { ok: false; reason: "replayed" | "run_ended" | "already_delivered" };
 
 /** Who asked for leases to end, for the audit records the ledger writes. */

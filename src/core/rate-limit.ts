@@ -18,9 +18,9 @@ import { ConfigError } from "./errors.ts";
 export type RateLimitName = keyof typeof DEFAULT_RATE_LIMITS;
 export const RATE_LIMIT_NAMES = Object.keys(DEFAULT_RATE_LIMITS) as RateLimitName[];
 
-/** `limit` requests per fixed window of `windowMs`. */
+/** `limit` requests per fixed window of `windowMs` ("alert": an alert threshold, counted but never refusing). */
 export interface RateRule {
-  name: RateLimitName;
+  name: RateLimitName | "alert";
   limit: number;
   windowMs: number;
 }
@@ -190,6 +190,8 @@ interface Bucket {
   target?: Promise<{ name: string; fields: RateLimitFields }>;
   /** The background report that will carry deltas added now, if one is waiting. */
   queued?: Promise<void>;
+  /** For counted events ({@link LocalLimiter.count}): what to do if the next report crosses the threshold. */
+  reached?: () => Promise<void>;
   chain?: Promise<void>;
 }
 
@@ -236,6 +238,24 @@ export class LocalLimiter {
       // The object is unreachable: block on what this isolate alone has seen.
       if (b.known + b.admitted + b.inflight >= b.rule.limit) b.blockedUntil = b.window + b.rule.windowMs;
     }
+  }
+
+  /**
+   * Counts one event towards a threshold, deciding nothing (the alert counters, docs/leaks.md): no I/O on the
+   * caller's path; the count is reported in the background, coalesced with the key's other events, and
+   * `reached` runs once — after the report whose events carried the object's exact count to the threshold.
+   */
+  count(
+    target: LimitTarget,
+    store: LimitStore,
+    defer: (p: Promise<unknown>) => void,
+    reached: () => Promise<void>,
+  ): void {
+    const b = this.#bucket(target, this.#clock(), true) as Bucket;
+    b.admitted += 1;
+    // The latest event's action stands for the batch: any of them may be the one that reached the threshold.
+    b.reached = reached;
+    defer(this.#report(b, target, store).catch(this.#onError));
   }
 
   /** Admits or refuses one request: locally while the window is well under the limit, by the object near it. */
@@ -332,8 +352,10 @@ export class LocalLimiter {
     const window = b.window;
     const admitted = b.admitted;
     const refused = [...b.refused];
+    const reached = b.reached;
     b.admitted = 0;
     b.refused.clear();
+    b.reached = undefined;
     // Until the object answers, what is on its way still counts for local estimates (a take may be admitted).
     const pending = admitted + (take ? 1 : 0);
     b.inflight += pending;
@@ -357,9 +379,15 @@ export class LocalLimiter {
       });
       if (v.window === b.window) b.known = Math.max(b.known, v.count);
       if (v.blocked) b.blockedUntil = Math.max(b.blockedUntil, now + v.retryAfterMs);
+      // The object serializes reports, so exactly one report's events span the threshold in a window.
+      if (reached && v.count >= rule.limit && v.count - admitted < rule.limit)
+        await reached().catch(this.#onError);
       return v;
     } catch (e) {
-      if (b.window === window) b.admitted += admitted;
+      if (b.window === window) {
+        b.admitted += admitted;
+        b.reached ??= reached;
+      }
       for (const [w, n] of refused) b.refused.set(w, (b.refused.get(w) ?? 0) + n);
       throw e;
     } finally {

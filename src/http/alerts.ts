@@ -1,5 +1,6 @@
 // Raising alerts from route handlers (docs/leaks.md, Alerts): the configuration of this env, the burst counters
-// (one RateLimiter object per counter key, counting only), and GET /v1/admin/alerts.
+// (the per-run count is the run ledger's; the others are counted in the isolate and reported in batches to one
+// RateLimiter object per counter key, counting only), and GET /v1/admin/alerts.
 
 import type { Context, Hono } from "hono";
 import { type AlertTarget, alertHub } from "../adapters/alert-hub.ts";
@@ -7,16 +8,15 @@ import {
   type AlertInput,
   type AlertThresholds,
   alertWebhookProblem,
-  type Burst,
   type BusinessHours,
   parseAlertThresholds,
   parseBusinessHours,
   withinBusinessHours,
 } from "../core/alerts/alert.ts";
-import type { AuditRecord } from "../core/audit/record.ts";
-import { sha256 } from "../core/crypto.ts";
 import { errorMessage, RunpassError } from "../core/errors.ts";
+import type { DecisionObserver } from "../core/exchange.ts";
 import { clientBucket } from "../core/rate-limit.ts";
+import { countAlert } from "./rate-limit.ts";
 import { NO_STORE } from "./respond.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -73,21 +73,6 @@ export async function raiseAlert(c: Context<AppEnv>, input: AlertInput): Promise
   }
 }
 
-/** Counts one event for `name` in `burst`'s window; true exactly when this event reaches the threshold. */
-async function reaches(c: Context<AppEnv>, name: string, burst: Burst, label: string): Promise<boolean> {
-  const verdict = await c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(`alert:${name}`)).hit({
-    rule: "alert",
-    limit: burst.count,
-    windowMs: burst.windowMs,
-    now: c.get("runtime").clock(),
-    admitted: 1,
-    refused: [],
-    take: false,
-    fields: { label },
-  });
-  return verdict.count === burst.count;
-}
-
 function background(c: Context<AppEnv>, work: () => Promise<void>): void {
   const p = work().catch((e: unknown) =>
     console.error(JSON.stringify({ type: "runpass.alert_error", error: errorMessage(e).slice(0, 200) })),
@@ -101,104 +86,115 @@ function minutes(ms: number): string {
 
 /** A failed verification from this client (counted in the background towards `failed_auth_burst`). */
 export function countFailedAuth(c: Context<AppEnv>): void {
-  background(c, async () => {
-    const burst = alertConfig(c).thresholds.failed_auth_burst;
-    const digest = await c
-      .get("runtime")
-      .context(c.env)
-      .hasher()
-      .digest(`client:${clientBucket(c.req.header("cf-connecting-ip"))}`);
-    if (!(await reaches(c, `failed_auth:${digest}`, burst, `client ${digest}`))) return;
-    await raiseAlert(c, {
-      alert: "failed_auth_burst",
-      key: `failed_auth_burst:${digest}`,
-      summary: `${burst.count} failed verifications from one client address in ${minutes(burst.windowMs)}`,
-      details: { client: digest, count: burst.count, window: minutes(burst.windowMs) },
-      request_ids: [c.get("requestId")],
-    });
-  });
+  const burst = alertConfig(c).thresholds.failed_auth_burst;
+  const address = clientBucket(c.req.header("cf-connecting-ip"));
+  const digest = () => c.get("runtime").context(c.env).hasher().digest(`client:${address}`);
+  countAlert(
+    c,
+    `failed_auth:${address}`,
+    burst,
+    async () => {
+      const d = await digest();
+      return { name: `failed_auth:${d}`, label: `client ${d}` };
+    },
+    async () => {
+      const d = await digest();
+      await raiseAlert(c, {
+        alert: "failed_auth_burst",
+        key: `failed_auth_burst:${d}`,
+        summary: `${burst.count} failed verifications from one client address in ${minutes(burst.windowMs)}`,
+        details: { client: d, count: burst.count, window: minutes(burst.windowMs) },
+        request_ids: [c.get("requestId")],
+      });
+    },
+  );
 }
 
 /** The exchange pipeline's observer (ExchangeDeps.observe): denial and issuance bursts, sensitive off-hours use. */
-export function decisionObserver(
-  c: Context<AppEnv>,
-): (record: AuditRecord, facts: { sensitive: boolean }) => void {
+export function decisionObserver(c: Context<AppEnv>): DecisionObserver {
   // A malformed RUNPASS_ALERTS or RUNPASS_BUSINESS_HOURS fails closed here, before anything is decided: a typo
   // must not silently switch an alert off.
-  alertConfig(c);
-  return (record, facts) =>
-    background(c, async () => {
-      const { thresholds, hours } = alertConfig(c);
+  const { thresholds, hours } = alertConfig(c);
+  return {
+    // The run ledger counts the run's leases in this window as it commits: no counter object per run.
+    runWindowMs: thresholds.issuance_burst_run.windowMs,
+    decided(record, facts) {
+      const { issuer, run } = record;
       const repo = record.repository_id ?? record.project_id;
       const where = record.repository_id !== undefined ? "repository" : "project";
       const ids = [record.request_id];
+      const counted = (name: string) => async () => ({ name, label: `${where} ${repo}` });
       if (record.decision === "deny") {
-        if (record.error === "invalid_token" || repo === undefined || !record.issuer) return;
+        if (record.error === "invalid_token" || repo === undefined || !issuer) return;
         const burst = thresholds.denial_burst;
-        if (await reaches(c, `denial:${record.issuer}:${repo}`, burst, `${where} ${repo}`)) {
-          await raiseAlert(c, {
+        const name = `denial:${issuer}:${repo}`;
+        countAlert(c, name, burst, counted(name), () =>
+          raiseAlert(c, {
             alert: "denial_burst",
-            key: `denial_burst:${record.issuer}:${repo}`,
+            key: `denial_burst:${issuer}:${repo}`,
             summary: `${burst.count} denials for ${where} ${record.repository ?? repo} in ${minutes(burst.windowMs)}`,
             details: {
-              issuer: record.issuer,
+              issuer,
               [`${where}_id`]: repo,
               repository: record.repository ?? null,
               last_policy: record.policy ?? null,
               count: burst.count,
             },
             request_ids: ids,
-          });
-        }
+          }),
+        );
         return;
       }
       if (facts.sensitive && hours && !withinBusinessHours(hours, Date.parse(record.ts))) {
-        await raiseAlert(c, {
-          alert: "sensitive_off_hours",
-          key: `sensitive_off_hours:${record.run ?? record.request_id}:${record.policy ?? ""}`,
-          summary: `sensitive policy ${record.policy} used outside business hours`,
-          details: {
-            policy: record.policy ?? null,
-            run: record.run ?? null,
-            lease: record.lease_id ?? null,
-            repository: record.repository ?? null,
-            ref: record.ref ?? null,
-            subject: record.subject ?? null,
-          },
-          request_ids: ids,
-        });
-      }
-      if (record.run) {
-        const burst = thresholds.issuance_burst_run;
-        const digest = (await sha256(record.run)).slice("sha256:".length);
-        if (await reaches(c, `issuance_run:${digest}`, burst, `run ${record.run}`)) {
-          await raiseAlert(c, {
-            alert: "issuance_burst",
-            key: `issuance_burst:run:${record.run}`,
-            summary: `${burst.count} exchanges for one run in ${minutes(burst.windowMs)}`,
-            details: { run: record.run, policy: record.policy ?? null, count: burst.count },
+        background(c, () =>
+          raiseAlert(c, {
+            alert: "sensitive_off_hours",
+            key: `sensitive_off_hours:${record.run ?? record.request_id}:${record.policy ?? ""}`,
+            summary: `sensitive policy ${record.policy} used outside business hours`,
+            details: {
+              policy: record.policy ?? null,
+              run: record.run ?? null,
+              lease: record.lease_id ?? null,
+              repository: record.repository ?? null,
+              ref: record.ref ?? null,
+              subject: record.subject ?? null,
+            },
             request_ids: ids,
-          });
-        }
+          }),
+        );
       }
-      if (repo !== undefined && record.issuer) {
-        const burst = thresholds.issuance_burst_repository;
-        if (await reaches(c, `issuance_repo:${record.issuer}:${repo}`, burst, `${where} ${repo}`)) {
-          await raiseAlert(c, {
+      const runBurst = thresholds.issuance_burst_run;
+      if (run && facts.runIssued === runBurst.count) {
+        background(c, () =>
+          raiseAlert(c, {
             alert: "issuance_burst",
-            key: `issuance_burst:${where}:${record.issuer}:${repo}`,
+            key: `issuance_burst:run:${run}`,
+            summary: `${runBurst.count} exchanges for one run in ${minutes(runBurst.windowMs)}`,
+            details: { run, policy: record.policy ?? null, count: runBurst.count },
+            request_ids: ids,
+          }),
+        );
+      }
+      if (repo !== undefined && issuer) {
+        const burst = thresholds.issuance_burst_repository;
+        const name = `issuance_repo:${issuer}:${repo}`;
+        countAlert(c, name, burst, counted(name), () =>
+          raiseAlert(c, {
+            alert: "issuance_burst",
+            key: `issuance_burst:${where}:${issuer}:${repo}`,
             summary: `${burst.count} exchanges for ${where} ${record.repository ?? repo} in ${minutes(burst.windowMs)}`,
             details: {
-              issuer: record.issuer,
+              issuer,
               [`${where}_id`]: repo,
               repository: record.repository ?? null,
               count: burst.count,
             },
             request_ids: ids,
-          });
-        }
+          }),
+        );
       }
-    });
+    },
+  };
 }
 
 /** Registers GET /v1/admin/alerts (behind requireAdmin). */

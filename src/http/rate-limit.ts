@@ -186,6 +186,30 @@ async function take(
 }
 
 /**
+ * Counts one event towards an alert threshold (docs/leaks.md, Alerts), with no I/O on the request's path: the
+ * in-isolate front batches the key's events into background reports to one counter object (`alert:<name>`), and
+ * `reached` runs once, when the object's exact count reaches `burst.count` in its window. `resolve` may name
+ * the object later (a digest), so the caller's path stays synchronous.
+ */
+export function countAlert(
+  c: Context<AppEnv>,
+  key: string,
+  burst: { count: number; windowMs: number },
+  resolve: () => Promise<{ name: string; label: string }>,
+  reached: () => Promise<void>,
+): void {
+  const target: LimitTarget = {
+    rule: { name: "alert", limit: burst.count, windowMs: burst.windowMs },
+    key,
+    resolve: async () => {
+      const { name, label } = await resolve();
+      return { name: `alert:${name}`, fields: { label } };
+    },
+  };
+  state(c).local.count(target, store(c), defer(c), reached);
+}
+
+/**
  * The repository limit for the exchange pipeline (ExchangeDeps.rateLimit): charges a verified token to
  * its (issuer, repository/project) — or, for generic issuers, its subject — and throws 429 over it.
  */

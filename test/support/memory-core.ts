@@ -75,7 +75,9 @@ export class MemoryLedger implements Ledger {
     if (input.deliverOnce) run.delivered.add(input.deliverOnce);
     run.leases.push(input.lease);
     this.records.push(input.audit);
-    return { ok: true };
+    if (input.countSince === undefined) return { ok: true };
+    const since = input.countSince;
+    return { ok: true, recent: run.leases.filter((l) => l.createdAt >= since).length };
   }
 
   async peek(

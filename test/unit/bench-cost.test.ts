@@ -13,6 +13,7 @@ const counts: UsageCounts = {
   do_rows_written: 9000,
   do_alarm_writes: 1000,
   d1_rows_written: 15_000,
+  d1_calls: 400,
   kv_reads: 0,
 };
 

@@ -183,4 +183,58 @@ describe("LocalLimiter", () => {
     await down.settle();
     expect(down.store.refused()).toBe(3);
   });
+
+  it("alert counts: events batch into background reports, and `reached` runs exactly once, when the count reaches the threshold", async () => {
+    const h = harness({ name: "alert", limit: 5, windowMs: 60_000 });
+    const reached: number[] = [];
+    // Twelve events at once, from two isolates sharing the object: each isolate's events coalesce.
+    const other = new LocalLimiter(
+      () => 1_000_000_000_000,
+      (e) => h.errors.push(e),
+    );
+    for (let i = 0; i < 12; i++) {
+      const limiter = i % 2 === 0 ? h.limiter : other;
+      limiter.count(h.target, h.store, h.defer, async () => void reached.push(i));
+    }
+    await h.settle();
+    expect(reached).toHaveLength(1);
+    expect(h.store.windows.get(1_000_000_000_000 - (1_000_000_000_000 % 60_000))?.admitted).toBe(12);
+    expect(h.store.reports.length).toBeLessThan(12);
+    expect(h.store.reports.every((r) => !r.take)).toBe(true);
+    // Past the threshold nothing fires again in the window; the next window counts afresh.
+    for (let i = 0; i < 3; i++) h.limiter.count(h.target, h.store, h.defer, async () => void reached.push(100));
+    await h.settle();
+    expect(reached).toHaveLength(1);
+    h.advance(60_000);
+    for (let i = 0; i < 5; i++) {
+      h.limiter.count(h.target, h.store, h.defer, async () => void reached.push(200 + i));
+      await h.settle();
+    }
+    expect(reached).toEqual([reached[0], 204]);
+  });
+
+  it("alert counts: an unreachable object loses no event, and the threshold still fires once it answers", async () => {
+    const h = harness({ name: "alert", limit: 3, windowMs: 60_000 });
+    const reached: number[] = [];
+    h.store.down = true;
+    for (let i = 0; i < 4; i++) h.limiter.count(h.target, h.store, h.defer, async () => void reached.push(i));
+    await h.settle();
+    expect(reached).toEqual([]);
+    expect(h.errors.length).toBeGreaterThan(0);
+    h.store.down = false;
+    h.limiter.count(h.target, h.store, h.defer, async () => void reached.push(4));
+    await h.settle();
+    expect(reached).toEqual([4]);
+    expect([...h.store.windows.values()][0]?.admitted).toBe(5);
+  });
+
+  it("alert counts: a failing alert action is reported, not retried as a second count", async () => {
+    const h = harness({ name: "alert", limit: 1, windowMs: 60_000 });
+    h.limiter.count(h.target, h.store, h.defer, async () => {
+      throw new Error("hub down");
+    });
+    await h.settle();
+    expect(h.errors.map(String)).toEqual(["Error: hub down"]);
+    expect([...h.store.windows.values()][0]?.admitted).toBe(1);
+  });
 });

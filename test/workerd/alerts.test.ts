@@ -75,8 +75,10 @@ describe("alerts", () => {
     expect(JSON.stringify(raised[0])).not.toContain(ip);
   });
 
-  it("denial_burst: denials for one repository reach the threshold; issuance_burst: exchanges for one run", async () => {
-    const s = await setup({ RUNPASS_ALERTS: '{"denial_burst":"3/5m","issuance_burst_run":"3/10m"}' });
+  it("denial_burst: denials for one repository reach the threshold; issuance_burst: exchanges for one run, for one repository", async () => {
+    const s = await setup({
+      RUNPASS_ALERTS: '{"denial_burst":"3/5m","issuance_burst_run":"3/10m","issuance_burst_repository":"5/10m"}',
+    });
     for (let i = 0; i < 3; i++) expect((await s.exchange("elsewhere")).status).toBe(403);
     const denial = (await s.alerts()).filter((a) => a.alert === "denial_burst" && a.details.issuer === s.gh);
     expect(denial).toHaveLength(1);
@@ -88,6 +90,18 @@ describe("alerts", () => {
       (a) => a.alert === "issuance_burst" && String(a.details.run).includes(`:${run}:`),
     );
     expect(issuance).toHaveLength(1);
+    expect(issuance[0]?.details).toMatchObject({ count: 3 });
+
+    // Two more exchanges in another run make five for the repository: one repository alert, no second run alert.
+    const other = String(Math.floor(Math.random() * 9e9) + 1e9);
+    for (let i = 0; i < 2; i++) expect((await s.exchange("deploy", { run_id: other })).status).toBe(200);
+    const listed = await s.alerts();
+    const repository = listed.filter((a) => a.alert === "issuance_burst" && a.details.issuer === s.gh);
+    expect(repository).toHaveLength(1);
+    expect(repository[0]?.details).toMatchObject({ repository_id: ACME.repoId, count: 5 });
+    expect(
+      listed.filter((a) => a.alert === "issuance_burst" && String(a.details.run).includes(`:${other}:`)),
+    ).toHaveLength(0);
   });
 
   it("sensitive_off_hours: a sensitive policy's exchange outside business hours alerts; inside it does not", async () => {
