@@ -17,8 +17,7 @@ import {
   setOutput,
   setSecret,
   writeCredentialFiles
-} from "./chunks/chunk-ZZM3NZ4E.js";
-import "./chunks/chunk-BYI52XU3.js";
+} from "./chunks/chunk-B2QD2LLY.js";
 
 // src/client/grant-exports.ts
 var GITHUB_TOKEN_ENV = "RUNPASS_GITHUB_TOKEN";
@@ -177,6 +176,29 @@ function collect(credentials, pick) {
     const credential = credentials[name];
     return credential === void 0 ? [] : pick(exportsOf(name), credential, name);
   });
+}
+
+// src/core/grants/pkcs.ts
+function derLength(n) {
+  if (n < 128) return [n];
+  const bytes = [];
+  for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 255);
+  return [128 | bytes.length, ...bytes];
+}
+function pemBody(pem, label) {
+  const m = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`).exec(pem);
+  if (!m) return void 0;
+  const bin = atob(m[1].replace(/\s+/g, ""));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+function toPem(der, label) {
+  let bin = "";
+  for (const b of der) bin += String.fromCharCode(b);
+  const b64 = btoa(bin).replace(/(.{64})/g, "$1\n");
+  return `-----BEGIN ${label}-----
+${b64.trimEnd()}
+-----END ${label}-----
+`;
 }
 
 // src/core/encoding.ts
@@ -411,6 +433,141 @@ async function generateEd25519Key(comment) {
   return { publicLine: `ssh-ed25519 ${base64(publicBlob)} ${comment}`, publicBlob, privateKey };
 }
 
+// src/client/csr.ts
+var SEQUENCE = 48;
+var INTEGER = 2;
+var BIT_STRING = 3;
+var CONTEXT_0 = 160;
+var ECDSA_WITH_SHA256 = Uint8Array.from([
+  48,
+  10,
+  6,
+  8,
+  42,
+  134,
+  72,
+  206,
+  61,
+  4,
+  3,
+  2
+]);
+var P256 = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+function tlv(tag, ...parts) {
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  const header = [tag, ...derLength(length)];
+  const bytes = new Uint8Array(header.length + length);
+  bytes.set(header);
+  let at = header.length;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
+function derUnsignedInteger(magnitude) {
+  let start = 0;
+  while (start < magnitude.length - 1 && magnitude[start] === 0) start++;
+  const minimal = magnitude.subarray(start);
+  const padded = ((minimal[0] ?? 0) & 128) !== 0 ? Uint8Array.of(0, ...minimal) : minimal;
+  return tlv(INTEGER, padded);
+}
+function ecdsaSignatureToDer(raw) {
+  if (raw.length === 0 || raw.length % 2 !== 0) throw new RangeError("raw ECDSA signature must be r‖s");
+  const half = raw.length / 2;
+  return tlv(SEQUENCE, derUnsignedInteger(raw.subarray(0, half)), derUnsignedInteger(raw.subarray(half)));
+}
+async function p256CertificationRequest(keys) {
+  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
+  const info2 = tlv(
+    SEQUENCE,
+    Uint8Array.of(INTEGER, 1, 0),
+    Uint8Array.of(SEQUENCE, 0),
+    spki,
+    Uint8Array.of(CONTEXT_0, 0)
+  );
+  const raw = new Uint8Array(await crypto.subtle.sign(P256, keys.privateKey, info2));
+  const signature = ecdsaSignatureToDer(raw);
+  const request = tlv(SEQUENCE, info2, ECDSA_WITH_SHA256, tlv(BIT_STRING, Uint8Array.of(0), signature));
+  return toPem(request, "CERTIFICATE REQUEST");
+}
+var CertificateDerError = class extends Error {
+  name = "CertificateDerError";
+};
+var DerReader = class _DerReader {
+  #bytes;
+  #end;
+  #at;
+  constructor(bytes, start, end) {
+    this.#bytes = bytes;
+    this.#at = start;
+    this.#end = end;
+  }
+  get done() {
+    return this.#at === this.#end;
+  }
+  peekTag() {
+    return this.done ? void 0 : this.#bytes[this.#at];
+  }
+  /** The next element, which must carry `tag` when given. */
+  read(tag) {
+    const start = this.#at;
+    const got = this.#byte(start);
+    if ((got & 31) === 31) throw new CertificateDerError("multi-byte tag");
+    if (tag !== void 0 && got !== tag) throw new CertificateDerError(`expected tag ${tag}, got ${got}`);
+    const first = this.#byte(start + 1);
+    let length = first;
+    let contentStart = start + 2;
+    if (first === 128) throw new CertificateDerError("indefinite length");
+    if (first > 128) {
+      const count = first & 127;
+      if (count > 3) throw new CertificateDerError("length too long");
+      length = 0;
+      for (let i = 0; i < count; i++) length = length * 256 + this.#byte(contentStart + i);
+      contentStart += count;
+      if (length < 128 || this.#byte(start + 2) === 0) throw new CertificateDerError("non-minimal length");
+    }
+    const end = contentStart + length;
+    if (end > this.#end) throw new CertificateDerError("element overruns its container");
+    this.#at = end;
+    return { tag: got, start, contentStart, end };
+  }
+  /** A reader over `element`'s contents. */
+  inside(element) {
+    return new _DerReader(this.#bytes, element.contentStart, element.end);
+  }
+  #byte(i) {
+    if (i >= this.#end) throw new CertificateDerError("truncated");
+    return this.#bytes[i];
+  }
+};
+function certificateSpkiDer(der) {
+  const top = new DerReader(der, 0, der.length);
+  const certificate = top.read(SEQUENCE);
+  if (!top.done) throw new CertificateDerError("trailing bytes after the certificate");
+  const fields = top.inside(certificate);
+  const tbs = fields.read(SEQUENCE);
+  fields.read(SEQUENCE);
+  fields.read(BIT_STRING);
+  if (!fields.done) throw new CertificateDerError("trailing fields in the certificate");
+  const t = fields.inside(tbs);
+  if (t.peekTag() === CONTEXT_0) t.read(CONTEXT_0);
+  t.read(INTEGER);
+  t.read(SEQUENCE);
+  t.read(SEQUENCE);
+  t.read(SEQUENCE);
+  t.read(SEQUENCE);
+  const spki = t.read(SEQUENCE);
+  for (const tag of [129, 130, 163]) if (t.peekTag() === tag) t.read(tag);
+  if (!t.done) throw new CertificateDerError("unexpected field after subjectPublicKeyInfo");
+  return der.slice(spki.start, spki.end);
+}
+function certificateSpkiFromPem(pem) {
+  const der = pemBody(pem, "CERTIFICATE");
+  if (!der) throw new CertificateDerError("no PEM certificate");
+  return certificateSpkiDer(der);
+}
+
 // src/client/runner-keys.ts
 async function sshKey() {
   const generated = await generateEd25519Key("runpass-runner");
@@ -429,24 +586,21 @@ async function sshKey() {
     }
   };
 }
-var P256 = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
 function equalBytes(a, b) {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 async function x509Key() {
-  const { x509 } = await import("./chunks/lib-TFUBT3QH.js");
   const keys = await crypto.subtle.generateKey(P256, true, ["sign", "verify"]);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: P256 });
+  const csr = await p256CertificationRequest(keys);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
-  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
   return {
-    csr: csr.toString("pem"),
+    csr,
     key: {
-      privateKeyPem: x509.PemConverter.encode(pkcs8, "PRIVATE KEY"),
+      privateKeyPem: toPem(pkcs8, "PRIVATE KEY"),
       certifies(certificatePem) {
         try {
-          const certificate = new x509.X509Certificate(certificatePem);
-          return equalBytes(new Uint8Array(certificate.publicKey.rawData), spki);
+          return equalBytes(certificateSpkiFromPem(certificatePem), spki);
         } catch {
           return false;
         }

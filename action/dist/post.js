@@ -9,8 +9,7 @@ import {
   revoke,
   setSecret,
   warning
-} from "./chunks/chunk-ZZM3NZ4E.js";
-import "./chunks/chunk-BYI52XU3.js";
+} from "./chunks/chunk-B2QD2LLY.js";
 
 // action/src/post.ts
 async function run() {

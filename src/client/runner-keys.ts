@@ -3,9 +3,11 @@
 // private keys stay in memory until the response shows a certificate for them. Runtime-neutral: WebCrypto only.
 
 import type { ExchangeInputs } from "../core/grants/module.ts";
+import { toPem } from "../core/grants/pkcs.ts";
 import { parseCertificate } from "../core/ssh/cert.ts";
 import { generateEd25519Key } from "../core/ssh/private-key.ts";
 import { fromBase64 } from "../core/ssh/wire.ts";
+import { certificateSpkiFromPem, P256, p256CertificationRequest } from "./csr.ts";
 
 /** The x509 key: its PKCS#8 PEM, and a check that a certificate certifies it. */
 export interface RunnerX509Key {
@@ -47,28 +49,23 @@ async function sshKey(): Promise<{ publicLine: string; key: RunnerSshKey }> {
   };
 }
 
-const P256 = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /** An ECDSA P-256 pair and a PKCS#10 request for it (subject empty: the policy names the certificate). */
 async function x509Key(): Promise<{ csr: string; key: RunnerX509Key }> {
-  // Loaded on first use: the X.509 library is most of a client's code, and its own chunk in the action.
-  const { x509 } = await import("../core/x509/lib.ts");
   const keys = (await crypto.subtle.generateKey(P256, true, ["sign", "verify"])) as CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: P256 });
+  const csr = await p256CertificationRequest(keys);
   const spki = new Uint8Array((await crypto.subtle.exportKey("spki", keys.publicKey)) as ArrayBuffer);
-  const pkcs8 = (await crypto.subtle.exportKey("pkcs8", keys.privateKey)) as ArrayBuffer;
+  const pkcs8 = new Uint8Array((await crypto.subtle.exportKey("pkcs8", keys.privateKey)) as ArrayBuffer);
   return {
-    csr: csr.toString("pem"),
+    csr,
     key: {
-      privateKeyPem: x509.PemConverter.encode(pkcs8, "PRIVATE KEY"),
+      privateKeyPem: toPem(pkcs8, "PRIVATE KEY"),
       certifies(certificatePem) {
         try {
-          const certificate = new x509.X509Certificate(certificatePem);
-          return equalBytes(new Uint8Array(certificate.publicKey.rawData), spki);
+          return equalBytes(certificateSpkiFromPem(certificatePem), spki);
         } catch {
           return false;
         }

@@ -5,21 +5,24 @@ const RSA_ALGORITHM_IDENTIFIER = [
   0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
 ];
 
-function derLength(n: number): number[] {
+/** A DER definite length (short form below 128, else the minimal long form). */
+export function derLength(n: number): number[] {
   if (n < 0x80) return [n];
   const bytes: number[] = [];
   for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
   return [0x80 | bytes.length, ...bytes];
 }
 
-function pemBody(pem: string, label: string): Uint8Array | undefined {
+/** The DER inside the first `label` PEM block of `pem`; undefined when there is none. */
+export function pemBody(pem: string, label: string): Uint8Array | undefined {
   const m = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`).exec(pem);
   if (!m) return undefined;
   const bin = atob((m[1] as string).replace(/\s+/g, ""));
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
 
-function toPem(der: Uint8Array, label: string): string {
+/** `der` as a `label` PEM block, 64-character lines, ending in a newline. */
+export function toPem(der: Uint8Array, label: string): string {
   let bin = "";
   for (const b of der) bin += String.fromCharCode(b);
   const b64 = btoa(bin).replace(/(.{64})/g, "$1\n");
