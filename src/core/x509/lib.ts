@@ -1,5 +1,6 @@
 // The one door to @peculiar/x509 (docs/grants.md, "x509"): its ASN.1 classes need `reflect-metadata` loaded before
-// the library itself, so everything (the grant, the CRL, the clients' CSR) imports X.509 through this module.
+// the library itself, so everything (the grant, the CRL) imports X.509 through this module. The clients do not use
+// it: they build their CSR by hand (src/client/csr.ts, docs/clients.md "Certificates").
 
 import "reflect-metadata";
 import { AsnConvert } from "@peculiar/asn1-schema";
