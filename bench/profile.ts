@@ -2,11 +2,12 @@
 // serves it) while V8's sampling profiler runs in workerd's isolates over the DevTools protocol, then
 // writes .cpuprofile files (open them in Chrome DevTools or speedscope) and prints the top functions.
 //
-//   node bench/profile.ts [--policy token|secrets|aws] [--exchanges 1500] [--concurrency 8] [--run-size 4]
-//                         [--no-profile]   (timing only: workerd CPU ms per exchange, no profiler overhead)
+//   node bench/profile.ts [--policy token|secrets|aws|floor|secure] [--exchanges 1500] [--concurrency 8]
+//                         [--run-size 4] [--no-profile]   (timing only: workerd CPU ms per exchange, no profiler)
 //
 // Two isolates matter: the Worker (request path, Durable Objects — they share the isolate locally) and
-// Miniflare's D1 simulator (`d1:db`), which only exists locally: in production D1 runs elsewhere.
+// Miniflare's D1 simulator (`d1:db`), which only exists locally: in production D1 runs elsewhere. `floor` and
+// `secure` drive the two floors instead of /v1/exchange.
 
 import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import { parseArgs } from "node:util";
 import { freePort } from "../test/support/dev-broker.ts";
 import { cpuMs, exchange, log, startHarness, waitIdle } from "./harness.ts";
 import { counters, meterDelta } from "./http-bench.ts";
+import { type CpuProfile, type ProfileNode, profileIsolates } from "./inspector.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -30,37 +32,7 @@ const C = Number(args.concurrency);
 const RUN_SIZE = Number(args["run-size"]);
 const WARMUP = 200;
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** A DevTools session on one workerd isolate. */
-async function session(url: string) {
-  const ws = new WebSocket(url);
-  await new Promise((r, f) => {
-    ws.addEventListener("open", r);
-    ws.addEventListener("error", f);
-  });
-  let id = 0;
-  const pending = new Map<number, (v: unknown) => void>();
-  ws.addEventListener("message", (ev) => {
-    const m = JSON.parse(String(ev.data)) as { id?: number; result?: unknown };
-    if (m.id !== undefined) pending.get(m.id)?.(m.result);
-  });
-  const send = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<unknown>((r) => {
-      pending.set(++id, r);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
-  return { send, close: () => ws.close() };
-}
+type Profile = CpuProfile;
 
 /**
  * Busy time by the outermost frame of the bench bundle on the stack (module and function): the request
@@ -136,7 +108,13 @@ try {
     await Promise.all(
       Array.from({ length: C }, async () => {
         while (next < until) {
-          const res = await exchange(h.base, tokens[next++] as string, args.policy);
+          const token = tokens[next++] as string;
+          const res =
+            args.policy === "floor" || args.policy === "secure"
+              ? await fetch(`${h.base}/__bench/${args.policy === "floor" ? "floor" : "secure-floor"}`, {
+                  headers: { authorization: `Bearer ${token}` },
+                })
+              : await exchange(h.base, token, args.policy);
           await res.arrayBuffer();
           if (res.status !== 200) throw new Error(`exchange answered ${res.status}`);
         }
@@ -146,27 +124,18 @@ try {
   await drive(WARMUP);
   await waitIdle(h.workerdPid);
 
-  const targets = profiling
-    ? (
-        (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as Array<{
-          webSocketDebuggerUrl: string;
-        }>
-      )
-        .map((t) => t.webSocketDebuggerUrl)
-        .filter((u) => u.endsWith("/core:user:runpass-bench") || u.endsWith("/d1:db"))
-    : [];
-  const sessions = await Promise.all(targets.map((u) => session(u)));
-  for (const s of sessions) {
-    await s.send("Profiler.enable");
-    await s.send("Profiler.setSamplingInterval", { interval: 200 });
-    await s.send("Profiler.start");
-  }
   const meter0 = await counters(h.base);
   const cpu0 = cpuMs(h.workerdPid);
   const t0 = performance.now();
-  await drive(WARMUP + N);
-  const ms = performance.now() - t0;
-  await waitIdle(h.workerdPid);
+  let ms = 0;
+  const measured = async () => {
+    await drive(WARMUP + N);
+    ms = performance.now() - t0;
+    await waitIdle(h.workerdPid);
+  };
+  let profiles: Awaited<ReturnType<typeof profileIsolates>> = {};
+  if (profiling) profiles = await profileIsolates(port, measured);
+  else await measured();
   const cpu = cpuMs(h.workerdPid) - cpu0;
   const meter = meterDelta(await counters(h.base), meter0);
   const each = (n: number) => (n / N).toFixed(2);
@@ -184,19 +153,16 @@ try {
   const bundle = await readFile(join(h.benchBuild.outdir, "worker.js"), "utf8");
   await writeFile(bundleFile, bundle);
   if (profiling) log(`the profiles' worker.js is ${bundleFile}`);
-  for (const [i, s] of sessions.entries()) {
-    const { profile } = (await s.send("Profiler.stop")) as { profile: Profile };
-    s.close();
-    const name = (targets[i] as string).split("/").pop()?.replace(/:/g, "_") ?? `isolate${i}`;
+  for (const [name, profile] of Object.entries(profiles)) {
     const file = join(tmpdir(), `runpass-${args.policy}-${name}.cpuprofile`);
     await writeFile(file, JSON.stringify(profile));
-    const { busyMs, rows } = top(profile, 25);
+    const { busyMs: busy, rows } = top(profile, 25);
     const line = (k: string, v: number) =>
       console.log(
-        `${(v / N).toFixed(3).padStart(8)} ms  ${((v / busyMs) * 100).toFixed(1).padStart(5)}%  ${k}`,
+        `${(v / N).toFixed(3).padStart(8)} ms  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${k}`,
       );
-    console.log(`\n${name}: ${(busyMs / N).toFixed(2)} ms busy per exchange — ${file}`);
-    if (name.startsWith("core_user")) {
+    console.log(`\n${name}: ${(busy / N).toFixed(2)} ms busy per request — ${file}`);
+    if (name !== "d1") {
       console.log("by entry point (outermost bundle frame: request path, Durable Object methods, alarms):");
       for (const [k, v] of byEntry(profile, bundle).slice(0, 15)) line(k, v);
       console.log("by function (self time):");
