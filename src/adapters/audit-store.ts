@@ -108,14 +108,8 @@ export interface LeakIndexRow {
   version: number | null;
 }
 
-/** D1 binds at most 100 parameters per statement. */
-const D1_MAX_PARAMETERS = 100;
-
-/** Bound parameters per lookup stay under D1's limit. */
+/** Bound parameters per D1 statement stay under its limit of 100. */
 const LOOKUP_CHUNK = 90;
-
-/** One row's bound values, in its INSERT's column order. */
-type Row = Array<string | number | null>;
 
 export interface AuditQuery {
   run?: string;
@@ -201,92 +195,75 @@ export class D1AuditStore {
     return this.#withSchema(() => run(this.db));
   }
 
-  /**
-   * Inserts records idempotently (re-shipped outbox rows are ignored) and keeps the lease and leak indexes in
-   * step, in one batch. Rows go in as multi-row INSERTs (as many rows as fit D1's 100 bound parameters): a
-   * shipment of a run's records is a handful of statements, not four per record (docs/benchmarks.md).
-   */
+  /** Inserts records idempotently (re-shipped outbox rows are ignored) and keeps the lease index in step. */
   async insert(records: AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.#withSchema(() => this.db.batch(this.#statements(records)));
+    await this.#withSchema(() => this.db.batch(records.flatMap((r) => this.#statements(r))));
   }
 
-  #statements(records: AuditRecord[]): D1PreparedStatement[] {
-    const audit: Row[] = [];
-    const leases: Row[] = [];
-    const leaks: Row[] = [];
-    const ends: D1PreparedStatement[] = [];
-    for (const r of records) {
-      const ts = Date.parse(r.ts);
-      audit.push([
-        r.id,
-        ts,
-        r.event,
-        r.decision,
-        r.policy ?? null,
-        r.run ?? null,
-        r.repository_id ?? null,
-        r.project_id ?? null,
-        r.issuer ?? null,
-        r.token_id ?? null,
-        r.lease_id ?? null,
-        r.count,
-        JSON.stringify(r),
-      ]);
-      if (r.event === "exchange" && r.decision === "allow" && r.lease_id && r.run && r.policy) {
-        leases.push([
-          r.lease_id,
-          r.run,
-          r.policy,
-          r.issuer ?? null,
+  #statements(r: AuditRecord): D1PreparedStatement[] {
+    const out = [
+      this.db
+        .prepare(
+          "INSERT OR IGNORE INTO audit_records (id, ts, event, decision, policy, run, repository_id, project_id, issuer, token_id, lease_id, count, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(
+          r.id,
+          Date.parse(r.ts),
+          r.event,
+          r.decision,
+          r.policy ?? null,
+          r.run ?? null,
           r.repository_id ?? null,
           r.project_id ?? null,
-          ts,
-          r.lease_expires_at ? Date.parse(r.lease_expires_at) : ts,
-        ]);
-      }
-      if ((r.event === "exchange" || r.event === "renew") && r.decision === "allow" && r.lease_id) {
-        for (const f of r.fingerprints ?? []) {
-          leaks.push([f.fp, r.lease_id, f.kind, r.run ?? null, r.policy ?? null, f.ref ?? null, ts]);
-        }
-      }
-      if (r.event === "lease_end" && r.lease_id) {
-        ends.push(
+          r.issuer ?? null,
+          r.token_id ?? null,
+          r.lease_id ?? null,
+          r.count,
+          JSON.stringify(r),
+        ),
+    ];
+    if (r.event === "exchange" && r.decision === "allow" && r.lease_id && r.run && r.policy) {
+      out.push(
+        this.db
+          .prepare(
+            "INSERT OR IGNORE INTO lease_index (lease_id, run, policy, issuer, repository_id, project_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          )
+          .bind(
+            r.lease_id,
+            r.run,
+            r.policy,
+            r.issuer ?? null,
+            r.repository_id ?? null,
+            r.project_id ?? null,
+            Date.parse(r.ts),
+            r.lease_expires_at ? Date.parse(r.lease_expires_at) : Date.parse(r.ts),
+          ),
+      );
+    }
+    if (
+      (r.event === "exchange" || r.event === "renew") &&
+      r.decision === "allow" &&
+      r.lease_id &&
+      r.fingerprints
+    ) {
+      for (const f of r.fingerprints) {
+        out.push(
           this.db
             .prepare(
-              "UPDATE lease_index SET ended_at = ?, end_reason = ? WHERE lease_id = ? AND ended_at IS NULL",
+              "INSERT OR IGNORE INTO leak_index (fp, owner, kind, run, policy, ref, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(ts, r.end_reason ?? null, r.lease_id),
+            .bind(f.fp, r.lease_id, f.kind, r.run ?? null, r.policy ?? null, f.ref ?? null, Date.parse(r.ts)),
         );
       }
     }
-    // Records before their lease's end: a lease_end shipped with its exchange must find the index row.
-    return [
-      ...this.#insertRows(
-        "audit_records (id, ts, event, decision, policy, run, repository_id, project_id, issuer, token_id, lease_id, count, record)",
-        audit,
-      ),
-      ...this.#insertRows(
-        "lease_index (lease_id, run, policy, issuer, repository_id, project_id, created_at, expires_at)",
-        leases,
-      ),
-      ...this.#insertRows("leak_index (fp, owner, kind, run, policy, ref, created_at)", leaks),
-      ...ends,
-    ];
-  }
-
-  /** `INSERT OR IGNORE` of `rows` into `target` (table and columns), as few statements as D1's parameter limit allows. */
-  #insertRows(target: string, rows: Row[]): D1PreparedStatement[] {
-    const width = rows[0]?.length ?? 1;
-    const perStatement = Math.max(1, Math.floor(D1_MAX_PARAMETERS / width));
-    const out: D1PreparedStatement[] = [];
-    for (let i = 0; i < rows.length; i += perStatement) {
-      const chunk = rows.slice(i, i + perStatement);
-      const tuple = `(${Array(width).fill("?").join(", ")})`;
+    if (r.event === "lease_end" && r.lease_id) {
       out.push(
         this.db
-          .prepare(`INSERT OR IGNORE INTO ${target} VALUES ${chunk.map(() => tuple).join(", ")}`)
-          .bind(...chunk.flat()),
+          .prepare(
+            "UPDATE lease_index SET ended_at = ?, end_reason = ? WHERE lease_id = ? AND ended_at IS NULL",
+          )
+          .bind(Date.parse(r.ts), r.end_reason ?? null, r.lease_id),
       );
     }
     return out;
