@@ -202,7 +202,8 @@ describe("LocalLimiter", () => {
     expect(h.store.reports.length).toBeLessThan(12);
     expect(h.store.reports.every((r) => !r.take)).toBe(true);
     // Past the threshold nothing fires again in the window; the next window counts afresh.
-    for (let i = 0; i < 3; i++) h.limiter.count(h.target, h.store, h.defer, async () => void reached.push(100));
+    for (let i = 0; i < 3; i++)
+      h.limiter.count(h.target, h.store, h.defer, async () => void reached.push(100));
     await h.settle();
     expect(reached).toHaveLength(1);
     h.advance(60_000);

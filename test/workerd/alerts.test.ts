@@ -2,7 +2,9 @@
 // bursts at their (overridden) thresholds, sensitive policies used outside business hours, and emergency
 // revokes; each listed at GET /v1/admin/alerts, once per key within the dedupe window.
 
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { alertHub } from "../../src/adapters/alert-hub.ts";
 import { BROKER_URL, ISSUER_BASE, issuersYaml, makeBroker, uniqueIssuer } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
 
@@ -77,7 +79,8 @@ describe("alerts", () => {
 
   it("denial_burst: denials for one repository reach the threshold; issuance_burst: exchanges for one run, for one repository", async () => {
     const s = await setup({
-      RUNPASS_ALERTS: '{"denial_burst":"3/5m","issuance_burst_run":"3/10m","issuance_burst_repository":"5/10m"}',
+      RUNPASS_ALERTS:
+        '{"denial_burst":"3/5m","issuance_burst_run":"3/10m","issuance_burst_repository":"5/10m"}',
     });
     for (let i = 0; i < 3; i++) expect((await s.exchange("elsewhere")).status).toBe(403);
     const denial = (await s.alerts()).filter((a) => a.alert === "denial_burst" && a.details.issuer === s.gh);
@@ -154,5 +157,31 @@ describe("alert settings", () => {
       const body = (await res.json()) as { error_description: string };
       expect(body.error_description).toContain(Object.keys(env)[0]);
     }
+  });
+});
+
+describe("alert retention", () => {
+  it("a settled alert stays listed for 90 days (docs/operations.md, Retention), then the hub's alarm forgets it", async () => {
+    const hub = alertHub(env);
+    const day = 24 * 3600_000;
+    const now = Date.now();
+    const tag = crypto.randomUUID();
+    // No webhook configured: each alert is settled (`not_configured`) when raised, so only its age decides.
+    const raised: Record<number, string> = {};
+    for (const age of [31, 89, 91]) {
+      const input = {
+        alert: "admin_revoke" as const,
+        key: `retention:${tag}:${age}`,
+        summary: `retention check, ${age} days old`,
+        details: { tag },
+        request_ids: [],
+      };
+      raised[age] = (await hub.raise(input, {}, 60_000, now - age * day)).id;
+    }
+    await hub.deliverDue(now);
+    const listed = new Set((await hub.list(10_000)).map((a) => a.id));
+    expect(listed.has(raised[31] as string), "31 days old").toBe(true);
+    expect(listed.has(raised[89] as string), "89 days old").toBe(true);
+    expect(listed.has(raised[91] as string), "91 days old").toBe(false);
   });
 });
