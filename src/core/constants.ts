@@ -274,8 +274,11 @@ export const ALERT_BACKOFF_MAX_MS = 5 * 60_000;
 export const ALERT_MAX_ATTEMPTS = 300;
 /** One alert delivery's time cap: a hanging receiver must not hold the object's alarm. */
 export const ALERT_DELIVERY_TIMEOUT_MS = 10_000;
-/** Delivered or given-up alerts are listed for 30 days, then forgotten (the audit log keeps their records). */
-export const ALERT_RETENTION_MS = 30 * 24 * 3600_000;
+/**
+ * Delivered, given-up or unconfigured alerts are listed for 90 days, then forgotten (docs/operations.md,
+ * Retention): long enough to look back over a quarter's incidents; the audit log keeps their records longer.
+ */
+export const ALERT_RETENTION_MS = 90 * 24 * 3600_000;
 /** GitHub's secret-scanning keys are refreshed after this long (they rotate rarely; a new id triggers a refetch). */
 export const GITHUB_SCANNING_KEYS_FRESH_MS = 60 * 60_000;
 /** An unknown secret-scanning key id causes at most one fetch per this long (docs/leaks.md): made-up ids cost nothing. */

@@ -1,6 +1,6 @@
 // Alerts raised by what happens at the broker (docs/leaks.md, Alerts): failed-verification, denial and issuance
 // bursts at their (overridden) thresholds, sensitive policies used outside business hours, and emergency
-// revokes; each listed at GET /v1/admin/alerts, once per key within the dedupe window.
+// revokes; each listed at GET /v1/admin/alerts, once per key within the dedupe window, for 90 days.
 
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
