@@ -26,6 +26,7 @@ import type { AuditSink, Ledger } from "./ledger.ts";
 import type { VerifiedToken, VerifierOptions } from "./oidc/verify.ts";
 import type { CompiledPolicy, PolicySet } from "./policy/compile.ts";
 import type { GrantName } from "./policy/types.ts";
+import { windowStart } from "./rate-limit.ts";
 
 export type { DecisionDeps } from "./authorize.ts";
 
@@ -257,7 +258,10 @@ export async function exchange(input: ExchangeInput, deps: ExchangeDeps): Promis
       },
       audit: record,
       ...(deliverOnce ? { deliverOnce } : {}),
-      ...(deps.observe?.runWindowMs !== undefined ? { countSince: nowMs - deps.observe.runWindowMs } : {}),
+      // A fixed window, like the other burst counters: the threshold is reached once per window.
+      ...(deps.observe?.runWindowMs !== undefined
+        ? { countSince: windowStart(nowMs, deps.observe.runWindowMs) }
+        : {}),
     });
   } catch {
     const recalled = await recallIssued(deps.grants, issued.credentials);

@@ -50,6 +50,27 @@ async function refusal(call: Promise<unknown>): Promise<RunpassError> {
 }
 
 describe("exchange over in-memory ports", () => {
+  it("the per-run issuance count (issuance_burst) comes from the run ledger, in fixed windows", async () => {
+    const c = await core();
+    const seen: Array<number | undefined> = [];
+    const deps = {
+      ...c.deps,
+      observe: {
+        runWindowMs: 600_000,
+        decided: (_r: unknown, f: { runIssued?: number }) => void seen.push(f.runIssued),
+      },
+    };
+    // Start one minute before a window boundary: two exchanges in that window, two in the next.
+    c.clock.now = Math.floor(c.clock.now / 600_000) * 600_000 + 540_000;
+    const run = { run_id: "777", run_attempt: "1" };
+    for (let i = 0; i < 2; i++) await exchange(input(await token(c, run)), deps);
+    c.clock.advance(120_000);
+    for (let i = 0; i < 2; i++) await exchange(input(await token(c, run)), deps);
+    // Another run counts on its own.
+    await exchange(input(await token(c, { run_id: "778", run_attempt: "1" })), deps);
+    expect(seen).toEqual([1, 2, 1, 2, 1]);
+  });
+
   it("issues a runpass JWT signed by the broker's key and commits one lease with its allow record", async () => {
     const c = await core();
     const res = await exchange(input(await token(c)), c.deps);
