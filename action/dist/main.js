@@ -177,6 +177,17 @@ function collect(credentials, pick) {
     return credential === void 0 ? [] : pick(exportsOf(name), credential, name);
   });
 }
+var GRANT_ENV_NAMES = (() => {
+  const placeholder = new Proxy({}, { get: () => "" });
+  const names = ORDER.flatMap((name) => {
+    const grant = exportsOf(name);
+    return [
+      ...grant.env(placeholder).map(([env]) => env),
+      ...(grant.files?.(placeholder, placeholder) ?? []).map((file) => file.env)
+    ];
+  });
+  return [...new Set(names)];
+})();
 
 // src/core/grants/pkcs.ts
 function derLength(n) {
@@ -616,19 +627,12 @@ async function generateRunnerKeys() {
 // action/src/deliver.ts
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 var RUNNER_RESERVED = /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z0-9_]*|DYLD_[A-Z0-9_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*)$/i;
-var AWS_ENV = [
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_REGION",
-  "AWS_DEFAULT_REGION"
-];
-var TOKEN_ENV = "RUNPASS_TOKEN";
+var GRANT_ENV = new Set(GRANT_ENV_NAMES.map((name) => name.toUpperCase()));
 function githubTokenEnvProblem(name) {
-  if (name === "GITHUB_TOKEN") return void 0;
+  if (name === "GITHUB_TOKEN" || name === GITHUB_TOKEN_ENV) return void 0;
   if (!ENV_NAME.test(name)) return `github-token-env "${name}" is not an environment variable name`;
   const upper = name.toUpperCase();
-  if (upper === TOKEN_ENV || AWS_ENV.includes(upper) || RUNNER_RESERVED.test(name)) {
+  if (GRANT_ENV.has(upper) || RUNNER_RESERVED.test(name)) {
     return `github-token-env "${name}" would overwrite a variable the runner or this action sets`;
   }
   return void 0;
@@ -638,7 +642,7 @@ function secretNameProblems(names, githubTokenEnv) {
   for (const name of names) {
     const upper = name.toUpperCase();
     if (!ENV_NAME.test(name)) problems.push(`${JSON.stringify(name)} is not an environment variable name`);
-    else if (AWS_ENV.includes(upper) || upper.startsWith("RUNPASS_") || githubTokenEnv && upper === githubTokenEnv.toUpperCase())
+    else if (GRANT_ENV.has(upper) || upper.startsWith("RUNPASS_") || githubTokenEnv && upper === githubTokenEnv.toUpperCase())
       problems.push(`${name} collides with a variable this action exports`);
     else if (RUNNER_RESERVED.test(name)) problems.push(`${name} would overwrite a runner or shell variable`);
   }

@@ -1,7 +1,7 @@
 // What the action masks, exports and outputs for an exchange response. Pure: no @actions/core, no I/O.
 
 import type { ExchangeResponse } from "../../src/client/exchange-client.ts";
-import { collect, GITHUB_TOKEN_ENV } from "../../src/client/grant-exports.ts";
+import { collect, GITHUB_TOKEN_ENV, GRANT_ENV_NAMES } from "../../src/client/grant-exports.ts";
 
 /** Environment variable names (the broker's rule for secret output names). */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -10,22 +10,18 @@ export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const RUNNER_RESERVED =
   /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z0-9_]*|DYLD_[A-Z0-9_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*)$/i;
 
-/** The variables the action itself exports (besides the GitHub token's, which is configurable). */
-export const AWS_ENV = [
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_REGION",
-  "AWS_DEFAULT_REGION",
-] as const;
-export const TOKEN_ENV = "RUNPASS_TOKEN";
+/** The variables the grants export (aws, gcp, azure, postgres, the token, file paths), upper-cased. */
+const GRANT_ENV = new Set(GRANT_ENV_NAMES.map((name) => name.toUpperCase()));
 
-/** Why `github-token-env` is refused, or undefined. `GITHUB_TOKEN` itself is allowed: the user asked for it. */
+/**
+ * Why `github-token-env` is refused, or undefined. `GITHUB_TOKEN` itself is allowed (the user asked for it), and
+ * so is the default, the github grant's own variable.
+ */
 export function githubTokenEnvProblem(name: string): string | undefined {
-  if (name === "GITHUB_TOKEN") return undefined;
+  if (name === "GITHUB_TOKEN" || name === GITHUB_TOKEN_ENV) return undefined;
   if (!ENV_NAME.test(name)) return `github-token-env "${name}" is not an environment variable name`;
   const upper = name.toUpperCase();
-  if (upper === TOKEN_ENV || (AWS_ENV as readonly string[]).includes(upper) || RUNNER_RESERVED.test(name)) {
+  if (GRANT_ENV.has(upper) || RUNNER_RESERVED.test(name)) {
     return `github-token-env "${name}" would overwrite a variable the runner or this action sets`;
   }
   return undefined;
@@ -38,7 +34,7 @@ export function secretNameProblems(names: string[], githubTokenEnv: string): str
     const upper = name.toUpperCase();
     if (!ENV_NAME.test(name)) problems.push(`${JSON.stringify(name)} is not an environment variable name`);
     else if (
-      (AWS_ENV as readonly string[]).includes(upper) ||
+      GRANT_ENV.has(upper) ||
       upper.startsWith("RUNPASS_") ||
       (githubTokenEnv && upper === githubTokenEnv.toUpperCase())
     )

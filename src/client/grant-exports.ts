@@ -210,3 +210,20 @@ export function collect<T>(
       : pick(exportsOf(name), credential as NonNullable<Credentials[typeof name]>, name);
   });
 }
+
+/**
+ * Every environment variable a grant sets on the runner: its `env` names and its files' path variables, read off
+ * GRANT_EXPORTS itself (each grant's functions run once on a placeholder credential whose every field is "") so
+ * the clients' reserved names cannot drift from what they export. Secret names are the policy's own: none here.
+ */
+export const GRANT_ENV_NAMES: readonly string[] = (() => {
+  const placeholder = new Proxy({}, { get: () => "" }) as never;
+  const names = ORDER.flatMap((name) => {
+    const grant = exportsOf(name) as GrantExports<never>;
+    return [
+      ...grant.env(placeholder).map(([env]) => env),
+      ...(grant.files?.(placeholder, placeholder) ?? []).map((file) => file.env),
+    ];
+  });
+  return [...new Set(names)];
+})();
