@@ -4,27 +4,21 @@
 // folder removed by `revoke`; a certificate for another key is refused with nothing written. Checked with ssh-keygen.
 
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runner } from "../../src/cli/runner.ts";
 import { CERT_TYPES, signUserCertificate } from "../../src/core/ssh/cert.ts";
 import { importCa, keyLine, readPublicKeyLine, type SshCa } from "../../src/core/ssh/keys.ts";
 import { generateEd25519Key } from "../../src/core/ssh/private-key.ts";
-import {
-  type FakeBrokerHttp,
-  type RecordedRequest,
-  startFakeBrokerHttp,
-} from "../support/fake-broker-http.ts";
+import { type RecordedRequest, startFakeBrokerHttp } from "../support/fake-broker-http.ts";
+import { leaseAnswer, runnerJob } from "../support/runner-job.ts";
 import { ensureSystemTools, SSH_CLIENT } from "../support/system-tools.ts";
 
 const KNOWN_HOSTS =
   "@cert-authority *.prod.acme.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n";
 
-let temp = "";
-let broker: FakeBrokerHttp | undefined;
-let stdout = "";
+const job = runnerJob("runpass-runner-ssh-");
 let keygen = "";
 let ca: SshCa;
 
@@ -42,26 +36,6 @@ beforeAll(async () => {
     x: jwk.x as string,
     d: jwk.d as string,
   });
-});
-
-beforeEach(async () => {
-  temp = await mkdtemp(join(tmpdir(), "runpass-runner-ssh-"));
-  stdout = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(console, "error").mockImplementation(() => undefined);
-  vi.stubEnv("RUNPASS_ID_TOKEN", "header.payload.signature");
-  vi.stubEnv("RUNNER_TEMP", temp);
-});
-
-afterEach(async () => {
-  vi.restoreAllMocks();
-  vi.unstubAllEnvs();
-  await broker?.close();
-  broker = undefined;
-  await rm(temp, { recursive: true, force: true });
 });
 
 /** A broker that certifies the public key it is sent (or, with `otherKey`, a key of its own). */
@@ -86,58 +60,38 @@ function signingBroker(otherKey = false) {
       ca,
     );
     const expires = new Date((now + 900) * 1000).toISOString();
-    return {
-      status: 200,
-      body: {
-        policy: "deploy",
-        policy_version: "sha256:x",
-        policy_set_version: "sha256:y",
-        lease: {
-          id: "lse_abc.def",
-          run: "github:github:1:2:1",
-          expires_at: expires,
-          revoke_token: "rvk_secret",
-        },
-        credentials: {
-          ssh: {
-            certificate: keyLine(CERT_TYPES[key.type], blob, "runpass"),
-            known_hosts: KNOWN_HOSTS,
-            principals: ["deploy"],
-            serial: "77",
-            key_id: "runpass lease=lse_abc.def run=github:github:1:2:1 policy=deploy",
-            valid_after: new Date((now - 60) * 1000).toISOString(),
-            valid_before: expires,
-            expires_at: expires,
-          },
-        },
+    return leaseAnswer("deploy", expires, {
+      ssh: {
+        certificate: keyLine(CERT_TYPES[key.type], blob, "runpass"),
+        known_hosts: KNOWN_HOSTS,
+        principals: ["deploy"],
+        serial: "77",
+        key_id: "runpass lease=lse_abc.def run=github:github:1:2:1 policy=deploy",
+        valid_after: new Date((now - 60) * 1000).toISOString(),
+        valid_before: expires,
+        expires_at: expires,
       },
-    };
+    });
   });
-}
-
-function exported(name: string): string {
-  const m = new RegExp(`^export ${name}='([^']*)'$`, "m").exec(stdout);
-  if (!m) throw new Error(`${name} not exported`);
-  return m[1] as string;
 }
 
 describe("runpass exchange with an ssh grant", () => {
   it("sends only a public key, writes key, certificate and known_hosts to 0600 files, exports their paths; revoke removes them", async () => {
-    broker = await signingBroker();
-    const state = join(temp, "state.json");
-    expect(await runner("exchange", ["--url", broker.url, "--policy", "deploy", "--state", state])).toBe(0);
+    const broker = await signingBroker();
+    job.broker = broker;
+    expect(await job.exchange("deploy", "state.json")).toBe(0);
     const sent = JSON.parse(broker.requests[0]?.body ?? "{}") as { ssh_public_key?: string };
     expect(sent.ssh_public_key).toMatch(/^ssh-ed25519 AAAA\S+ /);
     expect(broker.requests[0]?.body).not.toContain("OPENSSH PRIVATE KEY");
 
-    const key = exported("RUNPASS_SSH_KEY_FILE");
-    const cert = exported("RUNPASS_SSH_CERT_FILE");
-    const knownHosts = exported("RUNPASS_SSH_KNOWN_HOSTS_FILE");
+    const key = job.exported("RUNPASS_SSH_KEY_FILE");
+    const cert = job.exported("RUNPASS_SSH_CERT_FILE");
+    const knownHosts = job.exported("RUNPASS_SSH_KNOWN_HOSTS_FILE");
     const dir = dirname(key);
-    expect(dir.startsWith(temp)).toBe(true);
+    expect(dir.startsWith(job.temp)).toBe(true);
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
     for (const f of [key, cert, knownHosts]) expect((await stat(f)).mode & 0o777).toBe(0o600);
-    expect(stdout).not.toContain("PRIVATE KEY");
+    expect(job.stdout).not.toContain("PRIVATE KEY");
     expect(await readFile(knownHosts, "utf8")).toBe(KNOWN_HOSTS);
 
     // ssh-keygen: the private key file is the one the certificate certifies, and the certificate reads.
@@ -145,15 +99,16 @@ describe("runpass exchange with an ssh grant", () => {
     expect(sent.ssh_public_key?.split(" ").slice(0, 2)).toEqual(derived.slice(0, 2));
     expect(execFileSync(keygen, ["-L", "-f", cert], { encoding: "utf8" })).toContain("Serial: 77");
 
-    expect(await runner("revoke", ["--state", state])).toBe(0);
+    expect(await runner("revoke", ["--state", join(job.temp, "state.json")])).toBe(0);
     expect(broker.requests.at(-1)?.method).toBe("DELETE");
     await expect(stat(dir)).rejects.toThrow();
   });
 
   it("generates a new key pair for every exchange", async () => {
-    broker = await signingBroker();
-    await runner("exchange", ["--url", broker.url, "--policy", "deploy", "--state", join(temp, "a.json")]);
-    await runner("exchange", ["--url", broker.url, "--policy", "deploy", "--state", join(temp, "b.json")]);
+    const broker = await signingBroker();
+    job.broker = broker;
+    await job.exchange("deploy", "a.json");
+    await job.exchange("deploy", "b.json");
     const keys = broker.requests.map(
       (r) => (JSON.parse(r.body) as { ssh_public_key: string }).ssh_public_key,
     );
@@ -162,18 +117,11 @@ describe("runpass exchange with an ssh grant", () => {
   });
 
   it("refuses a certificate that is not for its key: nothing printed or written, the lease ended", async () => {
-    broker = await signingBroker(true);
-    const code = await runner("exchange", [
-      "--url",
-      broker.url,
-      "--policy",
-      "deploy",
-      "--state",
-      join(temp, "s.json"),
-    ]);
-    expect(code).toBe(3);
-    expect(stdout).toBe("");
-    expect((await readdir(temp)).filter((f) => f.startsWith("runpass-"))).toEqual([]);
+    const broker = await signingBroker(true);
+    job.broker = broker;
+    expect(await job.exchange("deploy", "s.json")).toBe(3);
+    expect(job.stdout).toBe("");
+    expect(await job.credentialDirs()).toEqual([]);
     expect(broker.requests.at(-1)?.method).toBe("DELETE");
   });
 });
