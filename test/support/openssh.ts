@@ -6,11 +6,17 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { chmod, readFile, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
 import { dirname, join } from "node:path";
 import { freePort } from "./dev-broker.ts";
 import { ensureSystemTools, SSH_CLIENT, SSHD } from "./system-tools.ts";
 import { collect, type Files, type ToolResult, withFiles } from "./tool-files.ts";
+import {
+  bytesFromBase64,
+  filesFromJson,
+  type JsonFiles,
+  type ToolRoutes,
+  ToolService,
+} from "./tool-service.ts";
 
 export type { Files, ToolResult } from "./tool-files.ts";
 
@@ -178,54 +184,16 @@ export async function sshLogin(input: LoginInput): Promise<LoginResult> {
   });
 }
 
-function toFiles(raw: Record<string, { text?: string; base64?: string }>): Files {
-  const files: Files = {};
-  for (const [name, f] of Object.entries(raw)) {
-    files[name] = f.base64 !== undefined ? new Uint8Array(Buffer.from(f.base64, "base64")) : (f.text ?? "");
-  }
-  return files;
-}
-
 /**
  * The same operations over loopback HTTP, for suites inside workerd: POST /ssh-keygen `{args, files}`, GET /host-key
  * (`{publicLine}`), POST /login `{caPub, krl? (base64), principals, key, certificate, knownHosts?}`.
  */
-export class OpensshService {
-  #server: Server | undefined;
-  base = "";
-
-  async start(): Promise<this> {
-    this.#server = createServer(async (req, res) => {
-      let body = "";
-      for await (const chunk of req) body += String(chunk);
-      try {
-        let out: unknown;
-        if (req.url === "/host-key") out = { publicLine: (await sshHostKey()).publicLine };
-        else if (req.url === "/ssh-keygen") {
-          const input = JSON.parse(body);
-          out = await runSshKeygen(input.args, toFiles(input.files ?? {}));
-        } else if (req.url === "/login") {
-          const input = JSON.parse(body);
-          out = await sshLogin({
-            ...input,
-            ...(input.krl !== undefined ? { krl: new Uint8Array(Buffer.from(input.krl, "base64")) } : {}),
-          });
-        } else {
-          res.writeHead(404).end();
-          return;
-        }
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out));
-      } catch (e) {
-        res.writeHead(500, { "content-type": "text/plain" }).end(e instanceof Error ? e.message : String(e));
-      }
-    });
-    await new Promise<void>((ready) => this.#server?.listen(0, "127.0.0.1", ready));
-    const address = this.#server.address() as { port: number };
-    this.base = `http://127.0.0.1:${address.port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((done) => (this.#server ? this.#server.close(() => done()) : done()));
-  }
+export class OpensshService extends ToolService {
+  protected readonly routes: ToolRoutes = {
+    "/host-key": async () => ({ publicLine: (await sshHostKey()).publicLine }),
+    "/ssh-keygen": (input: { args: string[]; files?: JsonFiles }) =>
+      runSshKeygen(input.args, filesFromJson(input.files ?? {})),
+    "/login": ({ krl, ...input }: Omit<LoginInput, "krl"> & { krl?: string }) =>
+      sshLogin({ ...input, ...(krl !== undefined ? { krl: bytesFromBase64(krl) } : {}) }),
+  };
 }

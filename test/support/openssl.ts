@@ -5,11 +5,17 @@
 
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { freePort } from "./dev-broker.ts";
 import { ensureSystemTools, OPENSSL } from "./system-tools.ts";
 import { collect, type Files, type ToolResult, withFiles } from "./tool-files.ts";
+import {
+  bytesFromBase64,
+  filesFromJson,
+  type JsonFiles,
+  type ToolRoutes,
+  ToolService,
+} from "./tool-service.ts";
 
 export type { Files } from "./tool-files.ts";
 /** What a run of `openssl` gave. */
@@ -148,54 +154,15 @@ export async function mtlsHandshake(input: HandshakeInput): Promise<HandshakeRes
   });
 }
 
-function toFiles(raw: Record<string, { text?: string; base64?: string }>): Files {
-  const files: Files = {};
-  for (const [name, f] of Object.entries(raw)) {
-    files[name] = f.base64 !== undefined ? new Uint8Array(Buffer.from(f.base64, "base64")) : (f.text ?? "");
-  }
-  return files;
-}
-
 /**
  * The same two operations over loopback HTTP, for suites inside workerd: POST /openssl `{args, files, stdin?}` and
  * POST /mtls `{trust, crl (base64), cert, key}`. Files are `{text}` or `{base64}`.
  */
-export class OpensslService {
-  #server: Server | undefined;
-  base = "";
-
-  async start(): Promise<this> {
-    this.#server = createServer(async (req, res) => {
-      let body = "";
-      for await (const chunk of req) body += String(chunk);
-      try {
-        const input = JSON.parse(body);
-        let out: unknown;
-        if (req.url === "/openssl")
-          out = await runOpenssl(input.args, toFiles(input.files ?? {}), input.stdin ?? "");
-        else if (req.url === "/mtls")
-          out = await mtlsHandshake({
-            trust: input.trust,
-            crl: new Uint8Array(Buffer.from(input.crl, "base64")),
-            cert: input.cert,
-            key: input.key,
-          });
-        else {
-          res.writeHead(404).end();
-          return;
-        }
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out));
-      } catch (e) {
-        res.writeHead(500, { "content-type": "text/plain" }).end(e instanceof Error ? e.message : String(e));
-      }
-    });
-    await new Promise<void>((ready) => this.#server?.listen(0, "127.0.0.1", ready));
-    const address = this.#server.address() as { port: number };
-    this.base = `http://127.0.0.1:${address.port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((done) => (this.#server ? this.#server.close(() => done()) : done()));
-  }
+export class OpensslService extends ToolService {
+  protected readonly routes: ToolRoutes = {
+    "/openssl": (input: { args: string[]; files?: JsonFiles; stdin?: string }) =>
+      runOpenssl(input.args, filesFromJson(input.files ?? {}), input.stdin ?? ""),
+    "/mtls": ({ crl, ...input }: Omit<HandshakeInput, "crl"> & { crl: string }) =>
+      mtlsHandshake({ ...input, crl: bytesFromBase64(crl) }),
+  };
 }

@@ -19,7 +19,7 @@ export interface RunnerJob {
   /** The value of `export NAME='…'` in stdout; throws when it was not exported. */
   exported(name: string): string;
   /** `runpass exchange --policy POLICY` against this test's broker, its state in `temp/STATE`; the exit code. */
-  exchange(policy: string, state: string): Promise<number>;
+  exchange(policy: string, state: string): ReturnType<typeof runner>;
   /** The credential folders (`runpass-*`) the CLI left in the temp dir. */
   credentialDirs(): Promise<string[]>;
 }
