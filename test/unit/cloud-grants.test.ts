@@ -19,7 +19,7 @@ import { azureFor, gcpFor } from "../../src/adapters/cloud-endpoints.ts";
 import type { Env } from "../../src/adapters/env.ts";
 import { devVars } from "../../src/cli/dev-env.ts";
 import { ensureDevKeys } from "../../src/cli/dev-keys.ts";
-import { GRANT_EXPORTS } from "../../src/client/grant-exports.ts";
+import { GRANT_ENV_NAMES, GRANT_EXPORTS } from "../../src/client/grant-exports.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { azureGrant } from "../../src/core/grants/azure.ts";
 import { gcpGrant, gcpSubject } from "../../src/core/grants/gcp.ts";
@@ -276,6 +276,12 @@ describe("clients", () => {
     expect(names).toHaveLength(6);
     for (const name of names) expect(envNameProblem(name), name).toMatch(/would override/);
     expect(envNameProblem("AZURE_SUBSCRIPTION_ID")).toBeUndefined();
+  });
+
+  it("the broker refuses, as a secret's name, every variable any grant exports (the clients' list)", () => {
+    expect(GRANT_ENV_NAMES.length).toBeGreaterThan(20);
+    for (const name of GRANT_ENV_NAMES) expect(envNameProblem(name), name).toMatch(/would override/);
+    expect(envNameProblem("PGAPPNAME")).toBeUndefined();
   });
 });
 

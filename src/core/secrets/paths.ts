@@ -42,9 +42,10 @@ export function parseSecretRef(text: string): SecretRef | undefined {
 /** Environment variable names a secret may be delivered under. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
-// Names that would change how the job itself runs, or shadow what runpass and the runner set.
+// Names that would change how the job itself runs, or shadow what runpass, its grants (every name a grant exports,
+// test/unit/cloud-grants.test.ts keeps them in step with src/client/grant-exports.ts) and the runner set.
 const RESERVED_ENV =
-  /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z_]*|DYLD_[A-Z_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*|RUNPASS_[A-Z0-9_]*|AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|DEFAULT_REGION)|CLOUDSDK_AUTH_ACCESS_TOKEN|GOOGLE_OAUTH_ACCESS_TOKEN|AZURE_(CLIENT_ID|TENANT_ID|FEDERATED_TOKEN))$/;
+  /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z_]*|DYLD_[A-Z_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*|RUNPASS_[A-Z0-9_]*|AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|DEFAULT_REGION)|CLOUDSDK_AUTH_ACCESS_TOKEN|GOOGLE_OAUTH_ACCESS_TOKEN|AZURE_(CLIENT_ID|TENANT_ID|FEDERATED_TOKEN)|PG(HOST|PORT|DATABASE|USER|PASSWORD|SSLMODE))$/;
 
 /** Why a secret's output name is refused, or undefined. */
 export function envNameProblem(name: string): string | undefined {
