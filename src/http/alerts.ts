@@ -84,8 +84,17 @@ function minutes(ms: number): string {
   return `${Math.round(ms / 60_000)} min`;
 }
 
-/** A failed verification from this client (counted in the background towards `failed_auth_burst`). */
+/** A failed verification from this client (counted in the background towards `failed_auth_burst`). Never throws. */
 export function countFailedAuth(c: Context<AppEnv>): void {
+  try {
+    countFailure(c);
+  } catch (e) {
+    // A malformed RUNPASS_ALERTS fails the routes that raise alerts; a failure being charged must not.
+    console.error(JSON.stringify({ type: "runpass.alert_error", error: errorMessage(e).slice(0, 200) }));
+  }
+}
+
+function countFailure(c: Context<AppEnv>): void {
   const burst = alertConfig(c).thresholds.failed_auth_burst;
   const address = clientBucket(c.req.header("cf-connecting-ip"));
   const digest = () => c.get("runtime").context(c.env).hasher().digest(`client:${address}`);

@@ -158,6 +158,12 @@ describe("alert settings", () => {
       expect(body.error_description).toContain(Object.keys(env)[0]);
     }
   });
+
+  it("a malformed RUNPASS_ALERTS does not turn a bad admin token's 401 into an error: charging the failure never throws", async () => {
+    const s = await setup({ RUNPASS_ALERTS: '{"failed_auth_burst":"often"}' });
+    const res = await s.broker.fetch("/v1/admin/leases", { headers: { authorization: "Bearer wrong" } });
+    expect(res.status).toBe(401);
+  });
 });
 
 describe("alert retention", () => {
