@@ -177,6 +177,13 @@ export const RATE_LIMIT_LOCAL_FRACTION = 0.5;
 /** Rate-limit keys one isolate tracks before it forgets buckets of past windows. */
 export const RATE_LIMIT_MAX_LOCAL_KEYS = 10_000;
 
+/**
+ * An alert count's background report that fails is retried this often, 1 s apart and doubling (1 + 2 + 4 s, well
+ * inside a request's waitUntil time): a burst that stops right after a failed report must still raise its alert.
+ */
+export const ALERT_COUNT_RETRIES = 3;
+export const ALERT_COUNT_RETRY_MS = 1_000;
+
 /** Slack after a window ends (real time) before the limiter object's alarm records what it refused. */
 export const RATE_LIMIT_ALARM_GRACE_MS = 5_000;
 

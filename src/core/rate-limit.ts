@@ -7,6 +7,8 @@
 import type { AuditRecord } from "./audit/record.ts";
 import type { Clock } from "./clock.ts";
 import {
+  ALERT_COUNT_RETRIES,
+  ALERT_COUNT_RETRY_MS,
   DEFAULT_RATE_LIMITS,
   LOCAL_CLIENT_ADDRESS,
   RATE_LIMIT_LOCAL_FRACTION,
@@ -255,7 +257,21 @@ export class LocalLimiter {
     b.admitted += 1;
     // The latest event's action stands for the batch: any of them may be the one that reached the threshold.
     b.reached = reached;
-    defer(this.#report(b, target, store).catch(this.#onError));
+    defer(this.#countReport(b, target, store));
+  }
+
+  /** Reports counted events, retrying a failed report with backoff: the events must not wait for a next one. */
+  async #countReport(b: Bucket, target: LimitTarget, store: LimitStore): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#report(b, target, store);
+        return;
+      } catch (e) {
+        this.#onError(e);
+        if (attempt >= ALERT_COUNT_RETRIES || b.admitted === 0) return;
+        await new Promise((r) => setTimeout(r, ALERT_COUNT_RETRY_MS * 2 ** attempt));
+      }
+    }
   }
 
   /** Admits or refuses one request: locally while the window is well under the limit, by the object near it. */
@@ -324,7 +340,9 @@ export class LocalLimiter {
 
   /** Forgets buckets with nothing left to report: past windows first, then the oldest. */
   #evict(now: number): void {
-    const idle = (b: Bucket) => b.refused.size === 0 && b.queued === undefined;
+    // Events not yet reported, or on their way (a failed report puts them back), keep their bucket.
+    const idle = (b: Bucket) =>
+      b.refused.size === 0 && b.queued === undefined && b.admitted === 0 && b.inflight === 0;
     for (const [id, b] of this.#buckets) {
       if (idle(b) && b.window + b.rule.windowMs <= now && b.blockedUntil <= now) this.#buckets.delete(id);
     }

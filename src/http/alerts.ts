@@ -13,8 +13,9 @@ import {
   parseBusinessHours,
   withinBusinessHours,
 } from "../core/alerts/alert.ts";
+import type { AuditRecord } from "../core/audit/record.ts";
 import { errorMessage, RunpassError } from "../core/errors.ts";
-import type { DecisionObserver } from "../core/exchange.ts";
+import type { DecisionFacts, DecisionObserver } from "../core/exchange.ts";
 import { clientBucket } from "../core/rate-limit.ts";
 import { countAlert } from "./rate-limit.ts";
 import { NO_STORE } from "./respond.ts";
@@ -128,82 +129,92 @@ export function decisionObserver(c: Context<AppEnv>): DecisionObserver {
     // The run ledger counts the run's leases in this window as it commits: no counter object per run.
     runWindowMs: thresholds.issuance_burst_run.windowMs,
     decided(record, facts) {
-      const { issuer, run } = record;
-      const repo = record.repository_id ?? record.project_id;
-      const where = record.repository_id !== undefined ? "repository" : "project";
-      const ids = [record.request_id];
-      const counted = (name: string) => async () => ({ name, label: `${where} ${repo}` });
-      if (record.decision === "deny") {
-        if (record.error === "invalid_token" || repo === undefined || !issuer) return;
-        const burst = thresholds.denial_burst;
-        const name = `denial:${issuer}:${repo}`;
-        countAlert(c, name, burst, counted(name), () =>
-          raiseAlert(c, {
-            alert: "denial_burst",
-            key: `denial_burst:${issuer}:${repo}`,
-            summary: `${burst.count} denials for ${where} ${record.repository ?? repo} in ${minutes(burst.windowMs)}`,
-            details: {
-              issuer,
-              [`${where}_id`]: repo,
-              repository: record.repository ?? null,
-              last_policy: record.policy ?? null,
-              count: burst.count,
-            },
-            request_ids: ids,
-          }),
-        );
-        return;
-      }
-      if (facts.sensitive && hours && !withinBusinessHours(hours, Date.parse(record.ts))) {
-        background(c, () =>
-          raiseAlert(c, {
-            alert: "sensitive_off_hours",
-            key: `sensitive_off_hours:${record.run ?? record.request_id}:${record.policy ?? ""}`,
-            summary: `sensitive policy ${record.policy} used outside business hours`,
-            details: {
-              policy: record.policy ?? null,
-              run: record.run ?? null,
-              lease: record.lease_id ?? null,
-              repository: record.repository ?? null,
-              ref: record.ref ?? null,
-              subject: record.subject ?? null,
-            },
-            request_ids: ids,
-          }),
-        );
-      }
-      const runBurst = thresholds.issuance_burst_run;
-      if (run && facts.runIssued === runBurst.count) {
-        background(c, () =>
-          raiseAlert(c, {
-            alert: "issuance_burst",
-            key: `issuance_burst:run:${run}`,
-            summary: `${runBurst.count} exchanges for one run in ${minutes(runBurst.windowMs)}`,
-            details: { run, policy: record.policy ?? null, count: runBurst.count },
-            request_ids: ids,
-          }),
-        );
-      }
-      if (repo !== undefined && issuer) {
-        const burst = thresholds.issuance_burst_repository;
-        const name = `issuance_repo:${issuer}:${repo}`;
-        countAlert(c, name, burst, counted(name), () =>
-          raiseAlert(c, {
-            alert: "issuance_burst",
-            key: `issuance_burst:${where}:${issuer}:${repo}`,
-            summary: `${burst.count} exchanges for ${where} ${record.repository ?? repo} in ${minutes(burst.windowMs)}`,
-            details: {
-              issuer,
-              [`${where}_id`]: repo,
-              repository: record.repository ?? null,
-              count: burst.count,
-            },
-            request_ids: ids,
-          }),
-        );
+      // The exchange may already be committed: a missing binding or execution context here must cost the alert,
+      // not the response (ExchangeDeps.observe must not throw).
+      try {
+        observe(record, facts);
+      } catch (e) {
+        console.error(JSON.stringify({ type: "runpass.alert_error", error: errorMessage(e).slice(0, 200) }));
       }
     },
   };
+
+  function observe(record: AuditRecord, facts: DecisionFacts): void {
+    const { issuer, run } = record;
+    const repo = record.repository_id ?? record.project_id;
+    const where = record.repository_id !== undefined ? "repository" : "project";
+    const ids = [record.request_id];
+    const counted = (name: string) => async () => ({ name, label: `${where} ${repo}` });
+    if (record.decision === "deny") {
+      if (record.error === "invalid_token" || repo === undefined || !issuer) return;
+      const burst = thresholds.denial_burst;
+      const name = `denial:${issuer}:${repo}`;
+      countAlert(c, name, burst, counted(name), () =>
+        raiseAlert(c, {
+          alert: "denial_burst",
+          key: `denial_burst:${issuer}:${repo}`,
+          summary: `${burst.count} denials for ${where} ${record.repository ?? repo} in ${minutes(burst.windowMs)}`,
+          details: {
+            issuer,
+            [`${where}_id`]: repo,
+            repository: record.repository ?? null,
+            last_policy: record.policy ?? null,
+            count: burst.count,
+          },
+          request_ids: ids,
+        }),
+      );
+      return;
+    }
+    if (facts.sensitive && hours && !withinBusinessHours(hours, Date.parse(record.ts))) {
+      background(c, () =>
+        raiseAlert(c, {
+          alert: "sensitive_off_hours",
+          key: `sensitive_off_hours:${record.run ?? record.request_id}:${record.policy ?? ""}`,
+          summary: `sensitive policy ${record.policy} used outside business hours`,
+          details: {
+            policy: record.policy ?? null,
+            run: record.run ?? null,
+            lease: record.lease_id ?? null,
+            repository: record.repository ?? null,
+            ref: record.ref ?? null,
+            subject: record.subject ?? null,
+          },
+          request_ids: ids,
+        }),
+      );
+    }
+    const runBurst = thresholds.issuance_burst_run;
+    if (run && facts.runIssued === runBurst.count) {
+      background(c, () =>
+        raiseAlert(c, {
+          alert: "issuance_burst",
+          key: `issuance_burst:run:${run}`,
+          summary: `${runBurst.count} exchanges for one run in ${minutes(runBurst.windowMs)}`,
+          details: { run, policy: record.policy ?? null, count: runBurst.count },
+          request_ids: ids,
+        }),
+      );
+    }
+    if (repo !== undefined && issuer) {
+      const burst = thresholds.issuance_burst_repository;
+      const name = `issuance_repo:${issuer}:${repo}`;
+      countAlert(c, name, burst, counted(name), () =>
+        raiseAlert(c, {
+          alert: "issuance_burst",
+          key: `issuance_burst:${where}:${issuer}:${repo}`,
+          summary: `${burst.count} exchanges for ${where} ${record.repository ?? repo} in ${minutes(burst.windowMs)}`,
+          details: {
+            issuer,
+            [`${where}_id`]: repo,
+            repository: record.repository ?? null,
+            count: burst.count,
+          },
+          request_ids: ids,
+        }),
+      );
+    }
+  }
 }
 
 /** Registers GET /v1/admin/alerts (behind requireAdmin). */

@@ -41,7 +41,9 @@ export abstract class LocalServer {
   }
 
   async stop(): Promise<void> {
-    this.#server?.closeAllConnections();
+    // A server that never started has nothing to close (a failed start must not hang teardown).
+    if (!this.#server?.listening) return;
+    this.#server.closeAllConnections();
     await new Promise<void>((r) => this.#server?.close(() => r()));
   }
 }

@@ -159,6 +159,17 @@ describe("alert settings", () => {
     }
   });
 
+  it("an alert counter that cannot count costs the alert, never the committed exchange's response", async () => {
+    // Rate limits off and no RATE_LIMITER binding: the counters' store throws after the lease is committed.
+    const s = await setup({
+      RATE_LIMITER: undefined as unknown as Cloudflare.Env["RATE_LIMITER"],
+      RUNPASS_RATE_LIMITS: '{"repository":"off","failures":"off"}',
+    });
+    const res = await s.exchange();
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { credentials: { token?: unknown } }).credentials.token).toBeDefined();
+  });
+
   it("a malformed RUNPASS_ALERTS does not turn a bad admin token's 401 into an error: charging the failure never throws", async () => {
     const s = await setup({ RUNPASS_ALERTS: '{"failed_auth_burst":"often"}' });
     const res = await s.broker.fetch("/v1/admin/leases", { headers: { authorization: "Bearer wrong" } });

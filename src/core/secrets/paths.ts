@@ -43,9 +43,10 @@ export function parseSecretRef(text: string): SecretRef | undefined {
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 // Names that would change how the job itself runs, or shadow what runpass, its grants (every name a grant exports,
-// test/unit/cloud-grants.test.ts keeps them in step with src/client/grant-exports.ts) and the runner set.
+// test/unit/cloud-grants.test.ts keeps them in step with src/client/grant-exports.ts) and the runner set. In any
+// case: Windows runners treat environment names case-insensitively, and the action refuses them in any case too.
 const RESERVED_ENV =
-  /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z_]*|DYLD_[A-Z_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*|RUNPASS_[A-Z0-9_]*|AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|DEFAULT_REGION)|CLOUDSDK_AUTH_ACCESS_TOKEN|GOOGLE_OAUTH_ACCESS_TOKEN|AZURE_(CLIENT_ID|TENANT_ID|FEDERATED_TOKEN)|PG(HOST|PORT|DATABASE|USER|PASSWORD|SSLMODE))$/;
+  /^(PATH|HOME|SHELL|USER|PWD|IFS|ENV|BASH_ENV|CI|LD_[A-Z0-9_]*|DYLD_[A-Z_]*|NODE_OPTIONS|PYTHONPATH|GITHUB_[A-Z0-9_]*|RUNNER_[A-Z0-9_]*|ACTIONS_[A-Z0-9_]*|GITLAB_[A-Z0-9_]*|CI_[A-Z0-9_]*|RUNPASS_[A-Z0-9_]*|AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|REGION|DEFAULT_REGION)|CLOUDSDK_AUTH_ACCESS_TOKEN|GOOGLE_OAUTH_ACCESS_TOKEN|AZURE_(CLIENT_ID|TENANT_ID|FEDERATED_TOKEN)|PG(HOST|PORT|DATABASE|USER|PASSWORD|SSLMODE))$/i;
 
 /** Why a secret's output name is refused, or undefined. */
 export function envNameProblem(name: string): string | undefined {
