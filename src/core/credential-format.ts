@@ -58,3 +58,6 @@ export function credentialChecksumValid(value: string): boolean {
 
 /** The lease revoke token's prefix (kept from before it carried a checksum). */
 export const REVOKE_TOKEN_PREFIX = "rvk";
+
+/** The postgres grant's role passwords (docs/grants.md, "postgres"): a leaked one is recognisable in a scan. */
+export const POSTGRES_PASSWORD_PREFIX = "rpg";

@@ -18,6 +18,7 @@ import {
   checksummedCredential,
   crc32,
   credentialChecksumValid,
+  POSTGRES_PASSWORD_PREFIX,
   REVOKE_TOKEN_PREFIX,
 } from "../../src/core/credential-format.ts";
 import { credentialFingerprints, Fingerprinter } from "../../src/core/leaks/fingerprint.ts";
@@ -244,6 +245,21 @@ describe("scanner rules for runpass's credentials", () => {
       expect(credentialChecksumValid(flipped)).toBe(false);
     }
     expect(rule.test("rvk_short")).toBe(false);
+  });
+
+  it("the gitleaks rule matches a postgres grant password, alone and inside its postgresql:// URL", () => {
+    const toml = readFileSync(new URL("../../docs/scanners/gitleaks.toml", import.meta.url), "utf8");
+    const source = /id = "runpass-postgres-password"[\s\S]*?regex = '''(.+?)'''/.exec(toml)?.[1];
+    if (!source) throw new Error("no runpass-postgres-password rule");
+    const rule = new RegExp(source);
+    for (let i = 0; i < 20; i++) {
+      const password = checksummedCredential(POSTGRES_PASSWORD_PREFIX);
+      expect(credentialChecksumValid(password)).toBe(true);
+      expect(rule.exec(`PGPASSWORD=${password}`)?.[1]).toBe(password);
+      expect(rule.exec(`postgresql://rp_abc:${password}@db.internal:5432/app?sslmode=require`)?.[1]).toBe(
+        password,
+      );
+    }
   });
 
   it("crc32 is zlib's", () => {

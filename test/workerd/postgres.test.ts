@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { openPgSocket } from "../../src/adapters/pg-socket.ts";
 import { readConnection, rotateRoot, withConnection } from "../../src/adapters/postgres.ts";
+import { credentialChecksumValid } from "../../src/core/credential-format.ts";
 import type { PostgresCredential } from "../../src/core/grants/postgres.ts";
 import { BROKER_URL, ISSUER_BASE, issuersYaml, makeBroker, uniqueIssuer } from "../support/broker.ts";
 import { ACME, githubClaims, mint } from "../support/claims.ts";
@@ -186,7 +187,9 @@ describe("the postgres grant", () => {
     const c = res.body.credentials.postgres as PgCredential;
     expect(c.username).toMatch(/^rp_[a-z2-7]{20}$/);
     expect(c).toMatchObject({ host: "127.0.0.1", port: pg.port, database: pg.database, sslmode: "disable" });
-    expect(c.password.length).toBeGreaterThanOrEqual(43);
+    // Scanner-recognisable: rpg_ + 40 base62 + a CRC32 checksum (docs/scanners/gitleaks.toml).
+    expect(c.password).toMatch(/^rpg_[0-9A-Za-z]{46}$/);
+    expect(credentialChecksumValid(c.password)).toBe(true);
     expect(Date.parse(c.expires_at)).toBeLessThanOrEqual(Date.parse(res.body.lease.expires_at));
 
     const db = loginAs(c);

@@ -13,6 +13,7 @@ import {
   POSTGRES_DROP_LOCK_TIMEOUT_MS,
   POSTGRES_TERMINATE_WAIT_MS,
 } from "../constants.ts";
+import { checksummedCredential, POSTGRES_PASSWORD_PREFIX } from "../credential-format.ts";
 import { RunpassError } from "../errors.ts";
 import { type GrantModule, type IssuePorts, iso } from "./module.ts";
 import {
@@ -20,7 +21,6 @@ import {
   dropRoleSql,
   grantDigest,
   parseRoleComment,
-  randomPassword,
   renewRoleSql,
   roleComment,
   roleLookupSql,
@@ -265,7 +265,8 @@ export const postgresGrant: GrantModule<
     // Hashed and sealed before the role exists: a failure here must not leave a role nothing can drop.
     const id = await deps.hasher.digest(`postgres:${plan.def.connection}:${role}`);
     const revocation = await deps.sealer.seal(JSON.stringify(handle), plan.leaseId);
-    const password = randomPassword();
+    // Checksummed with a prefix, like runpass's other opaque credentials, so secret scanners find a leaked one.
+    const password = checksummedCredential(POSTGRES_PASSWORD_PREFIX);
     const verifier = await scramVerifier(password);
     const port = deps.postgres();
     const out = await port.withSession(plan.def.connection, async (s) => ({
