@@ -230,13 +230,17 @@ describe("runpass admin leak", () => {
   });
 });
 
+/** A rule of docs/scanners/gitleaks.toml as a RegExp (gitleaks' Go RE2 syntax here is also valid JavaScript). */
+function gitleaksRule(id: string): RegExp {
+  const toml = readFileSync(new URL("../../docs/scanners/gitleaks.toml", import.meta.url), "utf8");
+  const source = new RegExp(`id = "${id}"[\\s\\S]*?regex = '''(.+?)'''`).exec(toml)?.[1];
+  if (!source) throw new Error(`no ${id} rule`);
+  return new RegExp(source);
+}
+
 describe("scanner rules for runpass's credentials", () => {
   it("the gitleaks rule in docs/scanners matches an issued revoke token, and the checksum rejects look-alikes", () => {
-    const toml = readFileSync(new URL("../../docs/scanners/gitleaks.toml", import.meta.url), "utf8");
-    const source = /id = "runpass-revoke-token"[\s\S]*?regex = '''(.+?)'''/.exec(toml)?.[1];
-    if (!source) throw new Error("no runpass-revoke-token rule");
-    // gitleaks' Go RE2 syntax here is also valid JavaScript.
-    const rule = new RegExp(source);
+    const rule = gitleaksRule("runpass-revoke-token");
     for (let i = 0; i < 50; i++) {
       const token = checksummedCredential(REVOKE_TOKEN_PREFIX);
       expect(rule.exec(`export RUNPASS_REVOKE="${token}"`)?.[1]).toBe(token);
@@ -248,10 +252,7 @@ describe("scanner rules for runpass's credentials", () => {
   });
 
   it("the gitleaks rule matches a postgres grant password, alone and inside its postgresql:// URL", () => {
-    const toml = readFileSync(new URL("../../docs/scanners/gitleaks.toml", import.meta.url), "utf8");
-    const source = /id = "runpass-postgres-password"[\s\S]*?regex = '''(.+?)'''/.exec(toml)?.[1];
-    if (!source) throw new Error("no runpass-postgres-password rule");
-    const rule = new RegExp(source);
+    const rule = gitleaksRule("runpass-postgres-password");
     for (let i = 0; i < 20; i++) {
       const password = checksummedCredential(POSTGRES_PASSWORD_PREFIX);
       expect(credentialChecksumValid(password)).toBe(true);
