@@ -89,6 +89,18 @@ ${grant.replaceAll("{{conn}}", conn)}
   return { gh, conn, broker, runId, token, exchange, putConnection };
 }
 
+/** A connection whose admin is a fresh role of its own (rotate-root changes that role's password). */
+async function rotatableConnection() {
+  const admin = `rot_${crypto.randomUUID().slice(0, 8)}`;
+  const oldPassword = crypto.randomUUID();
+  await su.unsafe(`CREATE ROLE ${admin} LOGIN CREATEROLE PASSWORD '${oldPassword}'`);
+  await su.unsafe(`GRANT ${PG_READONLY} TO ${admin} WITH ADMIN OPTION`);
+  const s = await setup();
+  const url = `postgres://${admin}:${oldPassword}@${pg.host}:${pg.port}/${pg.database}`;
+  expect((await s.putConnection({ kind: "postgres", url, tls: "disable" })).status).toBe(201);
+  return { s, url, oldPassword };
+}
+
 describe("connections", () => {
   it("are stored without ever returning the password; unknown names 404; bad TLS choices are refused", async () => {
     const s = await setup();
@@ -478,13 +490,7 @@ describe("the postgres grant", () => {
   });
 
   it("rotate-root sets a password nobody knows: the old admin password no longer logs in, exchanges still work", async () => {
-    const admin = `rot_${crypto.randomUUID().slice(0, 8)}`;
-    const oldPassword = crypto.randomUUID();
-    await su.unsafe(`CREATE ROLE ${admin} LOGIN CREATEROLE PASSWORD '${oldPassword}'`);
-    await su.unsafe(`GRANT ${PG_READONLY} TO ${admin} WITH ADMIN OPTION`);
-    const s = await setup();
-    const url = `postgres://${admin}:${oldPassword}@${pg.host}:${pg.port}/${pg.database}`;
-    expect((await s.putConnection({ kind: "postgres", url, tls: "disable" })).status).toBe(201);
+    const { s, url, oldPassword } = await rotatableConnection();
     const rotated = await s.broker.admin(`/v1/admin/connections/${s.conn}/rotate-root`, { method: "POST" });
     expect(rotated.status).toBe(200);
     expect((await rotated.text()).includes(oldPassword)).toBe(false);
@@ -496,13 +502,7 @@ describe("the postgres grant", () => {
   });
 
   it("rotate-root whose COMMIT is lost keeps the previous password stored (no lock-out), and exchanges still work", async () => {
-    const admin = `rot_${crypto.randomUUID().slice(0, 8)}`;
-    const oldPassword = crypto.randomUUID();
-    await su.unsafe(`CREATE ROLE ${admin} LOGIN CREATEROLE PASSWORD '${oldPassword}'`);
-    await su.unsafe(`GRANT ${PG_READONLY} TO ${admin} WITH ADMIN OPTION`);
-    const s = await setup();
-    const url = `postgres://${admin}:${oldPassword}@${pg.host}:${pg.port}/${pg.database}`;
-    expect((await s.putConnection({ kind: "postgres", url, tls: "disable" })).status).toBe(201);
+    const { s, url, oldPassword } = await rotatableConnection();
     const stored = await readConnection(s.broker.env, s.conn);
     if (!stored.ok) throw new Error(stored.detail);
     // The real server rolls the ALTER back after the new password was stored: what a failed COMMIT does.
